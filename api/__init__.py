@@ -1,0 +1,1 @@
+"""The HTTP edge: parse, call one domain service, answer a schema."""

@@ -1,0 +1,98 @@
+"""Domain error → HTTP status, in one JSON shape: ``{"error": {"code", "message", "details"}}``.
+
+Nothing here ever answers a stack trace: an unexpected error is logged with its trace and answered as a
+plain 500 with an opaque code; a database that is away answers 503 so callers retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PolicyRefused,
+    Unauthorized,
+)
+
+log = logging.getLogger("api")
+
+STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PolicyRefused, 422),
+    (InvalidInput, 422),
+]
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+              415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests"}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details or {})}}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def status_for(exc: DomainError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                    for e in exc.errors()]
+        return error_response(422, "validation_error", "the request is not valid", {"errors": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+
+    @app.exception_handler(sa.exc.IntegrityError)
+    async def integrity_error(_: Request, exc: sa.exc.IntegrityError) -> JSONResponse:
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        return error_response(409, "conflict", "the change conflicts with stored data", {"constraint": constraint})
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_away(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "database_unavailable", "the database is not reachable; retry shortly",
+                              headers={"Retry-After": "2"})
+
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def pool_exhausted(_: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
+        return error_response(503, "busy", "no database connection available; retry shortly",
+                              headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -1,0 +1,23 @@
+"""The FastAPI application: routers and error handlers only."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import admin, health, members
+
+ROUTERS = [health.router, members.router, admin.router]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Loyalty",
+        version="0.1.0",
+        description="Membership and loyalty backend: members, points, tiers, the contact gate, journeys, "
+                    "WeChat and the call center. Every /v1 call needs `Authorization: Bearer <API key>`.",
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

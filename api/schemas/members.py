@@ -1,0 +1,76 @@
+"""Member request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import StrictModel
+from domain.members.models import ConsentStatus, ContactChannel, Gender, MemberStatus, SourceChannel
+
+Text64 = Field(default=None, max_length=64)
+
+
+class MemberCreate(StrictModel):
+    phone: str | None = Field(default=None, max_length=32, examples=["+86 138-0013-8000"])
+    source_channel: SourceChannel
+    source_campaign: str | None = Field(default=None, max_length=64, examples=["SPRING26"])
+    joined_at: datetime | None = None
+    wechat_openid: str | None = Field(default=None, min_length=1, max_length=64)
+    wechat_unionid: str | None = Field(default=None, min_length=1, max_length=64)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str | None = Field(default=None, max_length=100)
+    birthday: date | None = None
+    gender: Gender = Gender.UNKNOWN
+    city: str | None = Text64
+    timezone: str | None = Field(default=None, max_length=64, examples=["Asia/Shanghai"])
+    preferred_channel: ContactChannel | None = None
+    assigned_rep: str | None = Text64
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    consents: dict[ContactChannel, bool] = Field(default_factory=dict)
+    external_ids: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                         description="system name → this member's id in that system")
+
+
+class MemberUpdate(StrictModel):
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str | None = Field(default=None, max_length=100)
+    birthday: date | None = None
+    gender: Gender | None = None
+    city: str | None = Text64
+    timezone: str | None = Field(default=None, max_length=64)
+    preferred_channel: ContactChannel | None = None
+    assigned_rep: str | None = Text64
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+class MemberClose(StrictModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class MemberOut(BaseModel):
+    id: int
+    member_code: str
+    phone: str | None
+    wechat_openid: str | None
+    wechat_unionid: str | None
+    email: str | None
+    name: str | None
+    birthday: date | None
+    gender: Gender
+    city: str | None
+    timezone: str
+    preferred_channel: ContactChannel | None
+    assigned_rep: str | None
+    tags: list[str]
+    tier: str
+    status: MemberStatus
+    source_channel: SourceChannel
+    source_campaign: str | None
+    joined_at: datetime
+    last_purchase_at: datetime | None
+    closed_at: datetime | None
+    consents: dict[ContactChannel, ConsentStatus]
+    external_ids: dict[str, str]

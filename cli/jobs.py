@@ -1,0 +1,87 @@
+"""``loyalty jobs``: the scheduler process, and any job on demand."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from cli.common import AS_OF, engine
+from domain.settings import get_settings
+from jobs.registry import load_all
+from jobs.runner import run_job
+
+
+class ProgressBar:
+    """A click progress bar drawn on stderr once a job reports how much work it has."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar: Any = None
+        self.shown = 0
+
+    def update(self, done: int, total: int | None) -> None:
+        if not total:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=click.get_text_stream("stderr"))  # type: ignore[operator]
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.group("jobs", invoke_without_command=True)
+@click.pass_context
+def jobs_group(ctx: click.Context) -> None:
+    """Run the scheduler (no sub-command), or list and run jobs on demand.
+
+    Every job holds a PostgreSQL advisory lock while it runs, so several `loyalty jobs` processes are safe:
+    a second one skips a job already running elsewhere.
+    """
+    if ctx.invoked_subcommand is None:
+        from jobs.scheduler import build_scheduler
+
+        scheduler = build_scheduler(engine(), timezone=get_settings().scheduler_timezone, blocking=True)
+        click.echo("scheduler running; Ctrl-C to stop", err=True)
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            scheduler.start()
+
+
+@jobs_group.command("list")
+def list_jobs() -> None:
+    """List every job with its schedule."""
+    for spec in sorted(load_all().values(), key=lambda s: s.name):
+        schedule = json.dumps(spec.schedule) if spec.schedule else "on demand"
+        click.echo(f"{spec.name:28} {schedule:40} {spec.description.splitlines()[0] if spec.description else ''}")
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--as-of", type=AS_OF, default=None, help="Act as if it were this time (default: now).")
+@click.option("--progress/--no-progress", default=True, help="Draw a progress bar on long runs.")
+def run(name: str, as_of: datetime | None, progress: bool) -> None:
+    """Run job NAME once, now or --as-of a date; prints its counts."""
+    specs = load_all()
+    if name not in specs:
+        raise click.BadParameter(f"unknown job {name!r}; known: {', '.join(sorted(specs))}", param_hint="NAME")
+    bar = ProgressBar(name) if progress else None
+    try:
+        outcome = run_job(name, engine=engine(), as_of=as_of, on_progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    click.echo(json.dumps({"job": name, "run_id": outcome.run_id, "status": outcome.status,
+                           "counts": outcome.counts, "error": outcome.error}, default=str))
+    if outcome.status == "failed":
+        raise SystemExit(1)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(jobs_group)

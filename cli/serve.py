@@ -1,0 +1,43 @@
+"""``loyalty serve``: the API (and the scheduler, unless --no-jobs)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import engine
+from domain import migrations
+from domain.settings import get_settings
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Listen address (default LOYALTY_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default LOYALTY_PORT, 8000).")
+@click.option("--workers", type=int, default=None, help="API worker processes (default LOYALTY_WORKERS, 1).")
+@click.option("--jobs/--no-jobs", "with_jobs", default=True,
+              help="Run the scheduler in this process (default). Production runs `loyalty jobs` separately.")
+@click.option("--migrate/--no-migrate", default=True, help="Apply migrations before serving (default).")
+def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bool, migrate: bool) -> None:
+    """Serve the HTTP API. Without DATABASE_URL, starts the embedded PostgreSQL first."""
+    import uvicorn
+
+    settings = get_settings()
+    eng = engine()
+    if migrate:
+        migrations.upgrade(eng)
+        click.echo("migrations applied", err=True)
+    scheduler = None
+    if with_jobs:
+        from jobs.scheduler import build_scheduler
+
+        scheduler = build_scheduler(eng, timezone=settings.scheduler_timezone, blocking=False)
+        scheduler.start()
+    try:
+        uvicorn.run("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                    workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=True)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(serve)

@@ -1,0 +1,51 @@
+"""Who may call the API, and the record of who read whose personal data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from domain.db import utc_column
+
+
+class Scope(StrEnum):
+    APP = "app"
+    """Front-end apps and WeChat pages: member self-service."""
+    CRM = "crm"
+    """Call-center agents: lookups and actions on members, every read logged."""
+    ADMIN = "admin"
+    """Operators and marketing: everything."""
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    scope: Scope = Field(sa_type=sa.String(10))  # type: ignore[call-overload]
+    prefix: str = Field(max_length=16, unique=True)
+    """The public part of the key, shown in logs and listings to tell keys apart."""
+    key_hash: str = Field(max_length=64)
+    """SHA-256 of the whole key: keys are long and random, so a fast hash is enough and only it is stored."""
+    created_at: datetime = utc_column()
+    revoked_at: datetime | None = utc_column(nullable=True)
+    last_used_at: datetime | None = utc_column(nullable=True)
+
+
+class AccessLogEntry(SQLModel, table=True):
+    """One read of a member's personal data: who, whom, when, why (privacy law)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (sa.Index("ix_access_log_member_id_at", "member_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_name: str = Field(max_length=64)
+    agent_id: str | None = Field(default=None, max_length=64)
+    member_id: int = Field()
+    action: str = Field(max_length=64)
+    """What was read: ``member.read``, ``crm.lookup`` …"""
+    reason: str = Field(max_length=200)
+    at: datetime = utc_column()

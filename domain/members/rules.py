@@ -1,0 +1,78 @@
+"""Pure rules about members: phone numbers and member codes."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import phonenumbers
+
+from domain.errors import InvalidInput
+from domain.members.models import SourceChannel
+
+# Two letters per channel keep the code short enough to read out over the phone.
+CHANNEL_CODES: dict[SourceChannel, str] = {
+    SourceChannel.CAMPAIGN_FORM: "CF",
+    SourceChannel.PURCHASE: "PU",
+    SourceChannel.WECHAT: "WX",
+    SourceChannel.APP: "AP",
+    SourceChannel.WEB: "WB",
+    SourceChannel.CALL_CENTER: "CC",
+    SourceChannel.STORE: "ST",
+    SourceChannel.REFERRAL: "RF",
+    SourceChannel.IMPORT: "IM",
+}
+_CAMPAIGN_CLEAN = re.compile(r"[^A-Z0-9]")
+MEMBER_CODE_PATTERN = re.compile(r"^([A-Z]{2})-([A-Z0-9]{1,10})-(\d{8})-(\d{6,})$")
+
+
+def normalise_phone(raw: str, default_region: str = "CN") -> str:
+    """Read a phone number as people write it and return it in E.164, or refuse it clearly.
+
+    ``13800138000``, ``+86 138-0013-8000`` and ``0086 138 0013 8000`` are the same member.
+    """
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput(f"{raw!r} is not a phone number", code="invalid_phone", details={"phone": raw}) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput(f"{raw!r} is not a valid phone number", code="invalid_phone", details={"phone": raw})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(e164: str | None) -> str | None:
+    """Show enough to confirm with the caller (prefix and last four), hide the rest."""
+    if not e164:
+        return e164
+    if len(e164) <= 7:
+        return "*" * len(e164)
+    return e164[:6] + "*" * (len(e164) - 10) + e164[-4:]
+
+
+def campaign_segment(campaign: str | None) -> str:
+    """The campaign part of the member code: upper-case letters and digits, ``NA`` when unknown."""
+    cleaned = _CAMPAIGN_CLEAN.sub("", (campaign or "").upper())[:10]
+    return cleaned or "NA"
+
+
+def member_code(*, channel: SourceChannel, campaign: str | None, joined_on: date, serial: int) -> str:
+    """Channel, campaign, join date and serial, e.g. ``WX-SPRING26-20261122-000042``.
+
+    Analysis later groups by these segments, so each is fixed-format and recoverable (``parse_member_code``).
+    """
+    return f"{CHANNEL_CODES[channel]}-{campaign_segment(campaign)}-{joined_on:%Y%m%d}-{serial:06d}"
+
+
+def parse_member_code(code: str) -> dict[str, str] | None:
+    """Split a member code into its segments, or None if it is not one."""
+    match = MEMBER_CODE_PATTERN.match(code.strip().upper())
+    if not match:
+        return None
+    channel_code, campaign, joined, serial = match.groups()
+    channel = next((c.value for c, cc in CHANNEL_CODES.items() if cc == channel_code), None)
+    if channel is None:
+        return None
+    return {"channel": channel, "campaign": campaign, "joined_on": joined, "serial": serial}

@@ -1,0 +1,46 @@
+"""The only reader of environment variables.
+
+Every business default from DOMAIN.md lives here as configuration, not in code paths, so an operator
+can change a number without a release. Variables are prefixed ``LOYALTY_`` except the two URLs that
+every PostgreSQL tool already knows by name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    # --- database -----------------------------------------------------------------------------
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    """A PostgreSQL URL. Unset: an embedded PostgreSQL is started under ``data_dir``."""
+    data_dir: Path = PROJECT_ROOT / ".var"
+    """Project-local folder for the embedded database's files; survives restarts."""
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_statement_timeout_ms: int = 30_000
+
+    # --- service ------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    default_timezone: str = "Asia/Shanghai"
+    default_country: str = "CN"
+    """Region used to read phone numbers written without a country code."""
+
+    # --- scheduler ----------------------------------------------------------------------------
+    scheduler_timezone: str = "Asia/Shanghai"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

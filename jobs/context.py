@@ -1,0 +1,52 @@
+"""What a job gets from the runner."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from domain.db import unit_of_work
+
+
+class Progress:
+    """Counts work done; the CLI draws it as a bar, the scheduler only logs it."""
+
+    def __init__(self, on_update: Callable[[int, int | None], None] | None = None):
+        self.done = 0
+        self.total: int | None = None
+        self._on_update = on_update
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+        self._emit()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self._emit()
+
+    def _emit(self) -> None:
+        if self._on_update:
+            self._on_update(self.done, self.total)
+
+
+@dataclass
+class JobContext:
+    engine: Engine
+    as_of: datetime
+    """The instant the job acts at: ``now`` when scheduled, any time on demand (``--as-of``)."""
+    log: logging.Logger
+    progress: Progress = field(default_factory=Progress)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction; the job commits it. Jobs use one per chunk so one failure does not sink the batch."""
+        with unit_of_work(self.engine) as session:
+            yield session

@@ -1,0 +1,129 @@
+"""Test fixtures on a real PostgreSQL.
+
+``TEST_DATABASE_URL`` names a database the tests may wipe; without it an embedded PostgreSQL is started
+under ``.var/test-pgdata``. The schema is rebuilt by the migrations once per run; each test then runs in a
+transaction that is rolled back (``session``), except race tests, which use ``committed_engine`` with real
+commits from several connections and truncate afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from domain import migrations
+from domain.db import create_db_engine, embedded_database_url, normalise_url, set_engine
+from domain.settings import PROJECT_ROOT
+from tests.factories import make_api_key
+
+
+def _test_database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return normalise_url(url)
+    return embedded_database_url(PROJECT_ROOT / ".var" / "test-pgdata", database="loyalty_test")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _test_database_url()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_db_engine(database_url, pool_size=20, application_name="loyalty-tests")
+    with eng.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    migrations.upgrade(eng)
+    os.environ["DATABASE_URL"] = database_url  # child processes started by tests use the same database
+    set_engine(eng)
+    yield eng
+    set_engine(None)
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test; commits become savepoints."""
+    conn = engine.connect()
+    trans = conn.begin()
+    sess = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield sess
+    finally:
+        sess.close()
+        trans.rollback()
+        conn.close()
+
+
+def _truncate_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        tables = conn.scalars(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).all()
+        if tables:
+            conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def committed_engine(engine: Engine) -> Iterator[Engine]:
+    """For races and jobs across processes: work really commits; every table is emptied afterwards."""
+    _truncate_all(engine)
+    try:
+        yield engine
+    finally:
+        _truncate_all(engine)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai: outside quiet hours
+
+
+@pytest.fixture
+def app_client(session: Session) -> Iterator[TestClient]:
+    """The API on the test's rolled-back transaction."""
+    from api.deps import get_session
+    from api.main import create_app
+
+    app = create_app()
+
+    def test_session() -> Iterator[Session]:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = test_session
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _auth(session: Session, scope: str, name: str) -> dict[str, str]:
+    _, key = make_api_key(session, scope=scope, name=name)
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def app_headers(session: Session) -> dict[str, str]:
+    return _auth(session, "app", "test-app")
+
+
+@pytest.fixture
+def crm_headers(session: Session) -> dict[str, str]:
+    return {**_auth(session, "crm", "test-crm"), "X-Agent-Id": "agent-7"}
+
+
+@pytest.fixture
+def admin_headers(session: Session) -> dict[str, str]:
+    return _auth(session, "admin", "test-admin")

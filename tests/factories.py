@@ -1,0 +1,36 @@
+"""Plain factory functions with keyword overrides (no factory framework)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from domain.access.models import ApiKey, Scope
+from domain.access.service import create_api_key
+from domain.members.models import Member, SourceChannel
+from domain.members.service import NewMember, join_member
+
+_phones = itertools.count(10_000_000)
+DEFAULT_NOW = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
+
+
+def next_phone() -> str:
+    """A fresh valid mainland mobile number."""
+    return f"+86139{next(_phones) % 100_000_000:08d}"
+
+
+def make_member(session: Session, *, now: datetime | None = None, **overrides: Any) -> Member:
+    fields: dict[str, Any] = {"source_channel": SourceChannel.STORE, "phone": next_phone(), "name": "Li Lei"}
+    fields.update(overrides)
+    member = join_member(session, new=NewMember(**fields), actor="tests", now=now or DEFAULT_NOW)
+    session.commit()  # in the rolled-back test transaction this only releases a savepoint
+    return member
+
+
+def make_api_key(session: Session, *, scope: str = "admin", name: str | None = None) -> tuple[ApiKey, str]:
+    row, key = create_api_key(session, name=name or f"key-{next(_phones)}", scope=Scope(scope), now=DEFAULT_NOW)
+    session.commit()
+    return row, key

@@ -1,0 +1,44 @@
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from domain.db import advisory_unlock, try_advisory_lock
+from domain.operations.models import JobRun, JobRunStatus
+from jobs.runner import run_job
+
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_a_run_is_recorded_with_its_as_of_and_counts(committed_engine):
+    with committed_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO job_runs (job, as_of, trigger, status, host, pid, started_at, counts) "
+                             "VALUES ('x', :t, 'manual', 'succeeded', 'h', 1, :t, '{}')"),
+                     {"t": datetime(2026, 1, 1, tzinfo=UTC)})
+    outcome = run_job("prune-job-runs", engine=committed_engine, as_of=AS_OF)
+    assert outcome.status == JobRunStatus.SUCCEEDED and outcome.counts == {"deleted": 1}
+    with Session(committed_engine) as session:
+        run = session.get(JobRun, outcome.run_id)
+        assert run.as_of == AS_OF and run.finished_at is not None and run.counts == {"deleted": 1}
+
+
+def test_a_job_running_elsewhere_is_skipped_not_run_twice(committed_engine):
+    with committed_engine.connect() as other_process:
+        assert try_advisory_lock(other_process, "job:prune-job-runs")
+        try:
+            outcome = run_job("prune-job-runs", engine=committed_engine, as_of=AS_OF)
+        finally:
+            advisory_unlock(other_process, "job:prune-job-runs")
+            other_process.commit()
+    assert outcome.status == JobRunStatus.SKIPPED
+    with Session(committed_engine) as session:
+        statuses = session.exec(select(JobRun.status)).all()
+    assert statuses == [JobRunStatus.SKIPPED]
+
+
+def test_job_runs_are_listed_for_admins(app_client, admin_headers, session):
+    session.add(JobRun(job="prune-job-runs", as_of=AS_OF, trigger="manual", status=JobRunStatus.SUCCEEDED,
+                       host="h", pid=1, started_at=AS_OF, counts={"deleted": 0}))
+    session.commit()
+    runs = app_client.get("/v1/admin/job-runs", headers=admin_headers).json()
+    assert [(r["job"], r["status"]) for r in runs] == [("prune-job-runs", "succeeded")]
