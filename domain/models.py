@@ -2,7 +2,13 @@
 
 from domain.access.models import AccessLogEntry, ApiKey
 from domain.events.models import DomainEvent
-from domain.members.models import Member, MemberConsent, MemberConsentEvent, MemberExternalId
+from domain.members.models import (
+    Member,
+    MemberChannelReachability,
+    MemberConsent,
+    MemberConsentEvent,
+    MemberExternalId,
+)
 from domain.operations.models import JobRun
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "DomainEvent",
     "JobRun",
     "Member",
+    "MemberChannelReachability",
     "MemberConsent",
     "MemberConsentEvent",
     "MemberExternalId",

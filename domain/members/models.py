@@ -131,3 +131,18 @@ class MemberExternalId(SQLModel, table=True):
     member_id: int = Field(foreign_key="members.id", index=True)
     system: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
+
+
+class MemberChannelReachability(SQLModel, table=True):
+    """A channel that cannot reach the member right now (WeChat unfollowed, number dead, email bouncing).
+
+    Not a consent question: nothing at all can go out on it until it becomes reachable again.
+    """
+
+    __tablename__ = "member_channel_reachability"
+
+    member_id: int = Field(foreign_key="members.id", primary_key=True)
+    channel: ContactChannel = Field(sa_type=sa.String(10), primary_key=True)  # type: ignore[call-overload]
+    reachable: bool
+    reason: str = Field(max_length=100)
+    changed_at: datetime = utc_column()

@@ -18,6 +18,7 @@ from domain.members.models import (
     ContactChannel,
     Gender,
     Member,
+    MemberChannelReachability,
     MemberConsent,
     MemberConsentEvent,
     MemberExternalId,
@@ -278,3 +279,26 @@ def add_external_id(session: Session, *, member_id: int, system: str, external_i
 def external_ids_of(session: Session, *, member_id: int) -> dict[str, str]:
     rows = session.exec(select(MemberExternalId).where(MemberExternalId.member_id == member_id))
     return {r.system: r.external_id for r in rows}
+
+
+def set_channel_reachability(session: Session, *, member_id: int, channel: ContactChannel, reachable: bool,
+                             reason: str, now: datetime) -> MemberChannelReachability:
+    """Record that a channel can (or cannot) reach the member; the contact gate reads it on every decision."""
+    row = session.get(MemberChannelReachability, (member_id, channel))
+    if row is None:
+        row = MemberChannelReachability(member_id=member_id, channel=channel, reachable=reachable, reason=reason,
+                                        changed_at=now)
+    else:
+        row.reachable, row.reason, row.changed_at = reachable, reason, now
+    session.add(row)
+    record_event(session, kind="channel.reachability_changed", member_id=member_id,
+                 payload={"channel": channel, "reachable": reachable, "reason": reason}, now=now)
+    session.flush()
+    return row
+
+
+def unreachable_channels(session: Session, *, member_id: int) -> dict[ContactChannel, str]:
+    """Channels that cannot reach the member now, with the reason."""
+    rows = session.exec(select(MemberChannelReachability).where(
+        MemberChannelReachability.member_id == member_id, MemberChannelReachability.reachable == False))  # noqa: E712
+    return {ContactChannel(r.channel): r.reason for r in rows}

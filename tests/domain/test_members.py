@@ -107,3 +107,13 @@ def test_concurrent_joins_with_one_phone_make_exactly_one_member(committed_engin
     assert outcomes.count("conflict") == attempts - 1
     with unit_of_work(committed_engine) as session:
         assert len(session.exec(select(Member).where(Member.phone == phone)).all()) == 1
+
+
+def test_an_unreachable_channel_is_reported_until_it_is_reachable_again(session):
+    member = make_member(session)
+    service.set_channel_reachability(session, member_id=member.id, channel=ContactChannel.WECHAT, reachable=False,
+                                     reason="wechat_unsubscribed", now=NOW)
+    assert service.unreachable_channels(session, member_id=member.id) == {ContactChannel.WECHAT: "wechat_unsubscribed"}
+    service.set_channel_reachability(session, member_id=member.id, channel=ContactChannel.WECHAT, reachable=True,
+                                     reason="wechat_subscribed", now=NOW)
+    assert service.unreachable_channels(session, member_id=member.id) == {}

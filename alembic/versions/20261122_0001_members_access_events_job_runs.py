@@ -1,8 +1,8 @@
 """members access events job runs
 
-Revision ID: 284fbd318a43
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 16:27:08.933170
+Create Date: 2026-11-22 16:32:23.702688
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '284fbd318a43'
+revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -101,6 +101,15 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_members_joined_at'), 'members', ['joined_at'], unique=False)
     op.create_index(op.f('ix_members_status'), 'members', ['status'], unique=False)
+    op.create_table('member_channel_reachability',
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=10), nullable=False),
+    sa.Column('reachable', sa.Boolean(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_channel_reachability_member_id_members')),
+    sa.PrimaryKeyConstraint('member_id', 'channel', name=op.f('pk_member_channel_reachability'))
+    )
     op.create_table('member_consent_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
@@ -139,6 +148,7 @@ def downgrade() -> None:
     op.drop_table('member_consents')
     op.drop_index(op.f('ix_member_consent_events_member_id'), table_name='member_consent_events')
     op.drop_table('member_consent_events')
+    op.drop_table('member_channel_reachability')
     op.drop_index(op.f('ix_members_status'), table_name='members')
     op.drop_index(op.f('ix_members_joined_at'), table_name='members')
     op.drop_table('members')
