@@ -5,6 +5,7 @@ COPY api api
 COPY domain domain
 COPY jobs jobs
 COPY cli cli
+COPY integrations integrations
 COPY alembic alembic
 RUN pip install --no-cache-dir .
 # The app reads alembic/ and alembic.ini next to the packages; run from the source tree.
