@@ -81,6 +81,11 @@ def install_error_handlers(app: FastAPI) -> None:
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
         return error_response(409, "conflict", "the change conflicts with stored data", {"constraint": constraint})
 
+    @app.exception_handler(sa.exc.DataError)
+    async def data_error(_: Request, exc: sa.exc.DataError) -> JSONResponse:
+        # A value PostgreSQL cannot hold (an id beyond int4, a string too long) is the caller's mistake.
+        return error_response(422, "invalid_value", "a value is out of range for its field")
+
     @app.exception_handler(sa.exc.OperationalError)
     async def database_away(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.__class__.__name__)

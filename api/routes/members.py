@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from sqlmodel import Session
 
 from api.deps import AppCaller, Caller, NowDep, SessionDep, log_personal_read
-from api.schemas.common import ERROR_RESPONSES, from_row
+from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberUpdate
 from domain.members import service
 from domain.members.models import Member
@@ -47,7 +47,7 @@ def lookup_member(session: SessionDep, caller: AppCaller, now: NowDep, reason: R
 
 
 @router.get("/{member_id}", response_model=MemberOut, summary="Read a member")
-def read_member(member_id: int, session: SessionDep, caller: AppCaller, now: NowDep,
+def read_member(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep,
                 reason: ReasonHeader = None) -> MemberOut:
     return _read(session, caller, service.get_member(session, member_id=member_id), now, reason)
 
@@ -59,7 +59,7 @@ def _read(session: Session, caller: Caller, member: Member, now: NowDep, reason:
 
 
 @router.patch("/{member_id}", response_model=MemberOut, summary="Change a member's profile")
-def update_member(member_id: int, body: MemberUpdate, session: SessionDep, caller: AppCaller,
+def update_member(member_id: MemberId, body: MemberUpdate, session: SessionDep, caller: AppCaller,
                   now: NowDep) -> MemberOut:
     member = service.update_member(session, member_id=member_id, changes=body.model_dump(exclude_unset=True),
                                    now=now)
@@ -67,7 +67,7 @@ def update_member(member_id: int, body: MemberUpdate, session: SessionDep, calle
 
 
 @router.post("/{member_id}/close", response_model=MemberOut, summary="Soft-close a member")
-def close_member(member_id: int, body: MemberClose, session: SessionDep, caller: AppCaller,
+def close_member(member_id: MemberId, body: MemberClose, session: SessionDep, caller: AppCaller,
                  now: NowDep) -> MemberOut:
     member = service.close_member(session, member_id=member_id, reason=body.reason, actor=caller.actor, now=now)
     return member_out(session, member)

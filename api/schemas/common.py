@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict
 
 
@@ -20,6 +21,10 @@ class ErrorResponse(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+MAX_ID = 2**31 - 1
+MemberId = Annotated[int, Path(ge=1, le=MAX_ID, description="The member's id")]
+"""A member id in a path: out-of-range ids are a 422, not a database error."""
 
 
 def from_row(schema: type[M], row: object, **extra: Any) -> M:
