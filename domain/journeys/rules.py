@@ -1,0 +1,122 @@
+"""Pure rules of journeys and campaigns: control groups, uplift, care dates, templates."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import string
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# --- control groups ------------------------------------------------------------------------------
+
+
+def in_control_group(*, member_id: int, experiment: str, control_share: float) -> bool:
+    """Deterministic assignment: the same member always lands in the same group of the same experiment,
+    whichever process asks, and assignments of different experiments are independent."""
+    if control_share <= 0:
+        return False
+    if control_share >= 1:
+        return True
+    digest = hashlib.sha256(f"{experiment}:{member_id}".encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") / 2**64
+    return bucket < control_share
+
+
+# --- uplift ----------------------------------------------------------------------------------------
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Uplift:
+    treatment_rate: float | None
+    control_rate: float | None
+    uplift: float | None
+    """Treatment rate minus control rate (absolute percentage points as a fraction)."""
+    ci_low: float | None
+    ci_high: float | None
+    """95% confidence interval of the difference (Newcombe's hybrid Wilson score method)."""
+
+
+def _wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
+def conversion_uplift(*, treatment_converted: int, treatment_size: int, control_converted: int,
+                      control_size: int) -> Uplift:
+    """Uplift of the treatment over the control with a 95% interval.
+
+    Newcombe's method stays inside [-1, 1] and behaves at small counts and 0% / 100% rates, where the
+    plain Wald interval collapses to zero width; direct-marketing control groups are often small.
+    """
+    if treatment_size <= 0 or control_size <= 0:
+        rate_t = treatment_converted / treatment_size if treatment_size > 0 else None
+        rate_c = control_converted / control_size if control_size > 0 else None
+        return Uplift(rate_t, rate_c, None, None, None)
+    p1, p2 = treatment_converted / treatment_size, control_converted / control_size
+    l1, u1 = _wilson(treatment_converted, treatment_size)
+    l2, u2 = _wilson(control_converted, control_size)
+    diff = p1 - p2
+    low = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return Uplift(p1, p2, diff, max(-1.0, low), min(1.0, high))
+
+
+# --- care dates ------------------------------------------------------------------------------------
+
+
+def birthday_in_year(birthday: date, year: int) -> date:
+    """The day a birthday is celebrated in ``year``: 29 February falls on 28 February in other years."""
+    try:
+        return birthday.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def local_send_time(day: date, at: time, timezone: str) -> datetime:
+    """``at`` o'clock on ``day`` in the member's timezone, as an aware datetime (DST-safe: a wall time that
+    does not exist that day moves forward by the gap)."""
+    tz = ZoneInfo(timezone)
+    naive = datetime.combine(day, at)
+    aware = naive.replace(tzinfo=tz)
+    # Round-trip through UTC: a non-existent local time (spring-forward gap) normalises forward.
+    return aware.astimezone(ZoneInfo("UTC")).astimezone(tz)
+
+
+def next_birthday_greeting(*, birthday: date, timezone: str, after: datetime, at: time = time(10, 0)) -> datetime:
+    """The next greeting instant strictly after ``after``: ``at`` local time on the (adjusted) birthday."""
+    local_after = after.astimezone(ZoneInfo(timezone))
+    for year in (local_after.year, local_after.year + 1, local_after.year + 2):
+        candidate = local_send_time(birthday_in_year(birthday, year), at, timezone)
+        if candidate > after:
+            return candidate
+    raise AssertionError("unreachable: a birthday comes every year")
+
+
+def add_days(start: datetime, days: int) -> datetime:
+    return start + timedelta(days=days)
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def template_variables(text: str) -> set[str]:
+    """The ``{name}`` variables a template uses."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+
+
+def render_template(text: str, variables: dict[str, Any]) -> str:
+    """Fill ``{name}`` variables; an unknown variable stays visible rather than raising mid-journey."""
+    return string.Formatter().vformat(text, (), _Missing(variables))
