@@ -138,8 +138,7 @@ def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        session.close()  # rolls back whatever was not committed; loaded objects stay readable
 
 
 def advisory_xact_lock(session: Session, *keys: int | str) -> None:

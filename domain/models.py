@@ -10,6 +10,10 @@ from domain.members.models import (
     MemberExternalId,
 )
 from domain.operations.models import JobRun
+from domain.orders.models import Order, Refund
+from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
+from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
+from domain.tiers.models import TierEvent, TierStatus
 
 __all__ = [
     "AccessLogEntry",
@@ -21,4 +25,15 @@ __all__ = [
     "MemberConsent",
     "MemberConsentEvent",
     "MemberExternalId",
+    "Order",
+    "Refund",
+    "LedgerEntry",
+    "PointsAccount",
+    "PointsLot",
+    "Redemption",
+    "Coupon",
+    "RebateProgram",
+    "RebateSettlement",
+    "TierEvent",
+    "TierStatus",
 ]

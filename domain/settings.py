@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     default_country: str = "CN"
     """Region used to read phone numbers written without a country code."""
 
+    # --- points, tiers, rebates (DOMAIN.md defaults) ----------------------------------------------
+    tier_thresholds_yuan: dict[str, int] = {"D": 0, "C": 1_000, "B": 5_000, "A": 20_000}
+    """Qualifying spend over the rolling window that a tier needs."""
+    tier_multipliers: dict[str, str] = {"D": "1.0", "C": "1.2", "B": "1.5", "A": "2.0"}
+    """Points per yuan by tier, as decimal strings so no float rounding creeps into money."""
+    tier_window_months: int = 12
+    tier_downgrade_grace_days: int = 30
+    points_return_window_days: int = 7
+    """Points stay pending this long after the order (the return window)."""
+    points_expiry_months: int = 12
+    """Available points expire this long after they became available, oldest first."""
+    points_expiring_soon_days: int = 30
+    program_timezone: str = "Asia/Shanghai"
+    """The calendar periods (quarters) of rebate programs are counted in this zone."""
+
     # --- scheduler ----------------------------------------------------------------------------
     scheduler_timezone: str = "Asia/Shanghai"
 

@@ -34,3 +34,15 @@ def make_api_key(session: Session, *, scope: str = "admin", name: str | None = N
     row, key = create_api_key(session, name=name or f"key-{next(_phones)}", scope=Scope(scope), now=DEFAULT_NOW)
     session.commit()
     return row, key
+
+
+def make_order(session: Session, *, member_id: int, amount_fen: int = 10_000, order_id: str | None = None,
+               occurred_at: datetime | None = None, now: datetime | None = None, channel: str = "store") -> Any:
+    from domain.orders.service import NewOrder, record_order
+
+    at = occurred_at or DEFAULT_NOW
+    order, _ = record_order(session, new=NewOrder(order_id=order_id or f"O-{next(_phones)}", member_id=member_id,
+                                                  amount_fen=amount_fen, channel=channel, occurred_at=at, items=[]),
+                            now=now or at)
+    session.commit()
+    return order

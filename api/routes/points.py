@@ -1,0 +1,111 @@
+"""Orders, refunds, points, redemptions, adjustments, coupons and tiers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import AdminCaller, AppCaller, NowDep, SessionDep
+from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
+from api.schemas.points import (
+    AdjustmentIn,
+    BalanceOut,
+    CouponOut,
+    LedgerEntryOut,
+    LedgerPage,
+    OrderIn,
+    OrderOut,
+    RedemptionIn,
+    RedemptionOut,
+    RefundIn,
+    RefundOut,
+    TierOut,
+)
+from domain.clock import ensure_aware
+from domain.members.service import get_member
+from domain.orders import service as orders
+from domain.points import service as points
+from domain.rebates import service as rebates
+from domain.tiers import service as tiers
+
+router = APIRouter(tags=["points"], responses=ERROR_RESPONSES)
+
+OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post("/v1/orders", response_model=OrderOut, status_code=201,
+             summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
+def record_order(body: OrderIn, response: Response, session: SessionDep, caller: AppCaller, now: NowDep) -> OrderOut:
+    order, replayed = orders.record_order(session, new=orders.NewOrder(
+        order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen, channel=body.channel,
+        occurred_at=ensure_aware(body.occurred_at), items=body.items), now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(OrderOut, order, replayed=replayed)
+
+
+@router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
+             summary="Refund part or all of an order (idempotent by refund_id)")
+def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: AppCaller,
+                 now: NowDep) -> RefundOut:
+    refund, replayed = orders.record_refund(session, order_id=order_id, refund_id=body.refund_id,
+                                            amount_fen=body.amount_fen,
+                                            occurred_at=ensure_aware(body.occurred_at) if body.occurred_at else now,
+                                            now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(RefundOut, refund, order_id=order_id, replayed=replayed)
+
+
+@router.get("/v1/members/{member_id}/points", response_model=BalanceOut, summary="Points balance")
+def balance(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> BalanceOut:
+    get_member(session, member_id=member_id)
+    return BalanceOut(**asdict(points.balance_of(session, member_id=member_id, now=now)))
+
+
+@router.get("/v1/members/{member_id}/points/ledger", response_model=LedgerPage, summary="Points history, newest first")
+def ledger(member_id: MemberId, session: SessionDep, caller: AppCaller,
+           limit: Annotated[int, Query(ge=1, le=200)] = 50,
+           before_id: Annotated[int | None, Query(ge=1)] = None) -> LedgerPage:
+    get_member(session, member_id=member_id)
+    entries = points.ledger_page(session, member_id=member_id, limit=limit, before_id=before_id)
+    return LedgerPage(entries=[from_row(LedgerEntryOut, e) for e in entries],
+                      next_before_id=entries[-1].id if len(entries) == limit else None)
+
+
+@router.post("/v1/members/{member_id}/redemptions", response_model=RedemptionOut, status_code=201,
+             summary="Spend points (idempotent by redemption_id; 422 insufficient_points when short)")
+def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session: SessionDep, caller: AppCaller,
+           now: NowDep) -> RedemptionOut:
+    get_member(session, member_id=member_id)
+    redemption, replayed = points.redeem_points(session, member_id=member_id, redemption_id=body.redemption_id,
+                                                points=body.points, reason=body.reason, now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(RedemptionOut, redemption, replayed=replayed)
+
+
+@router.post("/v1/members/{member_id}/points/adjustments", response_model=LedgerEntryOut, status_code=201,
+             summary="Correct a balance, with a reason (admin)")
+def adjust(member_id: MemberId, body: AdjustmentIn, response: Response, session: SessionDep, caller: AdminCaller,
+           now: NowDep) -> LedgerEntryOut:
+    get_member(session, member_id=member_id)
+    entry, replayed = points.adjust_points(session, member_id=member_id, adjustment_id=body.adjustment_id,
+                                           points=body.points, reason=body.reason, actor=caller.actor, now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(LedgerEntryOut, entry)
+
+
+@router.get("/v1/members/{member_id}/coupons", response_model=list[CouponOut], summary="The member's coupons")
+def coupons(member_id: MemberId, session: SessionDep, caller: AppCaller) -> list[CouponOut]:
+    get_member(session, member_id=member_id)
+    return [from_row(CouponOut, c) for c in rebates.coupons_of(session, member_id=member_id)]
+
+
+@router.get("/v1/members/{member_id}/tier", response_model=TierOut,
+            summary="Tier, spend, what the next tier needs, how long the tier is safe, history")
+def tier(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> TierOut:
+    return TierOut(**asdict(tiers.explain_tier(session, member_id=member_id, now=now)))

@@ -1,0 +1,376 @@
+"""Points use cases: earn, reverse, release, redeem, adjust, expire, read, verify.
+
+Every change writes a ledger entry and updates the account row in the same transaction, under a lock
+on the account row, so the balance shown always equals the sum of the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from domain.errors import Conflict, InvalidInput, PolicyRefused
+from domain.events.service import record_event
+from domain.points.models import EntryKind, LedgerEntry, LotState, PointsAccount, PointsLot, Redemption
+from domain.points.rules import LotView, add_months, allocate_redemption_to_lots, lot_dates
+from domain.settings import get_settings
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """A stable fingerprint of a request, to tell an honest replay from a reused key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def lock_account(session: Session, *, member_id: int, now: datetime) -> PointsAccount:
+    """The member's account row, created if needed, locked until the transaction ends."""
+    session.execute(sa.text(
+        "INSERT INTO points_accounts (member_id, available, pending, debt, updated_at) "
+        "VALUES (:m, 0, 0, 0, :now) ON CONFLICT DO NOTHING"), {"m": member_id, "now": now})
+    account = session.exec(select(PointsAccount).where(PointsAccount.member_id == member_id)
+                           .with_for_update().execution_options(populate_existing=True)).one()
+    return account
+
+
+def _entry(session: Session, account: PointsAccount, *, kind: EntryKind, pending: int = 0, available: int = 0,
+           source: str, source_ref: str, now: datetime, lot_id: int | None = None, reason: str | None = None,
+           actor: str | None = None, details: dict[str, Any] | None = None) -> LedgerEntry:
+    entry = LedgerEntry(member_id=account.member_id, kind=kind, pending_delta=pending, available_delta=available,
+                        lot_id=lot_id, source=source, source_ref=source_ref, reason=reason, actor=actor,
+                        details=details or {}, created_at=now)
+    account.pending += pending
+    account.available += available
+    account.updated_at = now
+    session.add(entry)
+    session.add(account)
+    return entry
+
+
+def credit_order_points(session: Session, *, member_id: int, order_ref: str, points: int, occurred_at: datetime,
+                        now: datetime) -> PointsLot | None:
+    """Credit an order's points as a pending lot (available after the return window)."""
+    if points <= 0:
+        return None
+    settings = get_settings()
+    account = lock_account(session, member_id=member_id, now=now)
+    available_at, expires_at = lot_dates(occurred_at=occurred_at, return_window_days=settings.points_return_window_days,
+                                         expiry_months=settings.points_expiry_months)
+    lot = PointsLot(member_id=member_id, amount=points, remaining=points, state=LotState.PENDING, source="order",
+                    source_ref=order_ref, available_at=available_at, expires_at=expires_at, created_at=now)
+    session.add(lot)
+    session.flush()
+    _entry(session, account, kind=EntryKind.EARN, pending=points, source="order", source_ref=order_ref, now=now,
+           lot_id=lot.id)
+    record_event(session, kind="points.earned", member_id=member_id,
+                 payload={"order_id": order_ref, "points": points, "available_at": available_at.isoformat()}, now=now)
+    return lot
+
+
+def reverse_order_points(session: Session, *, member_id: int, order_ref: str, refund_ref: str, points: int,
+                         now: datetime) -> None:
+    """Take back ``points`` of an order: from its own lot first (pending or available), then from the
+    member's other available lots oldest first, and what is still missing becomes debt (the balance may go
+    negative; later points pay it back first)."""
+    if points <= 0:
+        return
+    account = lock_account(session, member_id=member_id, now=now)
+    lot = session.exec(select(PointsLot).where(PointsLot.source == "order", PointsLot.source_ref == order_ref)
+                       .with_for_update()).first()
+    pending_taken = available_from_lots = 0
+    left = points
+    if lot is not None and lot.remaining > 0:
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        if lot.state == LotState.PENDING:
+            pending_taken = take
+        else:
+            available_from_lots = take
+        session.add(lot)
+    if left > 0:
+        others = _available_lots(session, member_id=member_id)
+        usable = min(left, sum(o.remaining for o in others))
+        if usable:
+            _take_from_lots(session, allocate_redemption_to_lots(
+                [LotView(o.id or 0, o.remaining, o.expires_at) for o in others], usable))
+            available_from_lots += usable
+            left -= usable
+    if left > 0:
+        account.debt += left
+    _entry(session, account, kind=EntryKind.REVERSE, pending=-pending_taken,
+           available=-(available_from_lots + left), source="refund", source_ref=refund_ref, now=now,
+           lot_id=lot.id if lot else None, details={"order_id": order_ref, "debt_added": left})
+
+
+def _available_lots(session: Session, *, member_id: int) -> list[PointsLot]:
+    return list(session.exec(select(PointsLot).where(
+        PointsLot.member_id == member_id, PointsLot.state == LotState.AVAILABLE, PointsLot.remaining > 0)
+        .order_by(col(PointsLot.expires_at), col(PointsLot.id)).with_for_update()))
+
+
+def _take_from_lots(session: Session, allocations: list[tuple[int, int]]) -> None:
+    for lot_id, taken in allocations:
+        session.execute(sa.update(PointsLot).where(col(PointsLot.id) == lot_id)
+                        .values(remaining=PointsLot.remaining - taken))  # type: ignore[operator]
+
+
+def redeem_points(session: Session, *, member_id: int, redemption_id: str, points: int, reason: str,
+                  now: datetime) -> tuple[Redemption, bool]:
+    """Spend available points, oldest-expiring lots first. Idempotent by ``redemption_id``; refused when the
+    balance is short. Returns the redemption and whether it was a replay."""
+    if points <= 0:
+        raise InvalidInput("points must be positive", code="invalid_points")
+    digest = payload_hash({"member_id": member_id, "points": points, "reason": reason})
+    account = lock_account(session, member_id=member_id, now=now)  # serialises this member's redemptions
+    existing = session.exec(select(Redemption).where(Redemption.redemption_id == redemption_id)).first()
+    if existing is not None:
+        if existing.payload_hash != digest:
+            raise Conflict(f"redemption {redemption_id} was sent before with other values",
+                           code="redemption_conflict", details={"redemption_id": redemption_id})
+        return existing, True
+    if account.available < points:
+        raise PolicyRefused(f"balance {account.available} is short of {points}", code="insufficient_points",
+                            details={"available": account.available, "requested": points})
+    lots = _available_lots(session, member_id=member_id)
+    allocations = allocate_redemption_to_lots([LotView(lot.id or 0, lot.remaining, lot.expires_at) for lot in lots],
+                                              points)
+    _take_from_lots(session, allocations)
+    redemption = Redemption(redemption_id=redemption_id, member_id=member_id, points=points, reason=reason,
+                            payload_hash=digest, allocations=[{"lot_id": a, "points": b} for a, b in allocations],
+                            created_at=now)
+    session.add(redemption)
+    _entry(session, account, kind=EntryKind.REDEEM, available=-points, source="redemption", source_ref=redemption_id,
+           now=now, reason=reason)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except sa.exc.IntegrityError as exc:  # the same redemption_id used for another member
+        raise Conflict(f"redemption {redemption_id} exists", code="redemption_conflict",
+                       details={"redemption_id": redemption_id}) from exc
+    return redemption, False
+
+
+def adjust_points(session: Session, *, member_id: int, adjustment_id: str, points: int, reason: str, actor: str,
+                  now: datetime) -> tuple[LedgerEntry, bool]:
+    """An administrator's correction. A credit is an available lot with the normal expiry; a debit takes
+    from the oldest lots and may not overdraw. Idempotent by ``adjustment_id``."""
+    if points == 0:
+        raise InvalidInput("an adjustment of 0 points changes nothing", code="invalid_points")
+    account = lock_account(session, member_id=member_id, now=now)
+    existing = session.exec(select(LedgerEntry).where(LedgerEntry.source == "adjustment",
+                                                      LedgerEntry.source_ref == adjustment_id)).first()
+    if existing is not None:
+        if (existing.member_id, existing.available_delta, existing.reason) != (member_id, points, reason):
+            raise Conflict(f"adjustment {adjustment_id} was sent before with other values",
+                           code="adjustment_conflict", details={"adjustment_id": adjustment_id})
+        return existing, True
+    lot_id = None
+    if points > 0:
+        expires_at = add_months(now, get_settings().points_expiry_months)
+        lot = PointsLot(member_id=member_id, amount=points, remaining=points, state=LotState.AVAILABLE,
+                        source="adjustment", source_ref=adjustment_id, available_at=now, expires_at=expires_at,
+                        created_at=now)
+        session.add(lot)
+        session.flush()
+        lot_id = lot.id
+        _pay_debt_from_lot(account, lot)
+    else:
+        if account.available < -points:
+            raise PolicyRefused(f"balance {account.available} is short of {-points}", code="insufficient_points",
+                                details={"available": account.available, "requested": -points})
+        lots = _available_lots(session, member_id=member_id)
+        _take_from_lots(session, allocate_redemption_to_lots(
+            [LotView(lot.id or 0, lot.remaining, lot.expires_at) for lot in lots], -points))
+    entry = _entry(session, account, kind=EntryKind.ADJUST, available=points, source="adjustment",
+                   source_ref=adjustment_id, now=now, lot_id=lot_id, reason=reason, actor=actor)
+    record_event(session, kind="points.adjusted", member_id=member_id,
+                 payload={"adjustment_id": adjustment_id, "points": points, "reason": reason, "actor": actor}, now=now)
+    session.flush()
+    return entry, False
+
+
+def _pay_debt_from_lot(account: PointsAccount, lot: PointsLot) -> None:
+    """Newly available points pay the member's debt first."""
+    paid = min(account.debt, lot.remaining)
+    lot.remaining -= paid
+    account.debt -= paid
+
+
+@dataclass(frozen=True)
+class PointsBalance:
+    member_id: int
+    available: int
+    pending: int
+    expiring_soon: int
+    """Points that expire within the next ``points_expiring_soon_days``."""
+    expiring_soon_date: date | None
+    """The first date on which some of them expire."""
+
+
+def balance_of(session: Session, *, member_id: int, now: datetime) -> PointsBalance:
+    """What the member has: available, pending, and what expires soon."""
+    account = session.get(PointsAccount, member_id)
+    horizon = now + timedelta(days=get_settings().points_expiring_soon_days)
+    row = session.execute(sa.select(sa.func.coalesce(sa.func.sum(PointsLot.remaining), 0),
+                                    sa.func.min(PointsLot.expires_at)).where(
+        col(PointsLot.member_id) == member_id, col(PointsLot.state) == LotState.AVAILABLE,
+        col(PointsLot.remaining) > 0, col(PointsLot.expires_at) <= horizon)).one()
+    expiring, first = int(row[0]), row[1]
+    debt = account.debt if account else 0
+    return PointsBalance(member_id=member_id, available=account.available if account else 0,
+                         pending=account.pending if account else 0, expiring_soon=max(0, expiring - debt),
+                         expiring_soon_date=first.date() if first and expiring > debt else None)
+
+
+def ledger_page(session: Session, *, member_id: int, limit: int, before_id: int | None) -> list[LedgerEntry]:
+    """The member's ledger, newest first, paged by entry id."""
+    query = select(LedgerEntry).where(LedgerEntry.member_id == member_id)
+    if before_id:
+        query = query.where(col(LedgerEntry.id) < before_id)
+    return list(session.exec(query.order_by(col(LedgerEntry.id).desc()).limit(limit)))
+
+
+# --- set-based jobs --------------------------------------------------------------------------------
+
+# Accounts are locked before lots, in member order: the same order as redemptions and refunds, so a job and
+# a member's request never deadlock.
+LOCK_ACCOUNTS_SQL = """
+SELECT a.member_id FROM points_accounts a
+WHERE a.member_id BETWEEN :lo AND :hi AND a.member_id IN (
+    SELECT member_id FROM points_lots WHERE {condition} AND member_id BETWEEN :lo AND :hi)
+ORDER BY a.member_id FOR UPDATE
+"""
+RELEASE_DUE = "state = 'pending' AND available_at <= :as_of"
+EXPIRE_DUE = "state = 'available' AND remaining > 0 AND expires_at <= :as_of"
+
+RELEASE_SQL = """
+WITH due AS (
+    SELECT id, member_id, remaining FROM points_lots
+    WHERE state = 'pending' AND available_at <= :as_of AND member_id BETWEEN :lo AND :hi
+    ORDER BY member_id, id
+    FOR UPDATE
+), entries AS (
+    INSERT INTO points_ledger (member_id, kind, pending_delta, available_delta, lot_id, source, source_ref,
+                               details, created_at)
+    SELECT member_id, 'release', -remaining, remaining, id, 'lot', id::text, '{}'::jsonb, :now FROM due
+    ON CONFLICT (source, source_ref, kind) DO NOTHING
+    RETURNING member_id, lot_id, available_delta
+), lots AS (
+    UPDATE points_lots l SET state = 'available' FROM entries e WHERE l.id = e.lot_id RETURNING l.id
+), totals AS (
+    SELECT member_id, sum(available_delta) AS points, count(*) AS lots FROM entries GROUP BY member_id
+)
+UPDATE points_accounts a SET pending = a.pending - t.points, available = a.available + t.points, updated_at = :now
+FROM totals t WHERE a.member_id = t.member_id AND (SELECT count(*) FROM lots) >= 0
+RETURNING t.points, t.lots
+"""
+
+# Newly available points pay debts first: take each indebted member's debt from their available lots,
+# oldest-expiring first. The available balance does not change (it already counts the debt).
+PAY_DEBT_SQL = """
+WITH indebted AS (
+    SELECT member_id, debt FROM points_accounts WHERE debt > 0 AND member_id BETWEEN :lo AND :hi
+    ORDER BY member_id FOR UPDATE
+), ranked AS (
+    SELECT l.id, l.member_id, l.remaining, i.debt,
+           sum(l.remaining) OVER (PARTITION BY l.member_id ORDER BY l.expires_at, l.id) AS running
+    FROM points_lots l JOIN indebted i USING (member_id)
+    WHERE l.state = 'available' AND l.remaining > 0
+), taken AS (
+    SELECT id, member_id, LEAST(remaining, GREATEST(0, debt - (running - remaining))) AS take FROM ranked
+), lots AS (
+    UPDATE points_lots l SET remaining = l.remaining - t.take FROM taken t WHERE l.id = t.id AND t.take > 0
+    RETURNING t.member_id, t.take
+)
+UPDATE points_accounts a SET debt = a.debt - s.paid
+FROM (SELECT member_id, sum(take) AS paid FROM lots GROUP BY member_id) s WHERE a.member_id = s.member_id
+"""
+
+EXPIRE_SQL = """
+WITH due AS (
+    SELECT id, member_id, remaining FROM points_lots
+    WHERE state = 'available' AND remaining > 0 AND expires_at <= :as_of AND member_id BETWEEN :lo AND :hi
+    ORDER BY member_id, id
+    FOR UPDATE
+), entries AS (
+    INSERT INTO points_ledger (member_id, kind, pending_delta, available_delta, lot_id, source, source_ref,
+                               details, created_at)
+    SELECT member_id, 'expire', 0, -remaining, id, 'lot', id::text, '{}'::jsonb, :now FROM due
+    ON CONFLICT (source, source_ref, kind) DO NOTHING
+    RETURNING member_id, lot_id, available_delta
+), lots AS (
+    UPDATE points_lots l SET state = 'expired', remaining = 0 FROM entries e WHERE l.id = e.lot_id RETURNING l.id
+), totals AS (
+    SELECT member_id, -sum(available_delta) AS points, count(*) AS lots FROM entries GROUP BY member_id
+)
+UPDATE points_accounts a SET available = a.available - t.points, updated_at = :now
+FROM totals t WHERE a.member_id = t.member_id AND (SELECT count(*) FROM lots) >= 0
+RETURNING t.points, t.lots
+"""
+
+
+def release_due_points(session: Session, *, as_of: datetime, member_range: tuple[int, int], now: datetime
+                       ) -> tuple[int, int]:
+    """Make pending lots whose return window closed by ``as_of`` available, for members in the range;
+    then let them pay debts. Returns (lots, points). Idempotent: a lot is released once (unique entry)."""
+    lo, hi = member_range
+    session.execute(sa.text(LOCK_ACCOUNTS_SQL.format(condition=RELEASE_DUE)), {"as_of": as_of, "lo": lo, "hi": hi})
+    rows = session.execute(sa.text(RELEASE_SQL), {"as_of": as_of, "now": now, "lo": lo, "hi": hi}).all()
+    session.execute(sa.text(PAY_DEBT_SQL), {"lo": lo, "hi": hi})
+    return sum(r.lots for r in rows), sum(r.points for r in rows)
+
+
+def expire_due_points(session: Session, *, as_of: datetime, member_range: tuple[int, int], now: datetime
+                      ) -> tuple[int, int]:
+    """Expire what is left of lots whose expiry date is reached by ``as_of``. Returns (lots, points).
+    Idempotent: a lot is expired once (unique ledger entry per lot)."""
+    lo, hi = member_range
+    session.execute(sa.text(LOCK_ACCOUNTS_SQL.format(condition=EXPIRE_DUE)), {"as_of": as_of, "lo": lo, "hi": hi})
+    rows = session.execute(sa.text(EXPIRE_SQL), {"as_of": as_of, "now": now, "lo": lo, "hi": hi}).all()
+    return sum(r.lots for r in rows), sum(r.points for r in rows)
+
+
+def member_id_bounds(session: Session) -> tuple[int, int]:
+    """The smallest and largest member id holding points (for chunking jobs)."""
+    row = session.execute(sa.text("SELECT coalesce(min(member_id), 0), coalesce(max(member_id), -1) "
+                                  "FROM points_accounts")).one()
+    return int(row[0]), int(row[1])
+
+
+VERIFY_SQL = """
+WITH ledger AS (
+    SELECT member_id, sum(pending_delta) AS pending, sum(available_delta) AS available
+    FROM points_ledger GROUP BY member_id
+), lots AS (
+    SELECT member_id,
+           sum(remaining) FILTER (WHERE state = 'pending') AS pending,
+           sum(remaining) FILTER (WHERE state = 'available') AS available
+    FROM points_lots GROUP BY member_id
+)
+SELECT a.member_id, a.available, a.pending, a.debt,
+       coalesce(l.available, 0) AS ledger_available, coalesce(l.pending, 0) AS ledger_pending,
+       coalesce(t.available, 0) AS lots_available, coalesce(t.pending, 0) AS lots_pending
+FROM points_accounts a
+FULL JOIN ledger l ON l.member_id = a.member_id
+LEFT JOIN lots t ON t.member_id = coalesce(a.member_id, l.member_id)
+WHERE a.member_id IS NULL
+   OR a.available <> coalesce(l.available, 0) OR a.pending <> coalesce(l.pending, 0)
+   OR a.pending <> coalesce(t.pending, 0) OR a.available <> coalesce(t.available, 0) - a.debt
+   OR a.debt < 0 OR (a.debt > 0 AND coalesce(t.available, 0) > 0)
+   {member_filter}
+LIMIT 100
+"""
+
+
+def verify_points(session: Session, *, member_id: int | None = None) -> list[dict[str, Any]]:
+    """Members whose account disagrees with their ledger or their lots (empty when all is consistent)."""
+    sql = VERIFY_SQL.format(member_filter="")
+    if member_id is not None:
+        sql = f"SELECT * FROM ({sql.replace('LIMIT 100', '')}) v WHERE v.member_id = :m LIMIT 100"
+    rows = session.execute(sa.text(sql), {"m": member_id}).mappings().all()
+    return [dict(r) for r in rows]

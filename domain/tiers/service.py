@@ -1,0 +1,179 @@
+"""Tier use cases: upgrade at once on spend, evaluate downgrades on schedule, explain the tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from domain.events.service import record_event
+from domain.members.service import get_member, set_member_tier
+from domain.points.rules import add_months
+from domain.settings import get_settings
+from domain.tiers.models import TierEvent, TierStatus
+from domain.tiers.rules import ORDER, Ladder, qualified_until, rank
+
+
+def ladder() -> Ladder:
+    return Ladder.from_yuan(get_settings().tier_thresholds_yuan)
+
+
+def window_start(now: datetime) -> datetime:
+    """The rolling window is (now − 12 months, now]: an order exactly 12 months old no longer counts."""
+    return add_months(now, -get_settings().tier_window_months)
+
+
+def rolling_spend(session: Session, *, member_id: int, now: datetime) -> int:
+    value = session.scalar(sa.text(
+        "SELECT coalesce(sum(amount_fen - refunded_fen), 0) FROM orders "
+        "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
+        {"m": member_id, "start": window_start(now), "now": now})
+    return int(value or 0)
+
+
+def _change(session: Session, *, member_id: int, from_tier: str, to_tier: str, cause: str, spend: int,
+            now: datetime) -> TierEvent:
+    set_member_tier(session, member_id=member_id, tier=to_tier, now=now)
+    event = TierEvent(member_id=member_id, from_tier=from_tier, to_tier=to_tier, cause=cause, spend_fen=spend, at=now)
+    session.add(event)
+    record_event(session, kind="tier.changed", member_id=member_id,
+                 payload={"from": from_tier, "to": to_tier, "cause": cause, "spend_fen": spend}, now=now)
+    return event
+
+
+def upgrade_on_spend(session: Session, *, member_id: int, cause: str, now: datetime) -> TierEvent | None:
+    """Lift the member at once to the highest tier their rolling spend reaches (several steps if need be).
+    Never lowers a tier: refunds and time only matter to the scheduled evaluation."""
+    member = get_member(session, member_id=member_id, for_update=True)
+    spend = rolling_spend(session, member_id=member_id, now=now)
+    target = ladder().tier_for(spend)
+    if rank(target) <= rank(member.tier):
+        return None
+    session.execute(sa.text("UPDATE member_tier_status SET below_since = NULL WHERE member_id = :m"), {"m": member_id})
+    return _change(session, member_id=member_id, from_tier=member.tier, to_tier=target, cause=cause, spend=spend,
+                   now=now)
+
+
+# The evaluation, set-based over a range of member ids. Tier rank: D 0, C 1, B 2, A 3.
+EVALUATE_SQL = """
+WITH spend AS (
+    SELECT m.id AS member_id, m.tier, coalesce(sum(o.amount_fen - o.refunded_fen), 0) AS spend
+    FROM members m
+    LEFT JOIN orders o ON o.member_id = m.id AND o.occurred_at > :start AND o.occurred_at <= :as_of
+    WHERE m.id BETWEEN :lo AND :hi AND m.status <> 'closed'
+    GROUP BY m.id, m.tier
+), judged AS (
+    SELECT s.member_id, s.tier, s.spend, ts.below_since,
+           array_position(ARRAY['D','C','B','A'], s.tier) - 1 AS current_rank,
+           CASE WHEN s.spend >= :a THEN 3 WHEN s.spend >= :b THEN 2 WHEN s.spend >= :c THEN 1 ELSE 0 END
+               AS qualified_rank
+    FROM spend s LEFT JOIN member_tier_status ts ON ts.member_id = s.member_id
+), decided AS (
+    SELECT member_id, tier, spend, below_since, current_rank, qualified_rank,
+           CASE
+             WHEN qualified_rank > current_rank THEN qualified_rank
+             WHEN qualified_rank < current_rank AND below_since IS NOT NULL AND below_since <= :grace_cutoff
+               THEN current_rank - 1
+             ELSE current_rank
+           END AS new_rank
+    FROM judged
+), changed AS (
+    UPDATE members m SET tier = (ARRAY['D','C','B','A'])[d.new_rank + 1], updated_at = :now
+    FROM decided d WHERE m.id = d.member_id AND d.new_rank <> d.current_rank
+    RETURNING m.id
+), events AS (
+    INSERT INTO tier_events (member_id, from_tier, to_tier, cause, spend_fen, at)
+    SELECT member_id, tier, (ARRAY['D','C','B','A'])[new_rank + 1], 'evaluation', spend, :now
+    FROM decided WHERE new_rank <> current_rank
+    RETURNING member_id, from_tier, to_tier, spend_fen
+), domain_events AS (
+    INSERT INTO domain_events (kind, member_id, payload, occurred_at)
+    SELECT 'tier.changed', member_id,
+           jsonb_build_object('from', from_tier, 'to', to_tier, 'cause', 'evaluation', 'spend_fen', spend_fen), :now
+    FROM events
+    RETURNING member_id
+), status AS (
+    INSERT INTO member_tier_status (member_id, below_since, evaluated_at)
+    SELECT member_id,
+           CASE
+             WHEN qualified_rank >= new_rank THEN NULL                       -- qualifies for the tier held
+             WHEN new_rank <> current_rank THEN :as_of                      -- stepped down, still below: new grace
+             ELSE coalesce(below_since, :as_of)                             -- below: the grace clock runs
+           END,
+           :as_of
+    FROM decided
+    ON CONFLICT (member_id) DO UPDATE SET below_since = EXCLUDED.below_since, evaluated_at = EXCLUDED.evaluated_at
+    RETURNING member_id, below_since
+)
+SELECT
+    (SELECT count(*) FROM events e JOIN decided d USING (member_id) WHERE d.new_rank > d.current_rank) AS upgrades,
+    (SELECT count(*) FROM events e JOIN decided d USING (member_id) WHERE d.new_rank < d.current_rank) AS downgrades,
+    (SELECT count(*) FROM status WHERE below_since IS NOT NULL) AS in_grace,
+    (SELECT count(*) FROM changed) AS changed
+"""
+
+
+def evaluate_tiers(session: Session, *, as_of: datetime, member_range: tuple[int, int], now: datetime
+                   ) -> dict[str, int]:
+    """The scheduled evaluation for members in the id range: upgrades anyone the ladder now lifts, starts
+    the grace clock for members below their tier, and steps down by one those whose grace has passed.
+    Re-running at the same ``as_of`` changes nothing."""
+    thresholds = ladder().thresholds_fen
+    grace = timedelta(days=get_settings().tier_downgrade_grace_days)
+    row = session.execute(sa.text(EVALUATE_SQL), {
+        "as_of": as_of, "now": now, "start": window_start(as_of), "grace_cutoff": as_of - grace,
+        "lo": member_range[0], "hi": member_range[1],
+        "a": thresholds["A"], "b": thresholds["B"], "c": thresholds["C"]}).one()
+    return {"upgrades": int(row.upgrades), "downgrades": int(row.downgrades), "in_grace": int(row.in_grace)}
+
+
+@dataclass(frozen=True)
+class TierView:
+    tier: str
+    spend_fen: int
+    next_tier: str | None
+    missing_fen: int | None
+    safe_until: datetime | None
+    """Until when the member keeps this tier if they buy nothing more (None: tier D, always safe)."""
+    in_grace_since: datetime | None
+    history: list[dict[str, Any]]
+
+
+def explain_tier(session: Session, *, member_id: int, now: datetime) -> TierView:
+    """The member's tier, spend, what the next tier needs, how long the tier is safe, and its history."""
+    member = get_member(session, member_id=member_id)
+    lad = ladder()
+    spend = rolling_spend(session, member_id=member_id, now=now)
+    nxt = lad.next_tier(member.tier)
+    status = session.get(TierStatus, member_id)
+    grace = timedelta(days=get_settings().tier_downgrade_grace_days)
+    below_since = status.below_since if status else None
+    safe_until: datetime | None
+    if member.tier == ORDER[0]:
+        safe_until = None
+    elif below_since is not None:
+        safe_until = below_since + grace
+    else:
+        orders = session.execute(sa.text(
+            "SELECT occurred_at, amount_fen - refunded_fen FROM orders "
+            "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
+            {"m": member_id, "start": window_start(now), "now": now}).all()
+        window = now - window_start(now)
+        drops = qualified_until(orders=[(r[0], int(r[1])) for r in orders],
+                                threshold_fen=lad.thresholds_fen[member.tier], window=window)
+        # Falling below starts the grace clock at the next evaluation; the tier is kept through the grace.
+        safe_until = (drops + grace) if drops else now + grace
+    history = [{"from": e.from_tier, "to": e.to_tier, "cause": e.cause, "spend_fen": e.spend_fen, "at": e.at}
+               for e in session.exec(select(TierEvent).where(TierEvent.member_id == member_id)
+                                     .order_by(col(TierEvent.id).desc()).limit(50))]
+    return TierView(tier=member.tier, spend_fen=spend, next_tier=nxt,
+                    missing_fen=max(0, lad.thresholds_fen[nxt] - spend) if nxt else None,
+                    safe_until=safe_until, in_grace_since=below_since, history=history)
+
+
+def member_id_bounds(session: Session) -> tuple[int, int]:
+    row = session.execute(sa.text("SELECT coalesce(min(id), 0), coalesce(max(id), -1) FROM members")).one()
+    return int(row[0]), int(row[1])
