@@ -1,6 +1,7 @@
 """Every table of the domain, imported in one place so Alembic and tests see the whole metadata."""
 
 from domain.access.models import AccessLogEntry, ApiKey
+from domain.contact_policy.models import Complaint
 from domain.events.models import DomainEvent
 from domain.members.models import (
     Member,
@@ -14,6 +15,7 @@ from domain.orders.models import Order, Refund
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.tiers.models import TierEvent, TierStatus
+from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
 
 __all__ = [
     "AccessLogEntry",
@@ -36,4 +38,8 @@ __all__ = [
     "RebateSettlement",
     "TierEvent",
     "TierStatus",
+    "Complaint",
+    "CallTask",
+    "DeliveryAttempt",
+    "Touch",
 ]

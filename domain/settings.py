@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,31 @@ class Settings(BaseSettings):
     points_expiring_soon_days: int = 30
     program_timezone: str = "Asia/Shanghai"
     """The calendar periods (quarters) of rebate programs are counted in this zone."""
+
+    # --- contact policy (DOMAIN.md, Contact policy) ---------------------------------------------
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "09:00"
+    """No marketing or care touch between these member-local times; such a touch is deferred, not dropped."""
+    onboarding_days: int = 30
+    complaint_cooldown_days: int = 90
+    max_deferral_days: int = 7
+    """A touch that caps would push further out than this is rejected instead of deferred."""
+    contact_caps: list[dict[str, Any]] = [
+        {"name": "marketing_calls", "purposes": ["marketing"], "channels": ["phone"], "limit": 1, "window_days": 30},
+        {"name": "marketing_messages", "purposes": ["marketing"], "channels": ["sms", "wechat", "email", "app"],
+         "limit": 4, "window_days": 7},
+    ]
+    tier_cap_overrides: dict[str, dict[str, int]] = {}
+    """Per-tier limits by cap name, e.g. ``{"A": {"marketing_calls": 2}}``."""
+
+    # --- delivery --------------------------------------------------------------------------------
+    webhook_urls: dict[str, str] = {}
+    """Channel → URL of an HTTP gateway (SMS, email, app push). A channel without one uses the dev recorder."""
+    webhook_timeout_seconds: float = 5.0
+    delivery_max_attempts: int = 5
+    delivery_backoff_seconds: int = 30
+    delivery_lease_seconds: int = 120
+    """How long a claimed touch is owned by one dispatcher before another may take it over."""
 
     # --- scheduler ----------------------------------------------------------------------------
     scheduler_timezone: str = "Asia/Shanghai"

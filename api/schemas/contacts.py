@@ -1,0 +1,74 @@
+"""Contact gate request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import StrictModel
+from domain.contact_policy.rules import Purpose
+from domain.members.models import ContactChannel
+
+
+class DecisionOut(BaseModel):
+    verdict: str
+    reasons: list[str]
+    send_at: datetime | None
+    next_allowed_at: datetime | None
+
+
+class TouchIn(StrictModel):
+    channel: ContactChannel
+    purpose: Purpose
+    idempotency_key: str = Field(min_length=1, max_length=120)
+    template: str = Field(min_length=1, max_length=64)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = Field(default=None, max_length=60,
+                               description="Defaults to api:<key name>; the idempotency key is unique per source")
+    not_before: datetime | None = None
+
+
+class TouchOut(BaseModel):
+    id: int
+    member_id: int
+    channel: str
+    purpose: str
+    source: str
+    template: str
+    decision: str
+    reasons: list[str]
+    status: str
+    send_at: datetime | None
+    next_allowed_at: datetime | None
+    requested_at: datetime
+    attempts: int
+    sent_at: datetime | None
+    delivery_status: str | None
+    last_error: str | None
+    replayed: bool = False
+
+
+class ConsentIn(StrictModel):
+    granted: bool
+
+
+class ComplaintIn(StrictModel):
+    category: str = Field(min_length=1, max_length=40, examples=["billing", "rude_call", "too_many_messages"])
+    note: str = Field(default="", max_length=2000)
+
+
+class ComplaintResolve(StrictModel):
+    resolution: str = Field(min_length=1, max_length=2000)
+
+
+class ComplaintOut(BaseModel):
+    id: int
+    member_id: int
+    category: str
+    note: str
+    actor: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None

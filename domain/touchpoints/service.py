@@ -1,0 +1,130 @@
+"""Touches and the outbox: record decisions, claim due touches, record deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from domain.contact_policy.rules import Decision, Verdict
+from domain.events.service import record_event
+from domain.ports import DeliveryOutcome, DeliveryResult
+from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch, TouchStatus
+
+# Touches that count against frequency caps: everything the gate let through, whether sent or waiting.
+COUNTED = (TouchStatus.QUEUED, TouchStatus.SENDING, TouchStatus.SENT)
+
+
+def find_touch(session: Session, *, source: str, idempotency_key: str) -> Touch | None:
+    return session.exec(select(Touch).where(Touch.source == source, Touch.idempotency_key == idempotency_key)).first()
+
+
+def counted_touches(session: Session, *, member_id: int, since: datetime, until: datetime
+                    ) -> list[tuple[str, str, datetime]]:
+    """(channel, purpose, send_at) of the member's touches counted against caps in [since, until]."""
+    rows = session.execute(sa.select(Touch.channel, Touch.purpose, Touch.send_at).where(  # type: ignore[call-overload]
+        col(Touch.member_id) == member_id, col(Touch.status).in_([s.value for s in COUNTED]),
+        col(Touch.send_at) >= since, col(Touch.send_at) <= until)).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def record_touch(session: Session, *, member_id: int, channel: str, purpose: str, source: str, idempotency_key: str,
+                 template: str, variables: dict[str, Any], decision: Decision, now: datetime) -> Touch:
+    """Store the request with the gate's decision; approved and deferred touches enter the outbox."""
+    queued = decision.verdict in (Verdict.APPROVED, Verdict.DEFERRED)
+    touch = Touch(member_id=member_id, channel=channel, purpose=purpose, source=source,
+                  idempotency_key=idempotency_key, template=template, variables=variables,
+                  decision=decision.verdict.value, reasons=list(decision.reasons),
+                  status=TouchStatus.QUEUED if queued else TouchStatus.REJECTED,
+                  send_at=decision.send_at, next_allowed_at=decision.next_allowed_at, requested_at=now)
+    session.add(touch)
+    session.flush()
+    return touch
+
+
+def touches_of(session: Session, *, member_id: int, limit: int = 50, before_id: int | None = None) -> list[Touch]:
+    """The member's touches with decisions and reasons, newest first."""
+    query = select(Touch).where(Touch.member_id == member_id)
+    if before_id:
+        query = query.where(col(Touch.id) < before_id)
+    return list(session.exec(query.order_by(col(Touch.id).desc()).limit(limit)))
+
+
+def claim_due(session: Session, *, now: datetime, limit: int, lease: timedelta) -> list[Touch]:
+    """Claim due touches for this dispatcher: queued ones whose time has come, and ones whose previous
+    dispatcher's lease ran out (it died between sending and recording). SKIP LOCKED: two dispatchers
+    never claim the same touch. The caller commits at once, then sends outside the transaction."""
+    rows = list(session.exec(
+        select(Touch).where(sa.or_(
+            sa.and_(col(Touch.status) == TouchStatus.QUEUED, col(Touch.send_at) <= now,
+                    sa.or_(col(Touch.next_attempt_at).is_(None), col(Touch.next_attempt_at) <= now)),
+            sa.and_(col(Touch.status) == TouchStatus.SENDING, col(Touch.claimed_until) < now)))
+        .order_by(col(Touch.send_at)).limit(limit).with_for_update(skip_locked=True)))
+    for touch in rows:
+        touch.status = TouchStatus.SENDING
+        touch.claimed_until = now + lease
+        touch.attempts += 1
+        session.add(touch)
+    session.flush()
+    return rows
+
+
+def suppress(session: Session, *, touch_id: int, reasons: tuple[str, ...], now: datetime) -> None:
+    """The touch may not go out any more (an opt-out or complaint arrived after it was queued)."""
+    touch = session.get(Touch, touch_id)
+    assert touch is not None
+    touch.status, touch.reasons, touch.claimed_until = TouchStatus.SUPPRESSED, [*touch.reasons, *reasons], None
+    session.add(touch)
+
+
+def create_call_task(session: Session, *, touch: Touch, now: datetime) -> CallTask:
+    """Hand a phone touch to the call center; creating the task is its delivery."""
+    assert touch.id is not None
+    existing = session.exec(select(CallTask).where(CallTask.touch_id == touch.id)).first()
+    task = existing or CallTask(touch_id=touch.id, member_id=touch.member_id, purpose=touch.purpose,
+                                template=touch.template, due_at=touch.send_at or now, created_at=now)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def record_delivery(session: Session, *, touch_id: int, result: DeliveryResult, now: datetime, max_attempts: int,
+                    backoff: timedelta) -> Touch:
+    """Record what an adapter answered: sent; retried later with exponential backoff; or failed for good."""
+    touch = session.exec(select(Touch).where(Touch.id == touch_id).with_for_update()).one()
+    session.add(DeliveryAttempt(touch_id=touch_id, attempt=touch.attempts, outcome=result.outcome.value,
+                                provider_ref=result.provider_ref, reason=result.reason, at=now))
+    touch.claimed_until = None
+    if result.outcome == DeliveryOutcome.SENT:
+        touch.status, touch.sent_at, touch.provider_ref = TouchStatus.SENT, now, result.provider_ref
+        record_event(session, kind="touch.sent", member_id=touch.member_id,
+                     payload={"touch_id": touch.id, "channel": touch.channel, "template": touch.template}, now=now)
+    elif result.outcome == DeliveryOutcome.RETRY and touch.attempts < max_attempts:
+        delay = timedelta(seconds=result.retry_after_seconds) if result.retry_after_seconds else \
+            backoff * (2 ** (touch.attempts - 1))
+        touch.status, touch.next_attempt_at, touch.last_error = TouchStatus.QUEUED, now + delay, result.reason
+    else:
+        touch.status = TouchStatus.FAILED
+        touch.last_error = (result.reason or "failed") if result.outcome == DeliveryOutcome.FAILED else \
+            f"gave up after {touch.attempts} attempts: {result.reason}"
+    session.add(touch)
+    return touch
+
+
+def record_delivery_receipt(session: Session, *, channel: str, provider_ref: str, status: str, detail: str | None,
+                            now: datetime) -> Touch | None:
+    """A provider's asynchronous delivery report, stored on the touch it refers to (None if unknown)."""
+    touch = session.exec(select(Touch).where(Touch.channel == channel, Touch.provider_ref == provider_ref)).first()
+    if touch is not None:
+        touch.delivery_status = status[:64]
+        if detail:
+            touch.last_error = detail[:300]
+        session.add(touch)
+    return touch
+
+
+def attempts_of(session: Session, *, touch_id: int) -> list[DeliveryAttempt]:
+    return list(session.exec(select(DeliveryAttempt).where(DeliveryAttempt.touch_id == touch_id)
+                             .order_by(col(DeliveryAttempt.id))))

@@ -1,0 +1,105 @@
+"""The outbox dispatcher: claim due touches, send them outside any transaction, record the result.
+
+Delivery is at-least-once: a touch is claimed (status ``sending`` with a lease) and committed before it is
+sent; if the process dies after sending and before recording, the lease runs out and another dispatcher
+sends it again with the same idempotency key, which providers use to drop the duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from domain.contact_policy.service import address_of, recheck_before_send
+from domain.db import unit_of_work
+from domain.journeys.rules import render_template
+from domain.ports import ChannelAdapter, DeliveryOutcome, DeliveryResult, OutboundMessage
+from domain.settings import get_settings
+from domain.touchpoints import service as touchpoints
+from integrations.devlog import DevLogAdapter
+from integrations.webhook import WebhookAdapter
+from jobs.context import JobContext
+from jobs.registry import JobSpec, register
+
+MESSAGE_CHANNELS = ("sms", "wechat", "email", "app")
+
+
+def build_adapters() -> dict[str, ChannelAdapter]:
+    """One adapter per message channel from configuration: a webhook where a URL is set, else the recorder."""
+    settings = get_settings()
+    adapters: dict[str, ChannelAdapter] = {}
+    for channel in MESSAGE_CHANNELS:
+        url = settings.webhook_urls.get(channel)
+        adapters[channel] = WebhookAdapter(channel, url, timeout=settings.webhook_timeout_seconds) if url \
+            else DevLogAdapter(channel)
+    return adapters
+
+
+def dispatch_due(engine: Engine, *, adapters: Mapping[str, ChannelAdapter], now: datetime, batch: int = 100,
+                 max_batches: int = 100) -> dict[str, int]:
+    """Send every due touch (in batches); returns counts by outcome."""
+    settings = get_settings()
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
+    backoff = timedelta(seconds=settings.delivery_backoff_seconds)
+    counts = {"sent": 0, "retry": 0, "failed": 0, "suppressed": 0, "call_tasks": 0}
+    for _ in range(max_batches):
+        outgoing: list[OutboundMessage] = []
+        with unit_of_work(engine) as session:
+            claimed = touchpoints.claim_due(session, now=now, limit=batch, lease=lease)
+            for touch in claimed:
+                assert touch.id is not None
+                stop = recheck_before_send(session, touch=touch, now=now)
+                if stop:
+                    touchpoints.suppress(session, touch_id=touch.id, reasons=stop, now=now)
+                    counts["suppressed"] += 1
+                elif touch.channel == "phone":
+                    touchpoints.create_call_task(session, touch=touch, now=now)
+                    touchpoints.record_delivery(session, touch_id=touch.id, now=now,
+                                                result=DeliveryResult(DeliveryOutcome.SENT, f"call-task:{touch.id}"),
+                                                max_attempts=settings.delivery_max_attempts, backoff=backoff)
+                    counts["call_tasks"] += 1
+                else:
+                    outgoing.append(OutboundMessage(
+                        touch_id=touch.id, member_id=touch.member_id, channel=touch.channel, purpose=touch.purpose,
+                        template=touch.template, body=render_template(str(touch.variables.get("body", touch.template)),
+                                                                      touch.variables),
+                        variables=touch.variables,
+                        address=address_of(session, member_id=touch.member_id, channel=touch.channel),
+                        idempotency_key=f"touch-{touch.id}"))
+            session.commit()
+        if not claimed:
+            break
+        for message in outgoing:  # outside any transaction: a slow provider holds no lock
+            adapter = adapters.get(message.channel)
+            result = adapter.send(message) if adapter else DeliveryResult(
+                DeliveryOutcome.FAILED, reason=f"no adapter for channel {message.channel}")
+            with unit_of_work(engine) as session:
+                touchpoints.record_delivery(session, touch_id=message.touch_id, result=result, now=now,
+                                            max_attempts=settings.delivery_max_attempts, backoff=backoff)
+                session.commit()
+            key = {DeliveryOutcome.SENT: "sent", DeliveryOutcome.RETRY: "retry"}.get(result.outcome, "failed")
+            counts[key] += 1
+    return counts
+
+
+_adapters: dict[str, ChannelAdapter] | None = None
+
+
+def dispatch_outbox(ctx: JobContext) -> dict[str, Any]:
+    """Send due touches from the outbox through their channel adapters (phone: create call tasks)."""
+    global _adapters
+    if _adapters is None:
+        _adapters = build_adapters()
+    adapters = ctx.options.get("adapters") or _adapters
+    counts = dispatch_due(ctx.engine, adapters=adapters, now=ctx.as_of)
+    if any(counts.values()):
+        ctx.log.info("dispatched: %s", counts)
+    return counts
+
+
+# Not exclusive: several dispatchers may run at once (SKIP LOCKED shares the work).
+register(JobSpec(name="dispatch-outbox", func=dispatch_outbox, description=dispatch_outbox.__doc__ or "",
+                 schedule={"interval_seconds": 30}, exclusive=False))
