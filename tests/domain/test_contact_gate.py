@@ -231,3 +231,23 @@ def test_the_scheduler_registers_every_periodic_job(job, engine):
 
     scheduler = build_scheduler(engine, timezone="Asia/Shanghai", blocking=False)
     assert job in {j.id for j in scheduler.get_jobs()}
+
+
+def test_two_dispatcher_processes_send_each_touch_once_through_a_real_gateway(committed_engine):
+    """Two `loyalty jobs run dispatch-outbox` OS processes at once against one loopback gateway."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _queue(committed_engine, 40)
+    with webhook_gateway([200]) as (url, gateway):
+        env = {**os.environ, "LOYALTY_WEBHOOK_URLS": json.dumps({"sms": url}), "LOYALTY_LOG_LEVEL": "warning"}
+        command = [sys.executable, "-m", "cli", "jobs", "run", "dispatch-outbox", "--as-of", NOW.isoformat(),
+                   "--no-progress"]
+        procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    sent_by = [json.loads(out.decode().strip().splitlines()[-1])["counts"]["sent"] for out, _ in outputs]
+    touch_ids = [r["body"]["touch_id"] for r in gateway.received]
+    assert sum(sent_by) == 40 and len(touch_ids) == 40 and len(set(touch_ids)) == 40

@@ -258,3 +258,4 @@ def test_a_quarterly_rebate_is_settled_once_however_often_the_job_runs(committed
         coupons = {c.member_id: c.value_fen for c in session.exec(select(Coupon))}
         assert coupons == {big.id: 30_000, small.id: 4_500}  # the refund left 900 yuan: below the threshold
         assert len(session.exec(select(RebateSettlement)).all()) == 2
+        consistent(session)
