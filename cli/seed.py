@@ -30,10 +30,10 @@ COLUMNS = ("member_code", "phone", "wechat_openid", "wechat_unionid", "name", "b
 @dataclass(frozen=True)
 class SeedStep:
     name: str
-    run: Callable[[sa.Connection, dict[str, object]], int]
+    run: Callable[[sa.Connection, dict[str, Any]], int]
 
 
-def _copy_members(conn: sa.Connection, params: dict[str, object]) -> int:
+def _copy_members(conn: sa.Connection, params: dict[str, Any]) -> int:
     n, months, now = int(params["members"]), int(params["months"]), params["now"]
     assert isinstance(now, datetime)
     rng = random.Random(int(params["seed"]))  # noqa: S311 - demo data, not secrets
@@ -135,8 +135,8 @@ FROM members m WHERE m.id > :first_id AND hashint4(m.id * 3) % 100 = 0
 """
 
 
-def _sql(statement: str) -> Callable[[sa.Connection, dict[str, object]], int]:
-    def run(conn: sa.Connection, params: dict[str, object]) -> int:
+def _sql(statement: str) -> Callable[[sa.Connection, dict[str, Any]], int]:
+    def run(conn: sa.Connection, params: dict[str, Any]) -> int:
         result = conn.execute(sa.text(statement), {"now": params["now"], "first_id": params["first_id"]})
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -165,7 +165,7 @@ def seed(engine: Engine, *, members: int, months: int, seed: int = 42, now: date
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         first_id = int(conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM members")) or 0)
-        params: dict[str, object] = {"members": members, "months": months, "seed": seed, "now": now,
+        params: dict[str, Any] = {"members": members, "months": months, "seed": seed, "now": now,
                                      "first_id": first_id, "progress": progress}
         for step in STEPS:
             started = time.perf_counter()
