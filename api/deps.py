@@ -49,6 +49,12 @@ class Caller:
     scope: Scope
     agent_id: str | None
     """The agent behind a CRM key (``X-Agent-Id``), for the access log and action records."""
+    pii_access: bool = False
+
+    @property
+    def sees_contact_details(self) -> bool:
+        """Admins and PII-enabled CRM keys see full phone numbers; other agents see them masked."""
+        return self.scope == Scope.ADMIN or self.pii_access
 
     @property
     def actor(self) -> str:
@@ -61,7 +67,7 @@ def _authenticate(request: Request, session: SessionDep,
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send 'Authorization: Bearer <API key>'", code="missing_api_key")
     key = authenticate(session, presented=authorization[7:].strip())
-    caller = Caller(key_name=key.name, scope=Scope(key.scope), agent_id=x_agent_id)
+    caller = Caller(key_name=key.name, scope=Scope(key.scope), agent_id=x_agent_id, pii_access=key.pii_access)
     request.state.caller = caller
     return caller
 

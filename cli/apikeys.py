@@ -18,11 +18,12 @@ def apikey_group() -> None:
 @apikey_group.command("create")
 @click.option("--name", required=True, help="Who uses the key, e.g. wechat-h5 or callcenter.")
 @click.option("--scope", type=click.Choice([s.value for s in Scope]), required=True)
+@click.option("--pii/--no-pii", default=False, help="A crm key that may see full phone numbers (supervisors).")
 @handle_domain_errors
-def create(name: str, scope: str) -> None:
+def create(name: str, scope: str, pii: bool) -> None:
     """Create a key and print it once; only its hash is stored."""
     with session_scope() as session:
-        row, key = service.create_api_key(session, name=name, scope=Scope(scope), now=utcnow())
+        row, key = service.create_api_key(session, name=name, scope=Scope(scope), now=utcnow(), pii_access=pii)
     click.echo(key)
     click.echo(f"created {scope} key {name!r} (prefix {row.prefix}); store it now, it cannot be shown again",
                err=True)

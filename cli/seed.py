@@ -164,6 +164,7 @@ def seed(engine: Engine, *, members: int, months: int, seed: int = 42, now: date
     now = now or datetime.now(UTC)
     counts: dict[str, int] = {}
     with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")  # bulk statements run for minutes at 1M members
         first_id = int(conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM members")) or 0)
         params: dict[str, Any] = {"members": members, "months": months, "seed": seed, "now": now,
                                      "first_id": first_id, "progress": progress}

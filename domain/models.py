@@ -2,6 +2,7 @@
 
 from domain.access.models import AccessLogEntry, ApiKey
 from domain.contact_policy.models import Complaint
+from domain.crm.models import AgentNote, InterestEvent
 from domain.events.models import DomainEvent
 from domain.members.models import (
     Member,
@@ -42,4 +43,6 @@ __all__ = [
     "CallTask",
     "DeliveryAttempt",
     "Touch",
+    "AgentNote",
+    "InterestEvent",
 ]

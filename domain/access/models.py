@@ -28,6 +28,8 @@ class ApiKey(SQLModel, table=True):
     scope: Scope = Field(sa_type=sa.String(10))  # type: ignore[call-overload]
     prefix: str = Field(max_length=16, unique=True)
     """The public part of the key, shown in logs and listings to tell keys apart."""
+    pii_access: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    """A CRM key that may see members' full phone numbers and emails (supervisors, fraud desk)."""
     key_hash: str = Field(max_length=64)
     """SHA-256 of the whole key: keys are long and random, so a fast hash is enough and only it is stored."""
     created_at: datetime = utc_column()

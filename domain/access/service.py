@@ -12,12 +12,13 @@ from domain.access.rules import hash_key, new_key, prefix_of
 from domain.errors import Conflict, NotFound, Unauthorized
 
 
-def create_api_key(session: Session, *, name: str, scope: Scope, now: datetime) -> tuple[ApiKey, str]:
+def create_api_key(session: Session, *, name: str, scope: Scope, now: datetime,
+                   pii_access: bool = False) -> tuple[ApiKey, str]:
     """Issue a key; the plain key is returned once and never stored."""
     if session.exec(select(ApiKey).where(ApiKey.name == name)).first() is not None:
         raise Conflict(f"an API key named {name!r} exists", code="api_key_exists", details={"name": name})
     key, prefix, digest = new_key()
-    row = ApiKey(name=name, scope=scope, prefix=prefix, key_hash=digest, created_at=now)
+    row = ApiKey(name=name, scope=scope, prefix=prefix, key_hash=digest, created_at=now, pii_access=pii_access)
     session.add(row)
     session.flush()
     return row, key
