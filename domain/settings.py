@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 120
     """How long a claimed touch is owned by one dispatcher before another may take it over."""
 
+    job_chunk_members: int = 50_000
+    """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
+
     # --- scheduler ----------------------------------------------------------------------------
     scheduler_timezone: str = "Asia/Shanghai"
 

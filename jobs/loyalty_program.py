@@ -14,20 +14,20 @@ from sqlmodel import Session
 from domain.clock import utcnow
 from domain.points import service as points
 from domain.rebates import service as rebates
+from domain.settings import get_settings
 from domain.tiers import service as tiers
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
-
-CHUNK = 50_000
 
 
 def _chunks(ctx: JobContext, bounds: Callable[[Session], tuple[int, int]]) -> Iterator[tuple[int, int]]:
     with ctx.unit_of_work() as session:
         lo, hi = bounds(session)
     ctx.progress.start(max(0, hi - lo + 1))
+    chunk = get_settings().job_chunk_members
     start = lo
     while start <= hi:
-        end = min(hi, start + CHUNK - 1)
+        end = min(hi, start + chunk - 1)
         yield start, end
         ctx.progress.advance(end - start + 1)
         start = end + 1
