@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from threading import Barrier
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from domain.db import unit_of_work
@@ -177,14 +178,20 @@ def _funded_member(engine, points_available: int) -> int:
         return member.id
 
 
-def test_fifty_concurrent_redemptions_succeed_exactly_as_far_as_the_balance_goes(committed_engine):
+def _wide_engine(engine):
+    """40 real connections shared by 100 concurrent callers, as API workers share their pools."""
+    return sa.create_engine(engine.url, pool_size=40, max_overflow=0, pool_timeout=120)
+
+
+def test_a_hundred_concurrent_redemptions_succeed_exactly_as_far_as_the_balance_goes(committed_engine):
     member_id = _funded_member(committed_engine, 1_000)
-    attempts = 60
+    attempts = 100
+    wide = _wide_engine(committed_engine)
     barrier = Barrier(attempts)
 
     def redeem(i: int) -> str:
-        with unit_of_work(committed_engine) as session:
-            barrier.wait()
+        barrier.wait()
+        with unit_of_work(wide) as session:
             try:
                 points.redeem_points(session, member_id=member_id, redemption_id=f"race-{i}", points=30, reason="r",
                                      now=T0)
@@ -195,6 +202,7 @@ def test_fifty_concurrent_redemptions_succeed_exactly_as_far_as_the_balance_goes
 
     with ThreadPoolExecutor(attempts) as pool:
         outcomes = list(pool.map(redeem, range(attempts)))
+    wide.dispose()
     assert outcomes.count("ok") == 1_000 // 30 and outcomes.count("short") == attempts - 33
     with unit_of_work(committed_engine) as session:
         assert points.balance_of(session, member_id=member_id, now=T0).available == 1_000 - 33 * 30
@@ -205,12 +213,13 @@ def test_the_same_order_sent_many_times_at_once_is_credited_once(committed_engin
     with unit_of_work(committed_engine) as session:
         member_id = make_member(session).id
         session.commit()
-    attempts = 20
+    attempts = 100
+    wide = _wide_engine(committed_engine)
     barrier = Barrier(attempts)
 
     def send(_: int) -> bool:
-        with unit_of_work(committed_engine) as session:
-            barrier.wait()
+        barrier.wait()
+        with unit_of_work(wide) as session:
             _, replayed = record_order(session, new=NewOrder(order_id="HOT-1", member_id=member_id, amount_fen=10_000,
                                                              channel="app", occurred_at=T0, items=[]), now=T0)
             session.commit()
@@ -218,6 +227,7 @@ def test_the_same_order_sent_many_times_at_once_is_credited_once(committed_engin
 
     with ThreadPoolExecutor(attempts) as pool:
         replays = list(pool.map(send, range(attempts)))
+    wide.dispose()
     assert replays.count(False) == 1
     with unit_of_work(committed_engine) as session:
         assert points.balance_of(session, member_id=member_id, now=T0).pending == 100
