@@ -42,3 +42,29 @@ def test_job_runs_are_listed_for_admins(app_client, admin_headers, session):
     session.commit()
     runs = app_client.get("/v1/admin/job-runs", headers=admin_headers).json()
     assert [(r["job"], r["status"]) for r in runs] == [("prune-job-runs", "succeeded")]
+
+
+def test_two_runners_starting_one_job_at_once_run_it_once(committed_engine):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from jobs.registry import JOBS, JobSpec, register
+
+    def slow(ctx):
+        with ctx.unit_of_work() as session:
+            session.execute(sa.text("SELECT pg_sleep(0.5)"))
+        return {"ran": 1}
+
+    register(JobSpec(name="test-slow", func=slow, description="test"))
+    barrier = Barrier(2)
+
+    def start(_):
+        barrier.wait()
+        return run_job("test-slow", engine=committed_engine, as_of=AS_OF).status
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(start, range(2)))
+    finally:
+        JOBS.pop("test-slow")
+    assert statuses == [JobRunStatus.SKIPPED, JobRunStatus.SUCCEEDED]
