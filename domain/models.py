@@ -2,7 +2,7 @@
 
 from domain.access.models import AccessLogEntry, ApiKey
 from domain.contact_policy.models import Complaint
-from domain.crm.models import AgentNote, InterestEvent
+from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.events.models import DomainEvent
 from domain.members.models import (
     Member,
@@ -45,4 +45,7 @@ __all__ = [
     "Touch",
     "AgentNote",
     "InterestEvent",
+    "CallList",
+    "CallOutcome",
+    "Lead",
 ]

@@ -94,3 +94,4 @@ register(JobSpec(name="tier-evaluation", func=tier_evaluation, description=tier_
                  schedule={"hour": 2, "minute": 0}))
 register(JobSpec(name="settle-rebates", func=settle_rebates, description=settle_rebates.__doc__ or "",
                  schedule={"hour": 3, "minute": 0}))
+

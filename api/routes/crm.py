@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import AppCaller, CrmCaller, NowDep, SessionDep, log_personal_read
+from api.deps import AdminCaller, AppCaller, CrmCaller, NowDep, SessionDep, log_personal_read
 from api.schemas.common import ERROR_RESPONSES, MemberId, StrictModel
 from domain.clock import ensure_aware
 from domain.crm import service as crm
@@ -68,3 +68,78 @@ def add_interest(member_id: MemberId, body: InterestIn, session: SessionDep, cal
     event = crm.record_interest(session, member_id=member_id, product=body.product, source=body.source,
                                 at=ensure_aware(body.at) if body.at else now)
     return {"id": event.id, "member_id": member_id, "product": event.product, "source": event.source, "at": event.at}
+
+
+class CallListIn(StrictModel):
+    name: str = Field(min_length=1, max_length=100)
+    product: str = Field(min_length=1, max_length=64)
+    purpose: str = Field(default="marketing", pattern="^(marketing|care|service)$")
+    audience: dict[str, Any] = Field(default_factory=dict,
+                                     description="tiers, cities, statuses (lists); min_age, max_age (years)")
+    weights: dict[str, float] = Field(default_factory=dict, description="value, churn, loyalty, lookalike")
+    interest_days: int = Field(default=30, ge=1, le=365)
+    recall_hours: int = Field(default=48, ge=1, le=24 * 30)
+    agent_capacity: int = Field(default=20, ge=1, le=1000)
+
+
+class LeadOut(BaseModel):
+    id: int
+    call_list_id: int
+    member_id: int
+    priority: float
+    band: int
+    reason: str
+    state: str
+    agent_id: str | None
+    assigned_at: datetime | None
+
+
+class OutcomeIn(StrictModel):
+    outcome: str = Field(pattern="^(reached|no_answer|wrong_number|accepted|declined|callback|do_not_call)$")
+    callback_at: datetime | None = None
+    note: str = Field(default="", max_length=2000)
+    lead_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+def _agent(caller: Any) -> str:
+    if not caller.agent_id:
+        raise InvalidInput("send X-Agent-Id: this action is recorded with the agent's identity", code="agent_required")
+    return str(caller.agent_id)
+
+
+ListId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (admin)")
+def create_call_list(body: CallListIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+    call_list = crm.create_call_list(session, now=now, **body.model_dump())
+    return {"id": call_list.id, "name": call_list.name, "product": call_list.product, "weights": call_list.weights}
+
+
+@router.post("/v1/crm/call-lists/{call_list_id}/extract",
+             summary="Extract prioritised leads, with exclusions by reason")
+def extract(call_list_id: ListId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+    return crm.extract_leads(session, call_list_id=call_list_id, now=now)
+
+
+@router.post("/v1/crm/call-lists/{call_list_id}/next-lead", response_model=LeadOut | None,
+             summary="The calling agent's next lead (own members first, then by priority)")
+def pull_lead(call_list_id: ListId, session: SessionDep, caller: CrmCaller, now: NowDep) -> LeadOut | None:
+    lead = crm.next_lead(session, call_list_id=call_list_id, agent_id=_agent(caller), now=now)
+    return LeadOut.model_validate(lead, from_attributes=True) if lead else None
+
+
+@router.get("/v1/crm/call-lists/{call_list_id}/report", summary="Dialled, reached, accepted, conversion by band")
+def report(call_list_id: ListId, session: SessionDep, caller: CrmCaller) -> dict[str, Any]:
+    return crm.call_list_report(session, call_list_id=call_list_id)
+
+
+@router.post("/v1/crm/members/{member_id}/call-outcomes", status_code=201,
+             summary="Record a call's outcome; do_not_call opts out at once, callback books a gated phone touch")
+def call_outcome(member_id: MemberId, body: OutcomeIn, session: SessionDep, caller: CrmCaller,
+                 now: NowDep) -> dict[str, Any]:
+    record = crm.record_call_outcome(session, member_id=member_id, agent_id=_agent(caller), outcome=body.outcome,
+                                     note=body.note, lead_id=body.lead_id, now=now,
+                                     callback_at=ensure_aware(body.callback_at) if body.callback_at else None)
+    return {"id": record.id, "member_id": member_id, "outcome": record.outcome, "agent_id": record.agent_id,
+            "callback_at": record.callback_at, "at": record.at}

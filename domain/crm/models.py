@@ -38,3 +38,60 @@ class InterestEvent(SQLModel, table=True):
     product: str = Field(max_length=64)
     source: str = Field(max_length=20)
     at: datetime = utc_column()
+
+
+class CallList(SQLModel, table=True):
+    """An outbound call campaign: a product, an audience and how leads are prioritised and recalled."""
+
+    __tablename__ = "call_lists"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    product: str = Field(max_length=64)
+    purpose: str = Field(default="marketing", max_length=10)
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+    """Filters: ``tiers``, ``cities``, ``min_age``, ``max_age``, ``statuses``."""
+    weights: dict[str, float] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+    """Strategy weights: ``value``, ``churn``, ``loyalty``, ``lookalike`` (interest always ranks first)."""
+    interest_days: int = 30
+    recall_hours: int = 48
+    agent_capacity: int = 20
+    exclusions: dict[str, int] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+    extracted_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+    __table_args__ = (sa.UniqueConstraint("call_list_id", "member_id"),
+                      sa.Index("ix_leads_pool", "call_list_id", "state", "priority"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_list_id: int = Field(foreign_key="call_lists.id")
+    member_id: int = Field(foreign_key="members.id")
+    priority: float
+    band: int
+    """1 = service-demand clue (asked about the product), 2 = high score, 3 = the rest."""
+    reason: str = Field(max_length=200)
+    state: str = Field(default="pooled", max_length=10)
+    """pooled → assigned → worked; an assigned lead not worked in time returns to pooled (recalled)."""
+    agent_id: str | None = Field(default=None, max_length=64)
+    assigned_at: datetime | None = utc_column(nullable=True)
+    recalls: int = 0
+    outcome: str | None = Field(default=None, max_length=20)
+    worked_at: datetime | None = utc_column(nullable=True)
+
+
+class CallOutcome(SQLModel, table=True):
+    """What happened on a call, recorded by the agent who made it."""
+
+    __tablename__ = "call_outcomes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id", index=True)
+    lead_id: int | None = Field(default=None, foreign_key="leads.id")
+    agent_id: str = Field(max_length=64)
+    outcome: str = Field(max_length=20)
+    callback_at: datetime | None = utc_column(nullable=True)
+    note: str = Field(default="", max_length=2000)
+    at: datetime = utc_column()

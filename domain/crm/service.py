@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.contact_policy import service as gate
-from domain.crm.models import AgentNote, InterestEvent
+from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
+from domain.errors import InvalidInput, NotFound, PolicyRefused
 from domain.members import service as members
 from domain.members.models import Member
 from domain.members.rules import mask_phone
@@ -84,3 +86,219 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
                                "next_allowed_at": verdict.send_at if verdict.verdict == "deferred"
                                else verdict.next_allowed_at},
     }
+
+
+# --- outbound call lists ---------------------------------------------------------------------------
+
+DEFAULT_WEIGHTS = {"value": 1.0, "churn": 0.5, "loyalty": 0.5, "lookalike": 1.0}
+OUTCOMES = ("reached", "no_answer", "wrong_number", "accepted", "declined", "callback", "do_not_call")
+
+
+def create_call_list(session: Session, *, name: str, product: str, purpose: str, audience: dict[str, Any],
+                     weights: dict[str, float], interest_days: int, recall_hours: int, agent_capacity: int,
+                     now: datetime) -> CallList:
+    """Define an outbound call campaign (nothing is extracted yet)."""
+    unknown = set(weights) - set(DEFAULT_WEIGHTS)
+    if unknown:
+        raise InvalidInput("unknown strategy weights", code="unknown_weights", details={"weights": sorted(unknown)})
+    call_list = CallList(name=name, product=product, purpose=purpose, audience=audience,
+                         weights={**DEFAULT_WEIGHTS, **weights}, interest_days=interest_days,
+                         recall_hours=recall_hours, agent_capacity=agent_capacity, created_at=now)
+    session.add(call_list)
+    session.flush()
+    return call_list
+
+
+def get_call_list(session: Session, *, call_list_id: int) -> CallList:
+    call_list = session.get(CallList, call_list_id)
+    if call_list is None:
+        raise NotFound(f"call list {call_list_id} not found", code="call_list_not_found")
+    return call_list
+
+
+# One statement: the audience, every exclusion with its reason (the gate's phone rules, set-based, from the
+# same settings), the strategies' scores, and the leads. Members who asked about the product rank first.
+EXTRACT_SQL = """
+WITH audience AS (
+    SELECT m.id, m.tier, m.city, m.joined_at, m.last_purchase_at, m.phone
+    FROM members m
+    WHERE m.status = ANY(CAST(:statuses AS text[]))
+      AND (CAST(:tiers AS text[]) IS NULL OR m.tier = ANY(CAST(:tiers AS text[])))
+      AND (CAST(:cities AS text[]) IS NULL OR m.city = ANY(CAST(:cities AS text[])))
+      AND (CAST(:min_age AS int) IS NULL
+           OR m.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int)))
+      AND (CAST(:max_age AS int) IS NULL
+           OR m.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1))
+), classified AS (
+    SELECT a.*,
+      CASE
+        WHEN a.phone IS NULL THEN 'no_phone'
+        WHEN EXISTS (SELECT 1 FROM member_channel_reachability r
+                     WHERE r.member_id = a.id AND r.channel = 'phone' AND NOT r.reachable) THEN 'channel_unreachable'
+        WHEN EXISTS (SELECT 1 FROM complaints c WHERE c.member_id = a.id AND c.opened_at > :complaint_since)
+          THEN 'complaint'
+        WHEN (SELECT mc.status FROM member_consents mc WHERE mc.member_id = a.id AND mc.channel = 'phone') = 'opted_out'
+          THEN 'consent_opted_out'
+        WHEN :marketing AND (SELECT mc.status FROM member_consents mc
+                             WHERE mc.member_id = a.id AND mc.channel = 'phone') IS DISTINCT FROM 'granted'
+          THEN 'consent_missing'
+        WHEN :marketing AND a.joined_at > :onboarding_since THEN 'onboarding_window'
+        WHEN :marketing AND EXISTS (SELECT 1 FROM touches t WHERE t.member_id = a.id AND t.channel = 'phone'
+                                    AND t.purpose = 'marketing' AND t.status IN ('queued', 'sending', 'sent')
+                                    AND t.send_at > :call_cap_since) THEN 'cap:marketing_calls'
+      END AS excluded
+    FROM audience a
+), buyers AS (
+    SELECT DISTINCT o.member_id FROM orders o
+    WHERE o.items @> jsonb_build_array(jsonb_build_object('product', CAST(:product AS text)))
+), segments AS (
+    SELECT m.tier, m.city, avg((b.member_id IS NOT NULL)::int) AS buy_rate
+    FROM members m LEFT JOIN buyers b ON b.member_id = m.id GROUP BY m.tier, m.city
+), scored AS (
+    SELECT c.id,
+      (SELECT max(i.at) FROM interest_events i
+       WHERE i.member_id = c.id AND i.product = :product AND i.at > :interest_since) AS asked_at,
+      coalesce((SELECT sum(o.amount_fen - o.refunded_fen) FROM orders o
+                WHERE o.member_id = c.id AND o.occurred_at > :year_ago), 0) AS spend,
+      extract(epoch FROM (:as_of - coalesce(c.last_purchase_at, c.joined_at))) AS idle,
+      extract(epoch FROM (:as_of - c.joined_at)) AS tenure,
+      coalesce(s.buy_rate, 0) AS lookalike
+    FROM classified c LEFT JOIN segments s ON s.tier = c.tier AND s.city IS NOT DISTINCT FROM c.city
+    WHERE c.excluded IS NULL
+), ranked AS (
+    SELECT id, asked_at,
+      :w_value * percent_rank() OVER (ORDER BY spend) + :w_churn * percent_rank() OVER (ORDER BY idle)
+      + :w_loyalty * percent_rank() OVER (ORDER BY tenure) + :w_lookalike * percent_rank() OVER (ORDER BY lookalike)
+        AS score,
+      percent_rank() OVER (ORDER BY spend) AS value_rank
+    FROM scored
+), inserted AS (
+    INSERT INTO leads (call_list_id, member_id, priority, band, reason, state, recalls)
+    SELECT :list_id, id, score + CASE WHEN asked_at IS NOT NULL THEN 1000 ELSE 0 END,
+      CASE WHEN asked_at IS NOT NULL THEN 1 WHEN score >= :half_weights THEN 2 ELSE 3 END,
+      CASE WHEN asked_at IS NOT NULL THEN 'asked about ' || :product || ' on ' || to_char(asked_at, 'YYYY-MM-DD')
+           ELSE 'score ' || round(CAST(score AS numeric), 2) || ' (value top ' ||
+                round(CAST(100 - value_rank * 100 AS numeric)) || '%)' END,
+      'pooled', 0
+    FROM ranked
+    ON CONFLICT (call_list_id, member_id) DO NOTHING
+    RETURNING band
+)
+SELECT 'excluded' AS kind, excluded AS key, count(*) AS n FROM classified WHERE excluded IS NOT NULL GROUP BY excluded
+UNION ALL
+SELECT 'band', CAST(band AS text), count(*) FROM inserted GROUP BY band
+"""
+
+
+def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict[str, dict[str, int]]:
+    """Build the list's leads with priorities and reasons; returns counts by band and exclusions by reason.
+    Re-extracting adds newcomers and never duplicates a lead."""
+    from domain.points.rules import add_months
+    from domain.settings import get_settings
+
+    call_list = get_call_list(session, call_list_id=call_list_id)
+    settings = get_settings()
+    audience, weights = call_list.audience, call_list.weights
+    call_cap = next((c for c in settings.contact_caps if c["name"] == "marketing_calls"), None)
+    rows = session.execute(sa.text(EXTRACT_SQL), {
+        "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
+        "statuses": audience.get("statuses") or ["active", "dormant"], "tiers": audience.get("tiers"),
+        "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),
+        "marketing": call_list.purpose == "marketing",
+        "complaint_since": now - timedelta(days=settings.complaint_cooldown_days),
+        "onboarding_since": now - timedelta(days=settings.onboarding_days),
+        "call_cap_since": now - timedelta(days=float(call_cap["window_days"]) if call_cap else 30),
+        "interest_since": now - timedelta(days=call_list.interest_days), "year_ago": add_months(now, -12),
+        "w_value": weights["value"], "w_churn": weights["churn"], "w_loyalty": weights["loyalty"],
+        "w_lookalike": weights["lookalike"], "half_weights": sum(weights.values()) / 2}).all()
+    counts: dict[str, dict[str, int]] = {"leads_by_band": {}, "excluded": {}}
+    for kind, key, n in rows:
+        counts["leads_by_band" if kind == "band" else "excluded"][key] = int(n)
+    call_list.exclusions = {k: call_list.exclusions.get(k, 0) + v for k, v in counts["excluded"].items()}
+    call_list.extracted_at = now
+    session.add(call_list)
+    return counts
+
+
+def next_lead(session: Session, *, call_list_id: int, agent_id: str, now: datetime) -> Lead | None:
+    """Give the agent their next lead: their own members first, then by priority. Two agents never get the
+    same lead (SKIP LOCKED); an agent at capacity gets none until they work some."""
+    call_list = get_call_list(session, call_list_id=call_list_id)
+    held = session.scalar(sa.select(sa.func.count()).select_from(Lead).where(
+        col(Lead.call_list_id) == call_list_id, col(Lead.agent_id) == agent_id, col(Lead.state) == "assigned"))
+    if (held or 0) >= call_list.agent_capacity:
+        raise PolicyRefused(f"agent {agent_id} holds {held} unworked leads", code="agent_at_capacity",
+                            details={"capacity": call_list.agent_capacity})
+    row = session.execute(sa.text("""
+        SELECT l.id FROM leads l JOIN members m ON m.id = l.member_id
+        WHERE l.call_list_id = :list AND l.state = 'pooled'
+        ORDER BY (m.assigned_rep IS NOT DISTINCT FROM :agent) DESC, l.priority DESC, l.id
+        LIMIT 1 FOR UPDATE OF l SKIP LOCKED"""), {"list": call_list_id, "agent": agent_id}).first()
+    if row is None:
+        return None
+    lead = session.get(Lead, row[0])
+    assert lead is not None
+    lead.state, lead.agent_id, lead.assigned_at = "assigned", agent_id, now
+    session.add(lead)
+    session.flush()
+    return lead
+
+
+def record_call_outcome(session: Session, *, member_id: int, agent_id: str, outcome: str, note: str,
+                        callback_at: datetime | None, lead_id: int | None, now: datetime) -> CallOutcome:
+    """Record a call's outcome with the agent's identity. "do_not_call" withdraws phone consent at once;
+    "callback" books a phone touch through the contact gate at the asked time."""
+    from domain.members.models import ContactChannel
+
+    if outcome not in OUTCOMES:
+        raise InvalidInput(f"unknown outcome {outcome!r}", code="invalid_outcome", details={"outcomes": OUTCOMES})
+    if outcome == "callback" and callback_at is None:
+        raise InvalidInput("a callback needs callback_at", code="callback_time_required")
+    members.get_member(session, member_id=member_id)
+    lead = None
+    if lead_id is not None:
+        lead = session.exec(select(Lead).where(Lead.id == lead_id).with_for_update()).first()
+        if lead is None or lead.member_id != member_id:
+            raise NotFound(f"lead {lead_id} not found for member {member_id}", code="lead_not_found")
+        lead.state, lead.outcome, lead.worked_at = "worked", outcome, now
+        session.add(lead)
+    record = CallOutcome(member_id=member_id, lead_id=lead_id, agent_id=agent_id, outcome=outcome,
+                         callback_at=callback_at, note=note, at=now)
+    session.add(record)
+    if outcome == "do_not_call":
+        members.set_consent(session, member_id=member_id, channel=ContactChannel.PHONE, granted=False,
+                            source=f"agent:{agent_id}", now=now)
+    if outcome == "callback" and callback_at is not None:
+        purpose = "marketing"
+        if lead is not None:
+            purpose = get_call_list(session, call_list_id=lead.call_list_id).purpose
+        gate.request_touch(session, member_id=member_id, channel="phone", purpose=purpose,
+                           source=f"callback:{agent_id}", idempotency_key=f"{member_id}:{callback_at.isoformat()}",
+                           template="callback", variables={"agent_id": agent_id}, now=now, not_before=callback_at)
+    session.flush()
+    return record
+
+
+def recall_leads(session: Session, *, as_of: datetime) -> int:
+    """Leads assigned but not worked within their list's recall time return to the pool (set-based)."""
+    result = session.execute(sa.text("""
+        UPDATE leads l SET state = 'pooled', agent_id = NULL, assigned_at = NULL, recalls = l.recalls + 1
+        FROM call_lists c
+        WHERE c.id = l.call_list_id AND l.state = 'assigned'
+          AND l.assigned_at <= :as_of - make_interval(hours => c.recall_hours)"""), {"as_of": as_of})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def call_list_report(session: Session, *, call_list_id: int) -> dict[str, Any]:
+    """Dialled, reached, accepted and conversion by priority band."""
+    call_list = get_call_list(session, call_list_id=call_list_id)
+    rows = session.execute(sa.text("""
+        SELECT band, count(*) AS leads, count(outcome) AS dialled,
+               count(*) FILTER (WHERE outcome IN ('reached', 'accepted', 'declined', 'callback', 'do_not_call'))
+                 AS reached,
+               count(*) FILTER (WHERE outcome = 'accepted') AS accepted
+        FROM leads WHERE call_list_id = :list GROUP BY band ORDER BY band"""), {"list": call_list_id}).mappings().all()
+    bands = [{**dict(r), "conversion": round(r["accepted"] / r["dialled"], 4) if r["dialled"] else None} for r in rows]
+    total = {k: sum(b[k] for b in bands) for k in ("leads", "dialled", "reached", "accepted")}
+    return {"call_list_id": call_list_id, "name": call_list.name, "product": call_list.product, **total,
+            "excluded": call_list.exclusions, "by_band": bands}
