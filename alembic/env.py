@@ -36,6 +36,8 @@ def run_migrations_online() -> None:
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        # Migrations of big tables may run long; they are not bound by the service's statement timeout.
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         # Two processes starting at once (two `serve` replicas) must not both migrate.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtextextended('loyalty:migrate', 0))")
         context.run_migrations()

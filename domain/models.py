@@ -4,6 +4,7 @@ from domain.access.models import AccessLogEntry, ApiKey
 from domain.contact_policy.models import Complaint
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.events.models import DomainEvent
+from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
 from domain.members.models import (
     Member,
     MemberChannelReachability,
@@ -48,4 +49,8 @@ __all__ = [
     "CallList",
     "CallOutcome",
     "Lead",
+    "Enrollment",
+    "Journey",
+    "JourneyVersion",
+    "StepExecution",
 ]

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 120
     """How long a claimed touch is owned by one dispatcher before another may take it over."""
 
+    dormancy_days: int = 180
+    """No purchase for this long makes a member dormant and starts the reactivation journey."""
+    care_greeting_time: str = "10:00"
+    care_holidays: dict[str, str] = {}
+    """Date (YYYY-MM-DD) → holiday name for greetings, e.g. ``{"2027-02-06": "Spring Festival"}``."""
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 

@@ -20,9 +20,18 @@ def in_control_group(*, member_id: int, experiment: str, control_share: float) -
         return False
     if control_share >= 1:
         return True
+    return control_bucket(member_id=member_id, experiment=experiment) < control_share
+
+
+def control_bucket(*, member_id: int, experiment: str) -> float:
+    """The member's place in [0, 1) for an experiment: the first 32 bits of SHA-256("experiment:member").
+    ``CONTROL_BUCKET_SQL`` computes the same number in PostgreSQL for set-based enrollment."""
     digest = hashlib.sha256(f"{experiment}:{member_id}".encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") / 2**64
-    return bucket < control_share
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+CONTROL_BUCKET_SQL = ("(('x' || substr(encode(sha256(convert_to({experiment} || ':' || {member_id}, 'UTF8')), "
+                      "'hex'), 1, 8))::bit(32)::bigint / 4294967296.0)")
 
 
 # --- uplift ----------------------------------------------------------------------------------------

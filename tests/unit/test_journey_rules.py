@@ -75,3 +75,15 @@ def test_templates_fill_known_variables_and_show_unknown_ones():
     assert template_variables(text) == {"name", "tier", "points", "nope"}
     rendered = render_template(text, {"name": "Li", "tier": "B", "points": 120})
     assert rendered == "Hi Li, you are B with 120 points; {nope}"
+
+
+def test_the_sql_control_bucket_is_the_same_number_as_the_python_one(engine):
+    import sqlalchemy as sa
+
+    from domain.journeys.rules import CONTROL_BUCKET_SQL, control_bucket
+
+    sql = "SELECT " + CONTROL_BUCKET_SQL.format(experiment=":e", member_id="CAST(:m AS bigint)")
+    with engine.connect() as conn:
+        for member_id in (1, 42, 99_999, 2_000_000_000):
+            value = conn.scalar(sa.text(sql), {"e": "journey:welcome", "m": member_id})
+            assert float(value) == pytest.approx(control_bucket(member_id=member_id, experiment="journey:welcome"))

@@ -1,0 +1,304 @@
+"""Journey use cases: enroll set-based, run due steps through the contact gate, report uplift."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from domain.contact_policy import service as gate
+from domain.errors import InvalidInput, NotFound
+from domain.journeys.builtins import BUILT_INS, TEMPLATES
+from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
+from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
+from domain.members import service as members
+from domain.members.models import MemberStatus
+from domain.points.service import balance_of
+from domain.settings import get_settings
+
+CHANNEL_FALLBACK = ("wechat", "sms", "app", "email")
+
+
+def ensure_builtin_journeys(session: Session, *, now: datetime) -> None:
+    """Create the built-in journeys once (an operator may pause or edit them afterwards)."""
+    for spec in BUILT_INS:
+        if session.exec(select(Journey).where(Journey.key == spec["key"])).first() is not None:
+            continue
+        journey = Journey(key=spec["key"], name=spec["name"], trigger=spec["trigger"], created_at=now)
+        session.add(journey)
+        session.flush()
+        session.add(JourneyVersion(journey_id=journey.id or 0, version=1, steps=spec["steps"],
+                                   control_share=spec["control_share"], created_at=now))
+    session.flush()
+
+
+def journey_by_key(session: Session, *, key: str) -> Journey:
+    journey = session.exec(select(Journey).where(Journey.key == key)).first()
+    if journey is None:
+        raise NotFound(f"journey {key!r} not found", code="journey_not_found")
+    return journey
+
+
+def _version(session: Session, journey_id: int, version: int) -> JourneyVersion:
+    return session.exec(select(JourneyVersion).where(JourneyVersion.journey_id == journey_id,
+                                                     JourneyVersion.version == version)).one()
+
+
+def list_journeys(session: Session) -> list[tuple[Journey, JourneyVersion]]:
+    return [(j, _version(session, j.id or 0, j.current_version))
+            for j in session.exec(select(Journey).order_by(col(Journey.id)))]
+
+
+def set_journey_status(session: Session, *, journey_id: int, status: str) -> Journey:
+    """Pause (no new enrollments, no steps run) or resume a journey."""
+    if status not in ("active", "paused"):
+        raise InvalidInput("status is active or paused", code="invalid_status")
+    journey = session.get(Journey, journey_id)
+    if journey is None:
+        raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
+    journey.status = status
+    session.add(journey)
+    return journey
+
+
+def edit_journey(session: Session, *, journey_id: int, steps: list[dict[str, Any]], control_share: float,
+                 now: datetime) -> JourneyVersion:
+    """A new version; members already running keep the one they started on."""
+    journey = session.exec(select(Journey).where(Journey.id == journey_id).with_for_update()).first()
+    if journey is None:
+        raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
+    for step in steps:
+        if step.get("kind") not in ("send", "lapse") or not isinstance(step.get("day"), int) or step["day"] < 0:
+            raise InvalidInput("each step needs kind send|lapse and a day >= 0", code="invalid_step",
+                               details={"step": step})
+        if step["kind"] == "send" and step.get("purpose") not in ("service", "care", "marketing"):
+            raise InvalidInput("a send step needs a purpose", code="invalid_step", details={"step": step})
+    if [s["day"] for s in steps] != sorted(s["day"] for s in steps):
+        raise InvalidInput("steps must be in day order", code="invalid_step")
+    journey.current_version += 1
+    version = JourneyVersion(journey_id=journey_id, version=journey.current_version, steps=steps,
+                             control_share=control_share, created_at=now)
+    session.add(journey)
+    session.add(version)
+    session.flush()
+    return version
+
+
+# --- enrollment (set-based) ------------------------------------------------------------------------
+
+ENROLL_SQL = """
+INSERT INTO journey_enrollments (journey_id, version, member_id, trigger_ref, control, state, step_index,
+                                 enrolled_at, next_run_at)
+SELECT :journey_id, :version, t.member_id, t.trigger_ref,
+       {bucket} < :control_share, 'active', 0, t.at, t.at + make_interval(days => :first_day)
+FROM ({source}) t JOIN members m ON m.id = t.member_id AND m.status <> 'closed'
+ON CONFLICT (journey_id, member_id, trigger_ref) DO NOTHING
+"""
+
+JOINED_SOURCE = """SELECT e.member_id, 'event:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
+                   WHERE e.kind = 'member.joined' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
+
+DORMANT_SOURCE = """SELECT e.member_id, 'dormant:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
+                    WHERE e.kind = 'member.dormant' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
+
+# Members whose care date (birthday, 29 February on the 28th in other years, or a holiday) is today in their
+# own timezone and whose local time has reached the greeting hour.
+CARE_SOURCE = """
+SELECT m.id AS member_id, o.ref AS trigger_ref, CAST(:as_of AS timestamptz) AS at
+FROM members m
+CROSS JOIN LATERAL (SELECT (CAST(:as_of AS timestamptz) AT TIME ZONE m.timezone) AS local_now) l
+CROSS JOIN LATERAL (SELECT extract(year FROM l.local_now)::int AS y) yr
+CROSS JOIN LATERAL (
+    SELECT 'birthday:' || yr.y AS ref
+    WHERE m.birthday IS NOT NULL AND make_date(yr.y, extract(month FROM m.birthday)::int,
+          CASE WHEN extract(month FROM m.birthday) = 2 AND extract(day FROM m.birthday) = 29
+                    AND NOT (yr.y % 4 = 0 AND (yr.y % 100 <> 0 OR yr.y % 400 = 0))
+               THEN 28 ELSE extract(day FROM m.birthday)::int END) = l.local_now::date
+    UNION ALL
+    SELECT 'holiday:' || h.day FROM jsonb_each_text(CAST(:holidays AS jsonb)) AS h(day, name)
+    WHERE CAST(h.day AS date) = l.local_now::date
+) o
+WHERE m.status <> 'closed' AND l.local_now::time >= CAST(:greeting_at AS time)
+"""
+
+
+def _enroll(session: Session, *, key: str, source: str, params: dict[str, Any]) -> int:
+    journey = journey_by_key(session, key=key)
+    if journey.status != "active":
+        return 0
+    version = _version(session, journey.id or 0, journey.current_version)
+    sql = ENROLL_SQL.format(source=source, bucket=CONTROL_BUCKET_SQL.format(experiment=":experiment",
+                                                                         member_id="t.member_id"))
+    result = session.execute(sa.text(sql), {
+        **params, "journey_id": journey.id, "version": version.version, "control_share": version.control_share,
+        "experiment": f"journey:{key}", "first_day": version.steps[0]["day"] if version.steps else 0})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def enroll_new_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
+    """Enroll members who joined (recent ``member.joined`` events) into the welcome journey, once each."""
+    return _enroll(session, key="welcome", source=JOINED_SOURCE, params={"since": as_of - lookback, "as_of": as_of})
+
+
+MARK_DORMANT_SQL = """
+WITH marked AS (
+    UPDATE members SET status = 'dormant', updated_at = :as_of
+    WHERE status = 'active' AND coalesce(last_purchase_at, joined_at) <= :cutoff
+    RETURNING id
+)
+INSERT INTO domain_events (kind, member_id, payload, occurred_at)
+SELECT 'member.dormant', id, jsonb_build_object('from', 'active', 'to', 'dormant'), :as_of FROM marked
+"""
+
+
+def mark_dormant(session: Session, *, as_of: datetime) -> int:
+    """Members with no purchase for the dormancy period become dormant (and enter reactivation)."""
+    days = get_settings().dormancy_days
+    result = session.execute(sa.text(MARK_DORMANT_SQL), {"as_of": as_of, "cutoff": as_of - timedelta(days=days)})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def enroll_dormant_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
+    return _enroll(session, key="reactivation", source=DORMANT_SOURCE,
+                   params={"since": as_of - lookback, "as_of": as_of})
+
+
+def enroll_care_dates(session: Session, *, as_of: datetime) -> int:
+    """Birthday and holiday greetings whose local greeting time has come, once per occasion."""
+    import json
+
+    settings = get_settings()
+    return _enroll(session, key="care", source=CARE_SOURCE,
+                   params={"as_of": as_of, "holidays": json.dumps(settings.care_holidays),
+                           "greeting_at": settings.care_greeting_time})
+
+
+# --- running steps ---------------------------------------------------------------------------------
+
+
+def _channel(preferred: str | None, step_channel: str) -> str:
+    if step_channel != "preferred":
+        return step_channel
+    return preferred or CHANNEL_FALLBACK[0]
+
+
+def _variables(session: Session, member_id: int, occasion: str, now: datetime) -> dict[str, Any]:
+    member = members.get_member(session, member_id=member_id)
+    balance = balance_of(session, member_id=member_id, now=now)
+    holiday = get_settings().care_holidays.get(occasion.split(":", 1)[1], "") if occasion.startswith("holiday:") else ""
+    return {"name": member.name or "member", "tier": member.tier, "points": balance.available,
+            "expiring_points": balance.expiring_soon, "member_code": member.member_code, "holiday": holiday}
+
+
+def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dict[str, int]:
+    """Execute the due step of up to ``limit`` enrollments (claimed with SKIP LOCKED, so parallel runners
+    share the work). Every message goes through the contact gate; a purchase since enrollment converts."""
+    counts = {"steps": 0, "converted": 0, "control": 0, "lapsed": 0, "completed": 0}
+    ids = session.scalars(sa.text("""
+        SELECT e.id FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
+        WHERE e.state = 'active' AND e.next_run_at <= :as_of AND j.status = 'active'
+        ORDER BY e.next_run_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED"""), {"as_of": as_of, "limit": limit}).all()
+    for enrollment_id in ids:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        journey = session.get(Journey, enrollment.journey_id)
+        assert journey is not None
+        version = _version(session, journey.id or 0, enrollment.version)
+        member = members.get_member(session, member_id=enrollment.member_id)
+        if member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at and version.goal == "purchase" \
+                and journey.trigger != "care.date":
+            _finish(enrollment, "converted", as_of)
+            session.add(enrollment)
+            counts["converted"] += 1
+            continue
+        if member.status == MemberStatus.CLOSED:
+            _finish(enrollment, "exited", as_of)
+            session.add(enrollment)
+            continue
+        step = version.steps[enrollment.step_index]
+        execution = StepExecution(enrollment_id=enrollment_id, step_index=enrollment.step_index, outcome="", at=as_of)
+        if step["kind"] == "lapse":
+            members.set_member_status(session, member_id=member.id or 0, status=MemberStatus.LAPSED, now=as_of)
+            execution.outcome = "lapsed"
+            counts["lapsed"] += 1
+        elif enrollment.control:
+            execution.outcome = "control_holdout"
+            counts["control"] += 1
+        else:
+            message = enrollment.trigger_ref.split(":", 1)[0] if step["message"] == "{occasion}" else step["message"]
+            variables = _variables(session, member.id or 0, enrollment.trigger_ref, as_of)
+            variables["body"] = render_template(TEMPLATES.get(message, message), variables)
+            touch, _ = gate.request_touch(
+                session, member_id=member.id or 0, channel=_channel(member.preferred_channel, step["channel"]),
+                purpose=step["purpose"], source=f"journey:{journey.key}",
+                idempotency_key=f"{enrollment_id}:{enrollment.step_index}", template=message, variables=variables,
+                now=as_of)
+            execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id
+        session.add(execution)
+        counts["steps"] += 1
+        enrollment.step_index += 1
+        if step["kind"] == "lapse":
+            _finish(enrollment, "lapsed", as_of)
+        elif enrollment.step_index >= len(version.steps):
+            _finish(enrollment, "completed", as_of)
+            counts["completed"] += 1
+        else:
+            next_day = version.steps[enrollment.step_index]["day"]
+            enrollment.next_run_at = enrollment.enrolled_at + timedelta(days=next_day)
+        session.add(enrollment)
+    session.flush()
+    return counts
+
+
+def _finish(enrollment: Enrollment, state: str, now: datetime) -> None:
+    enrollment.state, enrollment.finished_at, enrollment.next_run_at = state, now, None
+
+
+def record_conversions(session: Session, *, as_of: datetime) -> int:
+    """Mark active and finished enrollments converted when the member bought after enrolling (set-based),
+    so control members count as converted too although they get no steps."""
+    result = session.execute(sa.text("""
+        UPDATE journey_enrollments e SET state = 'converted', finished_at = coalesce(e.finished_at, :as_of),
+                                         next_run_at = NULL
+        FROM members m, journey_versions v, journeys j
+        WHERE m.id = e.member_id AND v.journey_id = e.journey_id AND v.version = e.version AND j.id = e.journey_id
+          AND v.goal = 'purchase' AND j.trigger <> 'care.date'
+          AND e.state IN ('active', 'completed', 'lapsed') AND m.last_purchase_at > e.enrolled_at
+          AND m.last_purchase_at <= :as_of"""), {"as_of": as_of})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def journey_report(session: Session, *, journey_id: int) -> dict[str, Any]:
+    """Enrolled, control, sent, deferred, suppressed by reason, conversions and uplift with a 95% interval."""
+    if session.get(Journey, journey_id) is None:
+        raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
+    row = session.execute(sa.text("""
+        SELECT count(*) AS enrolled, count(*) FILTER (WHERE control) AS control,
+               count(*) FILTER (WHERE NOT control AND state = 'converted') AS treatment_converted,
+               count(*) FILTER (WHERE control AND state = 'converted') AS control_converted
+        FROM journey_enrollments WHERE journey_id = :j"""), {"j": journey_id}).mappings().one()
+    steps = session.execute(sa.text("""
+        SELECT x.outcome, t.status,
+               unnest(CASE WHEN x.outcome = 'rejected' THEN x.reasons ELSE ARRAY[NULL] END) AS reason
+        FROM journey_step_executions x JOIN journey_enrollments e ON e.id = x.enrollment_id
+        LEFT JOIN touches t ON t.id = x.touch_id WHERE e.journey_id = :j"""), {"j": journey_id}).all()
+    suppressed: dict[str, int] = {}
+    for outcome, status, reason in steps:
+        if outcome == "rejected" and reason:
+            suppressed[reason] = suppressed.get(reason, 0) + 1
+        if status == "suppressed":
+            suppressed["suppressed_at_send"] = suppressed.get("suppressed_at_send", 0) + 1
+    treated = row["enrolled"] - row["control"]
+    uplift = conversion_uplift(treatment_converted=row["treatment_converted"], treatment_size=treated,
+                               control_converted=row["control_converted"], control_size=row["control"])
+    return {"journey_id": journey_id, "enrolled": row["enrolled"], "control": row["control"],
+            "sent": sum(1 for _, status, _ in steps if status == "sent"),
+            "deferred": sum(1 for outcome, _, _ in steps if outcome == "deferred"),
+            "suppressed": suppressed,
+            "converted": {"treatment": row["treatment_converted"], "control": row["control_converted"]},
+            "uplift": {"treatment_rate": uplift.treatment_rate, "control_rate": uplift.control_rate,
+                       "uplift": uplift.uplift, "ci95": [uplift.ci_low, uplift.ci_high]}}
+
+

@@ -1,0 +1,67 @@
+"""Journey jobs: enroll (set-based), mark dormant, greet on care dates, run due steps through the gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.clock import utcnow
+from domain.journeys import service as journeys
+from jobs.context import JobContext
+from jobs.registry import JobSpec, register
+
+
+def enroll_journeys(ctx: JobContext) -> dict[str, Any]:
+    """Enroll new members in the welcome journey and newly dormant ones in reactivation."""
+    with ctx.unit_of_work() as session:
+        journeys.ensure_builtin_journeys(session, now=utcnow())
+        welcome = journeys.enroll_new_members(session, as_of=ctx.as_of)
+        reactivation = journeys.enroll_dormant_members(session, as_of=ctx.as_of)
+        session.commit()
+    return {"welcome": welcome, "reactivation": reactivation}
+
+
+def mark_dormant(ctx: JobContext) -> dict[str, Any]:
+    """Members with no purchase for the dormancy period become dormant and enter reactivation."""
+    with ctx.unit_of_work() as session:
+        journeys.ensure_builtin_journeys(session, now=utcnow())
+        dormant = journeys.mark_dormant(session, as_of=ctx.as_of)
+        enrolled = journeys.enroll_dormant_members(session, as_of=ctx.as_of)
+        session.commit()
+    ctx.log.info("%d members became dormant", dormant)
+    return {"dormant": dormant, "enrolled": enrolled}
+
+
+def care_greetings(ctx: JobContext) -> dict[str, Any]:
+    """Enroll members whose birthday or holiday greeting time has come in their own timezone."""
+    with ctx.unit_of_work() as session:
+        journeys.ensure_builtin_journeys(session, now=utcnow())
+        enrolled = journeys.enroll_care_dates(session, as_of=ctx.as_of)
+        session.commit()
+    return {"enrolled": enrolled}
+
+
+def run_journeys(ctx: JobContext) -> dict[str, Any]:
+    """Record conversions, then execute due journey steps in batches (parallel runners share the work)."""
+    totals: dict[str, int] = {}
+    with ctx.unit_of_work() as session:
+        totals["converted_set_based"] = journeys.record_conversions(session, as_of=ctx.as_of)
+        session.commit()
+    while True:
+        with ctx.unit_of_work() as session:
+            counts = journeys.run_due_steps(session, as_of=ctx.as_of, limit=int(ctx.options.get("batch", 500)))
+            session.commit()
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+        if not any(counts.values()):
+            return totals
+
+
+register(JobSpec(name="enroll-journeys", func=enroll_journeys, description=enroll_journeys.__doc__ or "",
+                 schedule={"minute": "*/10"}))
+register(JobSpec(name="mark-dormant", func=mark_dormant, description=mark_dormant.__doc__ or "",
+                 schedule={"hour": 2, "minute": 30}))
+register(JobSpec(name="care-greetings", func=care_greetings, description=care_greetings.__doc__ or "",
+                 schedule={"minute": 5}))
+# Not exclusive: runners claim enrollments with SKIP LOCKED; steps are unique per enrollment.
+register(JobSpec(name="run-journeys", func=run_journeys, description=run_journeys.__doc__ or "",
+                 schedule={"minute": "*/5"}, exclusive=False))
