@@ -126,8 +126,9 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     try:
         if "lookup" in only:
             health = run_load(server.base, lambda i: ("GET", "/healthz", None), seconds=seconds)
-            lookup = run_load(server.base, lambda i: ("GET", f"/v1/members/lookup?phone={phones[i % len(phones)]}",
-                                                      None), seconds=seconds, headers=headers)
+            agent = {**headers, "X-Agent-Id": "bench"}
+            lookup = run_load(server.base, lambda i: ("GET", f"/v1/crm/members/lookup?phone={phones[i % len(phones)]}",
+                                                      None), seconds=seconds, headers=agent)
             data = {"members": members, "clients": 16, "reference_healthz": health.as_dict(),
                     "lookup_by_phone": lookup.as_dict(), "throughput_ratio": round(lookup.rps / health.rps, 3),
                     "target_p99_ms": 20, "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
@@ -136,7 +137,7 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
                 ("figure", "rps", "p50 ms", "p99 ms", "errors"),
                 ("GET /healthz (reference)", f"{health.rps:.0f}", f"{health.p50_ms:.1f}", f"{health.p99_ms:.1f}",
                  str(health.errors)),
-                ("GET /v1/members/lookup?phone=", f"{lookup.rps:.0f}", f"{lookup.p50_ms:.1f}",
+                ("GET /v1/crm/members/lookup?phone=", f"{lookup.rps:.0f}", f"{lookup.p50_ms:.1f}",
                  f"{lookup.p99_ms:.1f}", str(lookup.errors)),
                 ("ratio lookup / healthz", f"{lookup.rps / health.rps:.2f}", "", "target p99 ≤ 20", "")])
         if "orders" in only:

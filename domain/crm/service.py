@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from domain.contact_policy import service as gate
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.errors import InvalidInput, NotFound, PolicyRefused
+from domain.journeys import service as journeys
 from domain.members import service as members
 from domain.members.models import Member
 from domain.members.rules import mask_phone
@@ -82,6 +83,7 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
         "unreachable_channels": members.unreachable_channels(session, member_id=mid),
         "notes": [{"agent_id": n.agent_id, "fields": n.fields, "text": n.text, "created_at": n.created_at}
                   for n in notes_of(session, member_id=mid)],
+        "active_journeys": journeys.active_journeys_of(session, member_id=mid),
         "may_pitch_by_phone": {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
                                "next_allowed_at": verdict.send_at if verdict.verdict == "deferred"
                                else verdict.next_allowed_at},

@@ -192,6 +192,15 @@ def _variables(session: Session, member_id: int, occasion: str, now: datetime) -
             "expiring_points": balance.expiring_soon, "member_code": member.member_code, "holiday": holiday}
 
 
+def active_journeys_of(session: Session, *, member_id: int) -> list[dict[str, Any]]:
+    """The journeys the member is in now, with the next step's time."""
+    rows = session.execute(sa.text("""
+        SELECT j.key, j.name, e.step_index, e.next_run_at, e.control FROM journey_enrollments e
+        JOIN journeys j ON j.id = e.journey_id WHERE e.member_id = :m AND e.state = 'active'
+        ORDER BY e.enrolled_at DESC LIMIT 10"""), {"m": member_id}).mappings().all()
+    return [dict(r) for r in rows]
+
+
 def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dict[str, int]:
     """Execute the due step of up to ``limit`` enrollments (claimed with SKIP LOCKED, so parallel runners
     share the work). Every message goes through the contact gate; a purchase since enrollment converts."""

@@ -36,6 +36,7 @@ def test_the_lookup_shows_the_whole_picture_masked_for_agents_and_logs_the_read(
     assert picture["notes"][0]["text"] == "prefers evening calls" and picture["notes"][0]["agent_id"] == "agent-7"
     assert [c["category"] for c in picture["open_complaints"]] == ["delivery"]
     assert picture["consents"] == {"phone": "granted"}
+    assert picture["active_journeys"] == []
     pitch = picture["may_pitch_by_phone"]
     assert pitch["verdict"] == "rejected" and "complaint_cooldown" in pitch["reasons"] and pitch["next_allowed_at"]
 
