@@ -18,6 +18,7 @@ from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redempti
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.tiers.models import TierEvent, TierStatus
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
+from domain.wechat.models import Follower, ProcessedCallback
 
 __all__ = [
     "AccessLogEntry",
@@ -53,4 +54,6 @@ __all__ = [
     "Journey",
     "JourneyVersion",
     "StepExecution",
+    "Follower",
+    "ProcessedCallback",
 ]

@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     care_greeting_time: str = "10:00"
     care_holidays: dict[str, str] = {}
     """Date (YYYY-MM-DD) → holiday name for greetings, e.g. ``{"2027-02-06": "Spring Festival"}``."""
+    # --- WeChat official account -----------------------------------------------------------------
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    """Without an app id and secret the WeChat adapter runs in local mode: it records what it would send."""
+    wechat_token: str = "loyalty-dev-token"
+    """The callback token configured in the official account's console (signs every callback)."""
+    wechat_encoding_aes_key: str = ""
+    wechat_previous_encoding_aes_key: str = ""
+    """After rotating the EncodingAESKey, the old one stays valid here until removed."""
+    wechat_max_clock_skew_seconds: int = 300
+    wechat_public_base_url: str = "http://127.0.0.1:8000"
+    """Where members' browsers reach this service (for the phone-binding link in replies)."""
+    wechat_welcome_text: str = "Welcome! Tap My points, My tier or My coupons in the menu, or bind your phone."
+    wechat_keyword_replies: dict[str, str] = {"points": "Tap My points in the menu to see your balance."}
+    wechat_default_reply: str = "Thanks for your message. An agent will read it soon."
+
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 

@@ -325,3 +325,13 @@ def set_member_tier(session: Session, *, member_id: int, tier: str, now: datetim
     member.updated_at = now
     session.add(member)
     return member
+
+
+def set_attribution_if_missing(session: Session, *, member_id: int, campaign: str | None, now: datetime) -> Member:
+    """Record a campaign (a QR scene) as where the member came from, only if nothing is recorded yet."""
+    member = get_member(session, member_id=member_id, for_update=True)
+    if campaign and not member.source_campaign:
+        member.source_campaign = campaign[:64]
+        member.updated_at = now
+        session.add(member)
+    return member

@@ -1,0 +1,36 @@
+"""The official account's followers and the bookkeeping of its callbacks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from domain.db import utc_column
+
+
+class Follower(SQLModel, table=True):
+    """A WeChat user who follows (or followed) the official account, and the member they are."""
+
+    __tablename__ = "wechat_followers"
+
+    openid: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="members.id", index=True)
+    subscribed: bool = True
+    qr_scene: str | None = Field(default=None, max_length=64)
+    """The parametric QR code that brought them: a store, campaign or rep."""
+    subscribed_at: datetime | None = utc_column(nullable=True)
+    unsubscribed_at: datetime | None = utc_column(nullable=True)
+    last_interaction_at: datetime | None = utc_column(nullable=True)
+    """Opens WeChat's customer-service window (48 h after a message)."""
+    last_interaction_kind: str | None = Field(default=None, max_length=16)
+
+
+class ProcessedCallback(SQLModel, table=True):
+    """WeChat retries a callback up to three times: each message or event is handled once."""
+
+    __tablename__ = "wechat_processed_callbacks"
+
+    key: str = Field(primary_key=True, max_length=120)
+    """``msg:<MsgId>``, or ``evt:<FromUserName>:<CreateTime>:<Event>`` for events (their MsgId is 0)."""
+    received_at: datetime = utc_column()

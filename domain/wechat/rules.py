@@ -1,0 +1,40 @@
+"""Pure rules of the WeChat callback: signatures, freshness, dedupe keys, the service window."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+SERVICE_WINDOW_AFTER_MESSAGE = timedelta(hours=48)
+
+
+def signature(*parts: str) -> str:
+    """WeChat's signature: SHA-1 of the parts sorted and joined (token, timestamp, nonce[, encrypted body])."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - WeChat's protocol
+
+
+def signature_valid(*, token: str, timestamp: str, nonce: str, presented: str) -> bool:
+    # Bytes, not str: compare_digest refuses non-ASCII strings, and a forged signature may be anything.
+    return hmac.compare_digest(signature(token, timestamp, nonce).encode(), (presented or "").encode())
+
+
+def is_stale(*, timestamp: str, now: datetime, max_skew_seconds: int) -> bool:
+    """A callback whose timestamp is too far from our clock is refused (a replayed capture)."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return True
+    return abs(now.timestamp() - sent) > max_skew_seconds
+
+
+def dedupe_key(*, msg_id: int | None, sender: str, create_time: int, event: str | None) -> str:
+    """Messages carry a MsgId; events do not (0), so sender + CreateTime (+ event) identifies them."""
+    if msg_id:
+        return f"msg:{msg_id}"
+    return f"evt:{sender}:{create_time}:{event or ''}"[:120]
+
+
+def in_service_window(*, last_interaction_at: datetime | None, now: datetime) -> bool:
+    """Customer-service messages may go out within 48 h of the member's last message to the account."""
+    return last_interaction_at is not None and now - last_interaction_at < SERVICE_WINDOW_AFTER_MESSAGE

@@ -1,0 +1,155 @@
+"""WeChat's callback, driven with properly signed plaintext and AES payloads."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+from wechatpy.crypto import WeChatCrypto
+
+from api.deps import get_now
+from domain.contact_policy import service as gate
+from domain.events.models import DomainEvent
+from domain.members.models import Member
+from domain.settings import get_settings
+from domain.touchpoints.models import Touch
+from domain.wechat.models import Follower
+from domain.wechat.rules import signature
+from tests.factories import make_member, make_order
+
+TOKEN = "loyalty-dev-token"
+APP_ID = "wx1234567890abcdef"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
+
+
+def signed(ts: int | None = None, nonce: str = "n0nce") -> dict[str, str]:
+    ts_text = str(ts if ts is not None else int(time.time()))
+    return {"signature": signature(TOKEN, ts_text, nonce), "timestamp": ts_text, "nonce": nonce}
+
+
+def event_xml(openid: str, event: str, key: str = "", create_time: int = 1_772_000_000, extra: str = "") -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_loyalty]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey>{extra}</xml>")
+
+
+def post(client, xml: str, params: dict[str, str] | None = None):
+    return client.post("/wechat/callback", params=params or signed(), content=xml.encode())
+
+
+def test_url_verification_echoes_only_for_wechats_signature(app_client):
+    ok = app_client.get("/wechat/callback", params={**signed(), "echostr": "hello"})
+    assert ok.status_code == 200 and ok.text == "hello"
+    forged = app_client.get("/wechat/callback", params={**signed(), "signature": "0" * 40, "echostr": "hello"})
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_signature"
+
+
+def test_a_forged_or_stale_callback_is_refused_and_nothing_is_processed(app_client, session):
+    forged = post(app_client, event_xml("o-forged", "subscribe"), {**signed(), "signature": "f" * 40})
+    stale = post(app_client, event_xml("o-stale", "subscribe"), signed(ts=int(time.time()) - 3600))
+    assert forged.status_code == 403 and stale.status_code == 403
+    assert stale.json()["error"]["code"] == "stale_request"
+    assert session.exec(select(Member).where(Member.wechat_openid.in_(["o-forged", "o-stale"]))).all() == []
+
+
+def test_malformed_xml_is_a_clean_400(app_client):
+    response = post(app_client, "<xml><FromUserName>broken")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_message"
+
+
+def test_a_follow_via_a_qr_code_creates_an_attributed_prospect_and_replies_welcome(app_client, session):
+    response = post(app_client, event_xml("o-new", "subscribe", "qrscene_store42"))
+    assert response.status_code == 200 and "Welcome" in response.text and "<xml>" in response.text
+    member = session.exec(select(Member).where(Member.wechat_openid == "o-new")).one()
+    assert (member.status, member.source_channel, member.source_campaign) == ("prospect", "wechat", "store42")
+    assert member.member_code.startswith("WX-STORE42-")
+    assert session.get(Follower, "o-new").qr_scene == "store42"
+    kinds = [e.kind for e in session.exec(select(DomainEvent).where(DomainEvent.member_id == member.id))]
+    assert "member.joined" in kinds  # the welcome journey starts from here
+
+
+def test_a_retried_callback_is_processed_once(app_client, session):
+    xml = event_xml("o-retry", "subscribe", "qrscene_c1", create_time=1_772_000_123)
+    first = post(app_client, xml)
+    retry = post(app_client, xml, signed(nonce="other"))
+    assert "Welcome" in first.text and retry.text == "success"
+    assert len(session.exec(select(Member).where(Member.wechat_openid == "o-retry")).all()) == 1
+
+
+def test_unfollow_stops_wechat_touches_at_once_and_keeps_the_member(app_client, session):
+    post(app_client, event_xml("o-leaver", "subscribe", create_time=1_772_000_001))
+    member = session.exec(select(Member).where(Member.wechat_openid == "o-leaver")).one()
+    assert post(app_client, event_xml("o-leaver", "unsubscribe", create_time=1_772_000_002)).text == "success"
+    decision = gate.evaluate_contact(session, member_id=member.id, channel="wechat", purpose="service",
+                                     now=datetime.now(UTC))
+    assert decision.verdict == "rejected" and "channel_unreachable" in decision.reasons
+    assert session.get(Member, member.id) is not None and not session.get(Follower, "o-leaver").subscribed
+
+
+def test_menu_clicks_answer_from_the_members_data_or_invite_to_bind(app_client, session):
+    member = make_member(session, wechat_openid="o-bound", name="Li")
+    make_order(session, member_id=member.id, amount_fen=150_000, occurred_at=datetime(2026, 1, 1, tzinfo=UTC))
+    app_client.app.dependency_overrides[get_now] = lambda: datetime.fromtimestamp(int(time.time()), UTC)
+    points = post(app_client, event_xml("o-bound", "CLICK", "MY_POINTS", create_time=1_772_000_010))
+    tier = post(app_client, event_xml("o-bound", "CLICK", "MY_TIER", create_time=1_772_000_011))
+    stranger = post(app_client, event_xml("o-stranger", "CLICK", "MY_POINTS", create_time=1_772_000_012))
+    assert "0 points available and 1500 pending" in points.text
+    assert "You are a C member" in tier.text
+    assert "/wechat/oauth/start" in stranger.text
+
+
+def test_a_template_delivery_report_is_stored_on_its_touch(app_client, session):
+    member = make_member(session, wechat_openid="o-t")
+    touch = Touch(member_id=member.id, channel="wechat", purpose="service", source="t", idempotency_key="k",
+                  template="points_earned", decision="approved", status="sent", requested_at=datetime.now(UTC),
+                  provider_ref="200163836")
+    session.add(touch)
+    session.commit()
+    report = "<MsgID>200163836</MsgID><Status><![CDATA[success]]></Status>"
+    xml = event_xml("o-t", "TEMPLATESENDJOBFINISH", extra=report)
+    assert post(app_client, xml).text == "success"
+    session.refresh(touch)
+    assert touch.delivery_status == "success"
+
+
+@pytest.fixture
+def aes_mode(monkeypatch):
+    settings = get_settings()
+    monkeypatch.setattr(settings, "wechat_app_id", APP_ID)
+    monkeypatch.setattr(settings, "wechat_encoding_aes_key", AES_KEY)
+    return WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+
+
+def test_safe_mode_messages_are_decrypted_and_replies_encrypted(app_client, aes_mode):
+    params = signed()
+    encrypted = aes_mode.encrypt_message(event_xml("o-aes", "subscribe", create_time=1_772_000_020), params["nonce"],
+                                         params["timestamp"])
+    import re
+
+    encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", encrypted).group(1)
+    msg_signature = signature(TOKEN, params["timestamp"], params["nonce"], encrypt)
+    response = post(app_client, encrypted, {**params, "encrypt_type": "aes", "msg_signature": msg_signature})
+    assert response.status_code == 200
+    reply = aes_mode.decrypt_message(response.text, re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>",
+                                                              response.text).group(1), params["timestamp"],
+                                     params["nonce"])
+    assert "Welcome" in reply
+    forged = post(app_client, encrypted, {**params, "encrypt_type": "aes", "msg_signature": "0" * 40})
+    assert forged.status_code == 403
+
+
+def test_a_rotated_aes_key_keeps_the_previous_one_valid(app_client, aes_mode, monkeypatch):
+    settings = get_settings()
+    new_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
+    monkeypatch.setattr(settings, "wechat_encoding_aes_key", new_key)
+    monkeypatch.setattr(settings, "wechat_previous_encoding_aes_key", AES_KEY)
+    params = signed()
+    encrypted = aes_mode.encrypt_message(event_xml("o-rot", "subscribe", create_time=1_772_000_030), params["nonce"],
+                                         params["timestamp"])
+    import re
+
+    encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", encrypted).group(1)
+    response = post(app_client, encrypted, {**params, "encrypt_type": "aes",
+                                            "msg_signature": signature(TOKEN, params["timestamp"], params["nonce"],
+                                                                       encrypt)})
+    assert response.status_code == 200 and "<Encrypt>" in response.text
