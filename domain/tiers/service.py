@@ -83,11 +83,13 @@ WITH spend AS (
 ), changed AS (
     UPDATE members m SET tier = (ARRAY['D','C','B','A'])[d.new_rank + 1], updated_at = :now
     FROM decided d WHERE m.id = d.member_id AND d.new_rank <> d.current_rank
+      -- Re-checked on the row's latest version: an order that changed the tier meanwhile wins.
+      AND m.tier = d.tier
     RETURNING m.id
 ), events AS (
     INSERT INTO tier_events (member_id, from_tier, to_tier, cause, spend_fen, at)
-    SELECT member_id, tier, (ARRAY['D','C','B','A'])[new_rank + 1], 'evaluation', spend, :now
-    FROM decided WHERE new_rank <> current_rank
+    SELECT d.member_id, d.tier, (ARRAY['D','C','B','A'])[d.new_rank + 1], 'evaluation', d.spend, :now
+    FROM decided d JOIN changed c ON c.id = d.member_id
     RETURNING member_id, from_tier, to_tier, spend_fen
 ), domain_events AS (
     INSERT INTO domain_events (kind, member_id, payload, occurred_at)
