@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import admin, contacts, crm, health, journeys, members, points, wechat
+from api.routes import admin, campaigns, contacts, crm, health, journeys, members, points, wechat
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
-           admin.router, wechat.router]
+           campaigns.router, admin.router, wechat.router]
 
 
 def create_app() -> FastAPI:

@@ -1,6 +1,7 @@
 """Every table of the domain, imported in one place so Alembic and tests see the whole metadata."""
 
 from domain.access.models import AccessLogEntry, ApiKey
+from domain.campaigns.models import Campaign, CampaignMember
 from domain.contact_policy.models import Complaint
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.events.models import DomainEvent
@@ -56,4 +57,6 @@ __all__ = [
     "StepExecution",
     "Follower",
     "ProcessedCallback",
+    "Campaign",
+    "CampaignMember",
 ]

@@ -1,0 +1,168 @@
+"""Campaign use cases: audience SQL, preview, approval, set-based launch, sending through the gate, report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from domain.campaigns.models import Campaign, CampaignMember
+from domain.contact_policy import service as gate
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
+from domain.members import service as members
+from domain.points.rules import add_months
+
+FILTER_KEYS = {"tiers", "statuses", "cities", "tags", "source_channels", "min_age", "max_age",
+               "last_purchase_before", "last_purchase_after", "min_spend_fen", "max_spend_fen"}
+
+
+def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
+    """One SQL query selecting the audience's member ids (filters combine with AND)."""
+    unknown = set(audience) - FILTER_KEYS
+    if unknown:
+        raise InvalidInput("unknown audience filters", code="unknown_filters", details={"filters": sorted(unknown)})
+    where: list[str] = ["m.status <> 'closed'"]
+    params: dict[str, Any] = {"today": now.date(), "year_ago": add_months(now, -12)}
+    for key, column in (("tiers", "m.tier"), ("statuses", "m.status"), ("cities", "m.city"),
+                        ("source_channels", "m.source_channel")):
+        if audience.get(key):
+            where.append(f"{column} = ANY(CAST(:{key} AS text[]))")
+            params[key] = list(audience[key])
+    if audience.get("tags"):
+        where.append("m.tags && CAST(:tags AS varchar[])")
+        params["tags"] = list(audience["tags"])
+    if audience.get("min_age") is not None:
+        where.append("m.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int))")
+        params["min_age"] = int(audience["min_age"])
+    if audience.get("max_age") is not None:
+        where.append("m.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1)")
+        params["max_age"] = int(audience["max_age"])
+    if audience.get("last_purchase_before"):
+        where.append("coalesce(m.last_purchase_at, m.joined_at) < CAST(:lpb AS timestamptz)")
+        params["lpb"] = audience["last_purchase_before"]
+    if audience.get("last_purchase_after"):
+        where.append("m.last_purchase_at >= CAST(:lpa AS timestamptz)")
+        params["lpa"] = audience["last_purchase_after"]
+    spend = ("coalesce((SELECT sum(o.amount_fen - o.refunded_fen) FROM orders o "
+             "WHERE o.member_id = m.id AND o.occurred_at > :year_ago), 0)")
+    if audience.get("min_spend_fen") is not None:
+        where.append(f"{spend} >= :min_spend")
+        params["min_spend"] = int(audience["min_spend_fen"])
+    if audience.get("max_spend_fen") is not None:
+        where.append(f"{spend} <= :max_spend")
+        params["max_spend"] = int(audience["max_spend_fen"])
+    return "SELECT m.id FROM members m WHERE " + " AND ".join(where), params
+
+
+def create_campaign(session: Session, *, name: str, channel: str, purpose: str, template: str, body: str,
+                    audience: dict[str, Any], control_share: float, actor: str, now: datetime) -> Campaign:
+    audience_sql(audience, now)  # refuse unknown filters now, not at launch
+    campaign = Campaign(name=name, channel=channel, purpose=purpose, template=template, body=body, audience=audience,
+                        control_share=control_share, created_by=actor, created_at=now)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get_campaign(session: Session, *, campaign_id: int, for_update: bool = False) -> Campaign:
+    query = sa.select(Campaign).where(Campaign.id == campaign_id)  # type: ignore[arg-type]
+    campaign = session.scalars(query.with_for_update() if for_update else query).first()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} not found", code="campaign_not_found")
+    return campaign
+
+
+def preview(session: Session, *, campaign_id: int, now: datetime, sample: int = 20) -> dict[str, Any]:
+    """The audience's size and a sample, before anything is sent."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    sql, params = audience_sql(campaign.audience, now)
+    size = session.scalar(sa.text(f"SELECT count(*) FROM ({sql}) a"), params)
+    rows = session.execute(sa.text(f"SELECT m.id, m.member_code, m.tier, m.city FROM members m "
+                                   f"WHERE m.id IN ({sql}) ORDER BY random() LIMIT :n"), {**params, "n": sample})
+    return {"campaign_id": campaign_id, "audience_size": int(size or 0),
+            "expected_control": round(int(size or 0) * campaign.control_share),
+            "sample": [dict(r._mapping) for r in rows]}
+
+
+def approve(session: Session, *, campaign_id: int, actor: str, now: datetime) -> Campaign:
+    """An admin approves a draft; the author may not approve their own campaign (four eyes)."""
+    campaign = get_campaign(session, campaign_id=campaign_id, for_update=True)
+    if campaign.status != "draft":
+        raise Conflict(f"campaign {campaign_id} is {campaign.status}", code="campaign_not_draft")
+    if campaign.created_by == actor:
+        raise Conflict("a campaign needs a second person's approval", code="self_approval")
+    campaign.status, campaign.approved_by, campaign.approved_at = "approved", actor, now
+    session.add(campaign)
+    return campaign
+
+
+def launch(session: Session, *, campaign_id: int, now: datetime) -> dict[str, int]:
+    """Fix the audience set-based with its control group; the sending job then works through it."""
+    campaign = get_campaign(session, campaign_id=campaign_id, for_update=True)
+    if campaign.status != "approved":
+        raise Conflict(f"campaign {campaign_id} is {campaign.status}; approve it first", code="campaign_not_approved")
+    sql, params = audience_sql(campaign.audience, now)
+    bucket = CONTROL_BUCKET_SQL.format(experiment=":experiment", member_id="a.id")
+    result = session.execute(sa.text(
+        f"INSERT INTO campaign_members (campaign_id, member_id, control, reasons) "
+        f"SELECT :campaign_id, a.id, {bucket} < :share, '{{}}' FROM ({sql}) a ON CONFLICT DO NOTHING"),
+        {**params, "campaign_id": campaign_id, "experiment": f"campaign:{campaign_id}",
+         "share": campaign.control_share})
+    campaign.status, campaign.launched_at = "launched", now
+    session.add(campaign)
+    return {"audience": int(getattr(result, "rowcount", 0) or 0)}
+
+
+def send_batch(session: Session, *, now: datetime, limit: int = 500) -> int:
+    """Send the next unsent members of launched campaigns through the gate (SKIP LOCKED: runners share)."""
+    rows = session.execute(sa.text("""
+        SELECT cm.id FROM campaign_members cm JOIN campaigns c ON c.id = cm.campaign_id
+        WHERE c.status = 'launched' AND cm.decision IS NULL AND NOT cm.control
+        ORDER BY cm.id LIMIT :n FOR UPDATE OF cm SKIP LOCKED"""), {"n": limit}).scalars().all()
+    for cm_id in rows:
+        target = session.get(CampaignMember, cm_id)
+        assert target is not None
+        campaign = get_campaign(session, campaign_id=target.campaign_id)
+        member = members.get_member(session, member_id=target.member_id)
+        channel = (member.preferred_channel or "sms") if campaign.channel == "preferred" else campaign.channel
+        variables = {"name": member.name or "member", "tier": member.tier}
+        variables["body"] = render_template(campaign.body, variables)
+        touch, _ = gate.request_touch(session, member_id=target.member_id, channel=channel, purpose=campaign.purpose,
+                                      source=f"campaign:{campaign.id}", idempotency_key=str(target.member_id),
+                                      template=campaign.template, variables=variables, now=now)
+        target.decision, target.reasons, target.touch_id = touch.decision, list(touch.reasons), touch.id
+        session.add(target)
+    session.flush()
+    return len(rows)
+
+
+def report(session: Session, *, campaign_id: int, window_days: int = 30) -> dict[str, Any]:
+    """Audience, control, sent, deferred, suppressed by reason, purchases after launch, uplift with 95% CI."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    start = campaign.launched_at
+    end = start + timedelta(days=window_days) if start else None
+    row = session.execute(sa.text("""
+        SELECT count(*) AS audience, count(*) FILTER (WHERE cm.control) AS control,
+               count(*) FILTER (WHERE t.status = 'sent') AS sent,
+               count(*) FILTER (WHERE cm.decision = 'deferred') AS deferred,
+               count(*) FILTER (WHERE NOT cm.control AND EXISTS (SELECT 1 FROM orders o WHERE o.member_id = cm.member_id
+                                 AND o.occurred_at >= :start AND o.occurred_at < :end)) AS treatment_converted,
+               count(*) FILTER (WHERE cm.control AND EXISTS (SELECT 1 FROM orders o WHERE o.member_id = cm.member_id
+                                 AND o.occurred_at >= :start AND o.occurred_at < :end)) AS control_converted
+        FROM campaign_members cm LEFT JOIN touches t ON t.id = cm.touch_id WHERE cm.campaign_id = :c"""),
+        {"c": campaign_id, "start": start, "end": end}).mappings().one()
+    reasons = session.execute(sa.text("""
+        SELECT r, count(*) FROM campaign_members cm, unnest(cm.reasons) r
+        WHERE cm.campaign_id = :c AND cm.decision = 'rejected' GROUP BY r"""), {"c": campaign_id}).all()
+    treated = row["audience"] - row["control"]
+    uplift = conversion_uplift(treatment_converted=row["treatment_converted"], treatment_size=treated,
+                               control_converted=row["control_converted"], control_size=row["control"])
+    return {"campaign_id": campaign_id, "status": campaign.status, "audience": row["audience"],
+            "control": row["control"], "sent": row["sent"], "deferred": row["deferred"],
+            "suppressed": {r: int(n) for r, n in reasons},
+            "converted": {"treatment": row["treatment_converted"], "control": row["control_converted"]},
+            "uplift": {"treatment_rate": uplift.treatment_rate, "control_rate": uplift.control_rate,
+                       "uplift": uplift.uplift, "ci95": [uplift.ci_low, uplift.ci_high]}}

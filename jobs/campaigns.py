@@ -1,0 +1,25 @@
+"""Campaign sending: launched campaigns' audiences go through the contact gate in batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.campaigns import service as campaigns
+from jobs.context import JobContext
+from jobs.registry import JobSpec, register
+
+
+def send_campaigns(ctx: JobContext) -> dict[str, Any]:
+    """Request a gated touch for every not-yet-sent member of launched campaigns."""
+    total = 0
+    while True:
+        with ctx.unit_of_work() as session:
+            done = campaigns.send_batch(session, now=ctx.as_of, limit=int(ctx.options.get("batch", 500)))
+            session.commit()
+        total += done
+        if not done:
+            return {"requested": total}
+
+
+register(JobSpec(name="send-campaigns", func=send_campaigns, description=send_campaigns.__doc__ or "",
+                 schedule={"minute": "*"}, exclusive=False))
