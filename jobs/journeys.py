@@ -17,7 +17,7 @@ def enroll_journeys(ctx: JobContext) -> dict[str, Any]:
         welcome = journeys.enroll_new_members(session, as_of=ctx.as_of)
         reactivation = journeys.enroll_dormant_members(session, as_of=ctx.as_of)
         session.commit()
-    return {"welcome": welcome, "reactivation": reactivation}
+    return {"enrolled_on_join": welcome, "enrolled_on_dormancy": reactivation}
 
 
 def mark_dormant(ctx: JobContext) -> dict[str, Any]:

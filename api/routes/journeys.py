@@ -19,6 +19,14 @@ class JourneyStatusIn(StrictModel):
     status: str = Field(pattern="^(active|paused)$")
 
 
+class JourneyCreateIn(StrictModel):
+    key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=100)
+    trigger: str = Field(pattern=r"^(member\.joined|member\.dormant|care\.date)$")
+    steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
+    control_share: float = Field(default=0.1, ge=0, le=0.5)
+
+
 class JourneyEditIn(StrictModel):
     steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
     control_share: float = Field(ge=0, le=0.5)
@@ -34,6 +42,12 @@ def _out(journey: Any, version: Any) -> dict[str, Any]:
 def list_journeys(session: SessionDep, caller: AdminCaller, now: NowDep) -> list[dict[str, Any]]:
     journeys.ensure_builtin_journeys(session, now=now)
     return [_out(j, v) for j, v in journeys.list_journeys(session)]
+
+
+@router.post("", status_code=201, summary="Create a journey (send, branch and lapse steps)")
+def create(body: JourneyCreateIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+    journey = journeys.create_journey(session, now=now, **body.model_dump())
+    return {"id": journey.id, "key": journey.key, "status": journey.status, "version": journey.current_version}
 
 
 @router.put("/{journey_id}/status", summary="Pause or resume a journey")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.contact_policy import service as gate
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.journeys.builtins import BUILT_INS, TEMPLATES
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
@@ -63,20 +63,76 @@ def set_journey_status(session: Session, *, journey_id: int, status: str) -> Jou
     return journey
 
 
+TRIGGERS = ("member.joined", "member.dormant", "care.date")
+
+
+def validate_steps(steps: list[dict[str, Any]]) -> None:
+    """Steps are send, branch or lapse, in day order; a branch jumps forward to a step or exits."""
+    if not steps:
+        raise InvalidInput("a journey needs at least one step", code="invalid_step")
+    for index, step in enumerate(steps):
+        kind = step.get("kind")
+        if kind not in ("send", "branch", "lapse") or not isinstance(step.get("day"), int) or step["day"] < 0:
+            raise InvalidInput("each step needs kind send|branch|lapse and a day >= 0", code="invalid_step",
+                               details={"step": step})
+        if kind == "send" and (step.get("purpose") not in ("service", "care", "marketing") or not step.get("message")):
+            raise InvalidInput("a send step needs a message and a purpose", code="invalid_step", details={"step": step})
+        if kind == "branch":
+            goto = step.get("goto")
+            if not branch_condition_known(str(step.get("if", ""))) or not (
+                    goto == "exit" or (isinstance(goto, int) and index < goto < len(steps))):
+                raise InvalidInput("a branch needs a known 'if' and a 'goto' later step index or 'exit'",
+                                   code="invalid_step", details={"step": step})
+    if [s["day"] for s in steps] != sorted(s["day"] for s in steps):
+        raise InvalidInput("steps must be in day order", code="invalid_step")
+
+
+def branch_condition_known(condition: str) -> bool:
+    name, _, arg = condition.partition(":")
+    return name == "purchased" or (name in ("tier_in", "preferred_channel", "consent_granted") and bool(arg))
+
+
+def branch_condition_holds(session: Session, *, condition: str, enrollment: Enrollment) -> bool:
+    """Conditions a journey can branch on: ``purchased`` (since enrolling), ``tier_in:A,B``,
+    ``preferred_channel:wechat``, ``consent_granted:sms``."""
+    member = members.get_member(session, member_id=enrollment.member_id)
+    name, _, arg = condition.partition(":")
+    if name == "purchased":
+        return bool(member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at)
+    if name == "tier_in":
+        return member.tier in arg.split(",")
+    if name == "preferred_channel":
+        return (member.preferred_channel or "") == arg
+    if name == "consent_granted":
+        consent = members.consents_of(session, member_id=member.id or 0).get(arg)  # type: ignore[call-overload]
+        return consent is not None and consent.value == "granted"
+    return False
+
+
+def create_journey(session: Session, *, key: str, name: str, trigger: str, steps: list[dict[str, Any]],
+                   control_share: float, now: datetime) -> Journey:
+    """A new journey, active at once; it enrolls members from its trigger's next occurrences."""
+    if trigger not in TRIGGERS:
+        raise InvalidInput(f"unknown trigger {trigger!r}", code="invalid_trigger", details={"triggers": TRIGGERS})
+    validate_steps(steps)
+    if session.exec(select(Journey).where(Journey.key == key)).first() is not None:
+        raise Conflict(f"a journey {key!r} exists", code="journey_exists")
+    journey = Journey(key=key, name=name, trigger=trigger, created_at=now)
+    session.add(journey)
+    session.flush()
+    session.add(JourneyVersion(journey_id=journey.id or 0, version=1, steps=steps, control_share=control_share,
+                               created_at=now))
+    session.flush()
+    return journey
+
+
 def edit_journey(session: Session, *, journey_id: int, steps: list[dict[str, Any]], control_share: float,
                  now: datetime) -> JourneyVersion:
     """A new version; members already running keep the one they started on."""
     journey = session.exec(select(Journey).where(Journey.id == journey_id).with_for_update()).first()
     if journey is None:
         raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
-    for step in steps:
-        if step.get("kind") not in ("send", "lapse") or not isinstance(step.get("day"), int) or step["day"] < 0:
-            raise InvalidInput("each step needs kind send|lapse and a day >= 0", code="invalid_step",
-                               details={"step": step})
-        if step["kind"] == "send" and step.get("purpose") not in ("service", "care", "marketing"):
-            raise InvalidInput("a send step needs a purpose", code="invalid_step", details={"step": step})
-    if [s["day"] for s in steps] != sorted(s["day"] for s in steps):
-        raise InvalidInput("steps must be in day order", code="invalid_step")
+    validate_steps(steps)
     journey.current_version += 1
     version = JourneyVersion(journey_id=journey_id, version=journey.current_version, steps=steps,
                              control_share=control_share, created_at=now)
@@ -124,22 +180,25 @@ WHERE m.status <> 'closed' AND l.local_now::time >= CAST(:greeting_at AS time)
 """
 
 
-def _enroll(session: Session, *, key: str, source: str, params: dict[str, Any]) -> int:
-    journey = journey_by_key(session, key=key)
-    if journey.status != "active":
-        return 0
-    version = _version(session, journey.id or 0, journey.current_version)
-    sql = ENROLL_SQL.format(source=source, bucket=CONTROL_BUCKET_SQL.format(experiment=":experiment",
-                                                                         member_id="t.member_id"))
-    result = session.execute(sa.text(sql), {
-        **params, "journey_id": journey.id, "version": version.version, "control_share": version.control_share,
-        "experiment": f"journey:{key}", "first_day": version.steps[0]["day"] if version.steps else 0})
-    return int(getattr(result, "rowcount", 0) or 0)
+def _enroll(session: Session, *, trigger: str, source: str, params: dict[str, Any]) -> int:
+    """Enroll into every active journey with this trigger, on its current version."""
+    total = 0
+    for journey in session.exec(select(Journey).where(Journey.trigger == trigger, Journey.status == "active")
+                                .order_by(col(Journey.id))):
+        version = _version(session, journey.id or 0, journey.current_version)
+        sql = ENROLL_SQL.format(source=source, bucket=CONTROL_BUCKET_SQL.format(experiment=":experiment",
+                                                                             member_id="t.member_id"))
+        result = session.execute(sa.text(sql), {
+            **params, "journey_id": journey.id, "version": version.version, "control_share": version.control_share,
+            "experiment": f"journey:{journey.key}", "first_day": version.steps[0]["day"] if version.steps else 0})
+        total += int(getattr(result, "rowcount", 0) or 0)
+    return total
 
 
 def enroll_new_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
     """Enroll members who joined (recent ``member.joined`` events) into the welcome journey, once each."""
-    return _enroll(session, key="welcome", source=JOINED_SOURCE, params={"since": as_of - lookback, "as_of": as_of})
+    return _enroll(session, trigger="member.joined", source=JOINED_SOURCE,
+                   params={"since": as_of - lookback, "as_of": as_of})
 
 
 MARK_DORMANT_SQL = """
@@ -161,7 +220,7 @@ def mark_dormant(session: Session, *, as_of: datetime) -> int:
 
 
 def enroll_dormant_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
-    return _enroll(session, key="reactivation", source=DORMANT_SOURCE,
+    return _enroll(session, trigger="member.dormant", source=DORMANT_SOURCE,
                    params={"since": as_of - lookback, "as_of": as_of})
 
 
@@ -170,7 +229,7 @@ def enroll_care_dates(session: Session, *, as_of: datetime) -> int:
     import json
 
     settings = get_settings()
-    return _enroll(session, key="care", source=CARE_SOURCE,
+    return _enroll(session, trigger="care.date", source=CARE_SOURCE,
                    params={"as_of": as_of, "holidays": json.dumps(settings.care_holidays),
                            "greeting_at": settings.care_greeting_time})
 
@@ -228,7 +287,12 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             continue
         step = version.steps[enrollment.step_index]
         execution = StepExecution(enrollment_id=enrollment_id, step_index=enrollment.step_index, outcome="", at=as_of)
-        if step["kind"] == "lapse":
+        jump: int | str | None = None
+        if step["kind"] == "branch":
+            taken = branch_condition_holds(session, condition=step["if"], enrollment=enrollment)
+            execution.outcome, execution.reasons = ("branch_taken" if taken else "branch_not_taken"), [step["if"]]
+            jump = step["goto"] if taken else None
+        elif step["kind"] == "lapse":
             members.set_member_status(session, member_id=member.id or 0, status=MemberStatus.LAPSED, now=as_of)
             execution.outcome = "lapsed"
             counts["lapsed"] += 1
@@ -247,9 +311,11 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id
         session.add(execution)
         counts["steps"] += 1
-        enrollment.step_index += 1
+        enrollment.step_index = jump if isinstance(jump, int) else enrollment.step_index + 1
         if step["kind"] == "lapse":
             _finish(enrollment, "lapsed", as_of)
+        elif jump == "exit":
+            _finish(enrollment, "exited", as_of)
         elif enrollment.step_index >= len(version.steps):
             _finish(enrollment, "completed", as_of)
             counts["completed"] += 1

@@ -51,8 +51,8 @@ def test_welcome_runs_day_0_day_3_and_the_offer_only_after_onboarding(committed_
     no_control(committed_engine, "welcome")
     with unit_of_work(committed_engine) as session:
         member = make_member(session, now=T, preferred_channel=ContactChannel.SMS, consents=SMS)
-    assert run(committed_engine, "enroll-journeys", T + timedelta(hours=1))["welcome"] == 1
-    assert run(committed_engine, "enroll-journeys", T + timedelta(hours=2))["welcome"] == 0  # once per join
+    assert run(committed_engine, "enroll-journeys", T + timedelta(hours=1))["enrolled_on_join"] == 1
+    assert run(committed_engine, "enroll-journeys", T + timedelta(hours=2))["enrolled_on_join"] == 0  # once per join
     run(committed_engine, "run-journeys", T + timedelta(hours=1))
     run(committed_engine, "run-journeys", T + 2 * DAY)       # nothing due yet
     run(committed_engine, "run-journeys", T + 3 * DAY)
@@ -173,3 +173,44 @@ def test_the_report_computes_uplift_from_the_treatment_and_control_outcomes(sess
     assert report["converted"] == {"treatment": 6, "control": 1}
     assert abs(report["uplift"]["uplift"] - 0.2) < 1e-9
     assert report["uplift"]["ci95"] == [expected.ci_low, expected.ci_high]
+
+
+def test_a_created_journey_branches_on_a_condition_and_a_running_member_keeps_their_version(committed_engine):
+    steps = [
+        {"day": 0, "kind": "send", "message": "welcome", "channel": "sms", "purpose": "care"},
+        {"day": 1, "kind": "branch", "if": "tier_in:B,A", "goto": 3},
+        {"day": 1, "kind": "send", "message": "how_it_works", "channel": "sms", "purpose": "service"},
+        {"day": 2, "kind": "send", "message": "first_offer", "channel": "sms", "purpose": "care"},
+    ]
+    with unit_of_work(committed_engine) as session:
+        journeys.ensure_builtin_journeys(session, now=T)
+        journeys.set_journey_status(session, journey_id=journeys.journey_by_key(session, key="welcome").id,
+                                    status="paused")
+        journey = journeys.create_journey(session, key="vip_welcome", name="VIP welcome", trigger="member.joined",
+                                          steps=steps, control_share=0.0, now=T)
+        plain = make_member(session, now=T, consents=SMS)
+        vip = make_member(session, now=T, consents=SMS)
+        make_order(session, member_id=vip.id, amount_fen=600_000, occurred_at=T - timedelta(minutes=1),
+                   now=T - timedelta(minutes=1))  # tier B before the branch
+    assert run(committed_engine, "enroll-journeys", T + timedelta(hours=1))["enrolled_on_join"] == 2  # welcome paused
+    with unit_of_work(committed_engine) as session:  # an edit after enrollment does not touch running members
+        journeys.edit_journey(session, journey_id=journey.id, steps=steps[:1], control_share=0.0, now=T)
+        session.commit()
+    for day in (0, 1, 2):
+        run(committed_engine, "run-journeys", T + day * DAY + timedelta(hours=1))
+    assert [(s[1], s[3]) for s in steps_of(committed_engine, plain.id)] == [
+        ("approved", "welcome"), ("branch_not_taken", None), ("approved", "how_it_works"), ("approved", "first_offer")]
+    assert [(s[1], s[3]) for s in steps_of(committed_engine, vip.id)] == [
+        ("approved", "welcome"), ("branch_taken", None), ("approved", "first_offer")]
+
+
+def test_invalid_journey_steps_are_refused(session):
+    import pytest
+
+    from domain.errors import InvalidInput
+
+    for steps in ([{"day": 0, "kind": "fly"}], [{"day": 0, "kind": "branch", "if": "purchased", "goto": 0}],
+                  [{"day": 5, "kind": "lapse"}, {"day": 1, "kind": "lapse"}]):
+        with pytest.raises(InvalidInput):
+            journeys.create_journey(session, key="bad", name="bad", trigger="member.joined", steps=steps,
+                                    control_share=0, now=T)
