@@ -33,25 +33,26 @@ def _chunks(ctx: JobContext, bounds: Callable[[Session], tuple[int, int]]) -> It
         start = end + 1
 
 
-def release_points(ctx: JobContext) -> dict[str, Any]:
-    """Make points available once their order's return window has closed; they pay any debt first."""
+def _over_lots(ctx: JobContext, step: Callable[..., tuple[int, int]]) -> tuple[int, int]:
+    """Run a points step chunk by chunk, one transaction each; returns (lots, points) in total."""
     lots = total = 0
     for member_range in _chunks(ctx, points.member_id_bounds):
         with ctx.unit_of_work() as session:
-            n, p = points.release_due_points(session, as_of=ctx.as_of, member_range=member_range, now=utcnow())
+            n, p = step(session, as_of=ctx.as_of, member_range=member_range, now=utcnow())
             session.commit()
         lots, total = lots + n, total + p
+    return lots, total
+
+
+def release_points(ctx: JobContext) -> dict[str, Any]:
+    """Make points available once their order's return window has closed; they pay any debt first."""
+    lots, total = _over_lots(ctx, points.release_due_points)
     return {"lots_released": lots, "points_released": total}
 
 
 def expire_points(ctx: JobContext) -> dict[str, Any]:
     """Expire what is left of lots past their expiry date, oldest first."""
-    lots = total = 0
-    for member_range in _chunks(ctx, points.member_id_bounds):
-        with ctx.unit_of_work() as session:
-            n, p = points.expire_due_points(session, as_of=ctx.as_of, member_range=member_range, now=utcnow())
-            session.commit()
-        lots, total = lots + n, total + p
+    lots, total = _over_lots(ctx, points.expire_due_points)
     if total:
         ctx.log.info("expired %d points in %d lots", total, lots)
     return {"lots_expired": lots, "points_expired": total}

@@ -9,7 +9,7 @@ commits from several connections and truncate afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -88,13 +88,8 @@ def now() -> datetime:
     return datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai: outside quiet hours
 
 
-@pytest.fixture
-def app_client(session: Session) -> Iterator[TestClient]:
-    """The API on the test's rolled-back transaction."""
-    from api.deps import get_session
-    from api.main import create_app
-
-    app = create_app()
+def session_override(session: Session) -> Callable[[], Iterator[Session]]:
+    """The API's transaction dependency, bound to the test's rolled-back session."""
 
     def test_session() -> Iterator[Session]:
         try:
@@ -104,7 +99,17 @@ def app_client(session: Session) -> Iterator[TestClient]:
             session.rollback()
             raise
 
-    app.dependency_overrides[get_session] = test_session
+    return test_session
+
+
+@pytest.fixture
+def app_client(session: Session) -> Iterator[TestClient]:
+    """The API on the test's rolled-back transaction."""
+    from api.deps import get_session
+    from api.main import create_app
+
+    app = create_app()
+    app.dependency_overrides[get_session] = session_override(session)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

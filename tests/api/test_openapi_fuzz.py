@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.deps import get_session
 from api.main import create_app
+from tests.conftest import session_override
 
 APP = create_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
@@ -22,15 +23,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 @pytest.fixture
 def wired_app(session, admin_headers):
-    def test_session():
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-    APP.dependency_overrides[get_session] = test_session
+    APP.dependency_overrides[get_session] = session_override(session)
     try:
         yield admin_headers
     finally:
