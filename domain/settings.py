@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     wechat_encoding_aes_key: str = ""
     wechat_previous_encoding_aes_key: str = ""
     """After rotating the EncodingAESKey, the old one stays valid here until removed."""
+    wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    wechat_timeout_seconds: float = 5.0
+    wechat_templates: dict[str, str] = {}
+    """Message name → WeChat template id, for service notices (points earned, tier change …)."""
     wechat_max_clock_skew_seconds: int = 300
     wechat_public_base_url: str = "http://127.0.0.1:8000"
     """Where members' browsers reach this service (for the phone-binding link in replies)."""

@@ -21,17 +21,21 @@ from domain.settings import get_settings
 from domain.touchpoints import service as touchpoints
 from integrations.devlog import DevLogAdapter
 from integrations.webhook import WebhookAdapter
+from integrations.wechat.adapter import WeChatAdapter
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
 
 MESSAGE_CHANNELS = ("sms", "wechat", "email", "app")
 
 
-def build_adapters() -> dict[str, ChannelAdapter]:
-    """One adapter per message channel from configuration: a webhook where a URL is set, else the recorder."""
+def build_adapters(engine: Engine) -> dict[str, ChannelAdapter]:
+    """One adapter per message channel from configuration: WeChat's (local mode without credentials), a
+    webhook where a URL is set, else the recorder."""
     settings = get_settings()
-    adapters: dict[str, ChannelAdapter] = {}
+    adapters: dict[str, ChannelAdapter] = {"wechat": WeChatAdapter(settings, engine)}
     for channel in MESSAGE_CHANNELS:
+        if channel == "wechat":
+            continue
         url = settings.webhook_urls.get(channel)
         adapters[channel] = WebhookAdapter(channel, url, timeout=settings.webhook_timeout_seconds) if url \
             else DevLogAdapter(channel)
@@ -92,7 +96,7 @@ def dispatch_outbox(ctx: JobContext) -> dict[str, Any]:
     """Send due touches from the outbox through their channel adapters (phone: create call tasks)."""
     global _adapters
     if _adapters is None:
-        _adapters = build_adapters()
+        _adapters = build_adapters(ctx.engine)
     adapters = ctx.options.get("adapters") or _adapters
     counts = dispatch_due(ctx.engine, adapters=adapters, now=ctx.as_of)
     if any(counts.values()):

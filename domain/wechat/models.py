@@ -26,6 +26,17 @@ class Follower(SQLModel, table=True):
     last_interaction_kind: str | None = Field(default=None, max_length=16)
 
 
+class AccessToken(SQLModel, table=True):
+    """The official account's access token, shared by every process; refreshed by one at a time."""
+
+    __tablename__ = "wechat_access_tokens"
+
+    appid: str = Field(primary_key=True, max_length=64)
+    token: str = Field(max_length=600)
+    expires_at: datetime = utc_column()
+    refreshed_at: datetime = utc_column()
+
+
 class ProcessedCallback(SQLModel, table=True):
     """WeChat retries a callback up to three times: each message or event is handled once."""
 

@@ -1,0 +1,99 @@
+"""A small fake of WeChat's API on loopback, speaking its protocol: HTTP 200 with JSON, errors in errcode."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class FakeWeChat:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._ids = itertools.count(1000)
+        self.token = self._new_token()
+        self.token_expires = time.time() + 7200
+        self.token_requests = 0
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.unfollowed: set[str] = set()
+        self.last_interaction: dict[str, float] = {}
+        self.now = time.time
+
+    def _new_token(self) -> str:
+        return f"TOKEN-{next(self._ids)}"
+
+    def rotate(self) -> None:
+        """WeChat invalidated the token (e.g. someone called /cgi-bin/token)."""
+        with self.lock:
+            self.token = self._new_token()
+
+    def handle(self, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            if path == "/cgi-bin/stable_token":
+                self.token_requests += 1
+                if body.get("force_refresh"):
+                    self.token = self._new_token()
+                return {"access_token": self.token, "expires_in": 7200}
+            if path == "/cgi-bin/token":
+                self.token_requests += 1
+                self.token = self._new_token()
+                return {"access_token": self.token, "expires_in": 7200}
+            token = (query.get("access_token") or [""])[0]
+            if not token:
+                return {"errcode": 41001, "errmsg": "access_token missing"}
+            if token != self.token:
+                return {"errcode": 40001, "errmsg": "invalid credential"}
+            self.calls.append((path, body))
+            openid = body.get("touser", "")
+            if openid.startswith("o-bad"):
+                return {"errcode": 40003, "errmsg": "invalid openid"}
+            if openid in self.unfollowed:
+                return {"errcode": 43004, "errmsg": "require subscribe"}
+            if path == "/cgi-bin/message/template/send":
+                return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
+            if path == "/cgi-bin/message/custom/send":
+                last = self.last_interaction.get(openid)
+                if last is None or self.now() - last > 48 * 3600:
+                    return {"errcode": 45015, "errmsg": "response out of time limit"}
+                return {"errcode": 0, "errmsg": "ok"}
+            return {"errcode": 404, "errmsg": f"unknown endpoint {path}"}
+
+
+@contextmanager
+def fake_wechat() -> Iterator[tuple[str, FakeWeChat]]:
+    fake = FakeWeChat()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:  # noqa: N802
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # wechatpy sends no Content-Type
+            url = urlparse(self.path)
+            self._answer(fake.handle(url.path, parse_qs(url.query), json.loads(raw or b"{}")))
+
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            self._answer(fake.handle(url.path, parse_qs(url.query), {}))
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cgi-bin/", fake
+    finally:
+        server.shutdown()
+        server.server_close()
