@@ -153,3 +153,35 @@ def test_a_rotated_aes_key_keeps_the_previous_one_valid(app_client, aes_mode, mo
                                             "msg_signature": signature(TOKEN, params["timestamp"], params["nonce"],
                                                                        encrypt)})
     assert response.status_code == 200 and "<Encrypt>" in response.text
+
+
+# WeChat's published sample vector (WXBizMsgCrypt samples): token, EncodingAESKey, appid and a captured request.
+SAMPLE = {"token": "QDG6eK", "aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "appid": "wx5823bf96d3bd56c7",
+          "msg_signature": "477715d11cdb4164915debcba66cb864d751f3e6", "timestamp": "1409659813",
+          "nonce": "1372623149",
+          "body": "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA["
+                  "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3"
+                  "W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ"
+                  "+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSr"
+                  "XJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m"
+                  "3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt></xml>"}
+
+
+def test_wechats_published_sample_vector_is_accepted_and_a_tampered_one_refused(app_client, monkeypatch):
+    settings = get_settings()
+    monkeypatch.setattr(settings, "wechat_token", SAMPLE["token"])
+    monkeypatch.setattr(settings, "wechat_encoding_aes_key", SAMPLE["aes_key"])
+    monkeypatch.setattr(settings, "wechat_app_id", SAMPLE["appid"])
+    app_client.app.dependency_overrides[get_now] = lambda: datetime.fromtimestamp(int(SAMPLE["timestamp"]), UTC)
+    params = {"signature": signature(SAMPLE["token"], SAMPLE["timestamp"], SAMPLE["nonce"]),
+              "timestamp": SAMPLE["timestamp"], "nonce": SAMPLE["nonce"], "encrypt_type": "aes",
+              "msg_signature": SAMPLE["msg_signature"]}
+    response = app_client.post("/wechat/callback", params=params, content=SAMPLE["body"].encode())
+    assert response.status_code == 200 and "<Encrypt>" in response.text  # a text message: an encrypted reply
+    crypto = WeChatCrypto(SAMPLE["token"], SAMPLE["aes_key"], SAMPLE["appid"])
+    import re
+
+    reply_signature = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", response.text).group(1)
+    assert "mycreate" in crypto.decrypt_message(response.text, reply_signature, SAMPLE["timestamp"], SAMPLE["nonce"])
+    tampered = {**params, "msg_signature": "5" + SAMPLE["msg_signature"][1:]}
+    assert app_client.post("/wechat/callback", params=tampered, content=SAMPLE["body"].encode()).status_code == 403
