@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     """After rotating the EncodingAESKey, the old one stays valid here until removed."""
     wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
     wechat_timeout_seconds: float = 5.0
+    wechat_oauth_api_base_url: str = "https://api.weixin.qq.com/"
+    wechat_oauth_state_minutes: int = 10
     wechat_templates: dict[str, str] = {}
     """Message name → WeChat template id, for service notices (points earned, tier change …)."""
     wechat_max_clock_skew_seconds: int = 300

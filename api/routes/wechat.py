@@ -9,18 +9,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 from xml.parsers.expat import ExpatError
 
+import requests
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import Field
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatOAuthException
 from wechatpy.replies import TextReply
 
 from api.deps import NowDep, SessionDep
 from api.errors import error_response
-from api.schemas.common import ERROR_RESPONSES
+from api.schemas.common import ERROR_RESPONSES, StrictModel
+from domain.errors import Conflict, Forbidden
 from domain.settings import get_settings
 from domain.wechat import service as wechat
 from domain.wechat.rules import is_stale, signature_valid
+from integrations.wechat.oauth import LoyaltyWeChatOAuth
 
 router = APIRouter(prefix="/wechat", tags=["wechat"], responses=ERROR_RESPONSES)
 PLAIN_OR_XML: dict[int | str, dict[str, Any]] = {
@@ -97,3 +102,52 @@ async def callback(request: Request, session: SessionDep, now: NowDep, signature
     if crypto is not None:
         xml = crypto.encrypt_message(xml, nonce, timestamp)
     return Response(xml, media_type="application/xml")
+
+
+# --- phone binding: WeChat OAuth web flow ----------------------------------------------------------
+
+class BindIn(StrictModel):
+    state: str = Field(min_length=8, max_length=64)
+    phone: str = Field(min_length=5, max_length=32)
+
+
+def _oauth(state: str) -> LoyaltyWeChatOAuth:
+    settings = get_settings()
+    if not (settings.wechat_app_id and settings.wechat_app_secret):
+        raise Conflict("WeChat is not configured (LOYALTY_WECHAT_APP_ID / _APP_SECRET)", code="wechat_not_configured")
+    return LoyaltyWeChatOAuth(settings.wechat_app_id, settings.wechat_app_secret,
+                              f"{settings.wechat_public_base_url}/wechat/oauth/callback", state,
+                              api_base_url=settings.wechat_oauth_api_base_url,
+                              timeout=settings.wechat_timeout_seconds)
+
+
+@router.get("/oauth/start", status_code=302, response_class=Response,
+            summary="Start phone binding: redirect to WeChat's authorisation page with a single-use state")
+def oauth_start(session: SessionDep, now: NowDep) -> Response:
+    state = wechat.start_binding(session, now=now)
+    return RedirectResponse(_oauth(state).authorize_url, status_code=302)
+
+
+@router.get("/oauth/callback", summary="WeChat redirects here with a code: the openid is proved for the state")
+def oauth_callback(session: SessionDep, now: NowDep, code: Annotated[str, Query(min_length=1, max_length=128)],
+                   state: Annotated[str, Query(min_length=8, max_length=64)]) -> Any:
+    # The code exchange is a network call: done before the request's transaction touches the database.
+    client = _oauth(state)
+    try:
+        identity = client.fetch_access_token(code)
+    except WeChatOAuthException as exc:
+        if exc.errcode is None:  # an HTTP error status, not a WeChat answer
+            return error_response(503, "wechat_unavailable", "WeChat did not answer; try again")
+        raise Forbidden("WeChat refused the authorisation code", code="oauth_code_refused",
+                        details={"errcode": exc.errcode}) from exc
+    except requests.RequestException:
+        return error_response(503, "wechat_unavailable", "WeChat did not answer; try again")
+    row = wechat.verify_oauth(session, state=state, openid=str(identity["openid"]),
+                              unionid=identity.get("unionid"), now=now)
+    return {"state": row.state, "next": "POST /wechat/oauth/bind with the member's phone"}
+
+
+@router.post("/oauth/bind", summary="Confirm the phone: the WeChat identity is attached to that member")
+def oauth_bind(body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
+    member = wechat.bind_phone(session, state=body.state, phone=body.phone, now=now)
+    return {"member_id": member.id, "member_code": member.member_code, "status": member.status}

@@ -335,3 +335,26 @@ def set_attribution_if_missing(session: Session, *, member_id: int, campaign: st
         member.updated_at = now
         session.add(member)
     return member
+
+
+def attach_wechat(session: Session, *, member_id: int, openid: str, unionid: str | None, now: datetime) -> Member:
+    """Give the member their WeChat identity (phone binding); the keys stay unique."""
+    advisory_xact_lock(session, "member-key", "openid", openid)
+    member = get_member(session, member_id=member_id, for_update=True)
+    member.wechat_openid = openid
+    if unionid:
+        member.wechat_unionid = unionid
+    member.updated_at = now
+    session.add(member)
+    _flush_unique(session, member)
+    return member
+
+
+def detach_wechat(session: Session, *, member_id: int, now: datetime) -> Member:
+    """Take the WeChat identity off a member (it moves to the member who proved the phone)."""
+    member = get_member(session, member_id=member_id, for_update=True)
+    member.wechat_openid = member.wechat_unionid = None
+    member.updated_at = now
+    session.add(member)
+    session.flush()
+    return member

@@ -37,6 +37,19 @@ class AccessToken(SQLModel, table=True):
     refreshed_at: datetime = utc_column()
 
 
+class OAuthState(SQLModel, table=True):
+    """One phone-binding attempt: the ``state`` WeChat echoes back, then the openid it proved, then the bind."""
+
+    __tablename__ = "wechat_oauth_states"
+
+    state: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = utc_column()
+    openid: str | None = Field(default=None, max_length=64)
+    unionid: str | None = Field(default=None, max_length=64)
+    verified_at: datetime | None = utc_column(nullable=True)
+    bound_at: datetime | None = utc_column(nullable=True)
+
+
 class ProcessedCallback(SQLModel, table=True):
     """WeChat retries a callback up to three times: each message or event is handled once."""
 

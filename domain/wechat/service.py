@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from domain.errors import Conflict, Forbidden
 from domain.members import service as members
 from domain.members.models import ContactChannel, Member, SourceChannel
 from domain.points.service import balance_of
@@ -15,7 +16,7 @@ from domain.rebates.service import coupons_of
 from domain.settings import get_settings
 from domain.tiers.service import explain_tier
 from domain.touchpoints.service import record_delivery_receipt
-from domain.wechat.models import Follower
+from domain.wechat.models import Follower, OAuthState
 from domain.wechat.rules import dedupe_key
 
 
@@ -146,3 +147,69 @@ def handle_callback(session: Session, *, inbound: Inbound, now: datetime) -> str
             if keyword.lower() in inbound.content.lower():
                 return reply
     return get_settings().wechat_default_reply
+
+
+# --- phone binding (OAuth web flow) ----------------------------------------------------------------
+
+def start_binding(session: Session, *, now: datetime) -> str:
+    """A fresh single-use ``state`` for WeChat's OAuth redirect."""
+    import secrets
+
+    state = secrets.token_urlsafe(24)
+    session.add(OAuthState(state=state, created_at=now))
+    return state
+
+
+def _fresh_state(session: Session, state: str, now: datetime) -> OAuthState:
+    row = session.exec(select(OAuthState).where(OAuthState.state == state).with_for_update()).first()
+    limit = timedelta(minutes=get_settings().wechat_oauth_state_minutes)
+    if row is None or now - row.created_at > limit:
+        raise Forbidden("unknown or expired state", code="invalid_state")
+    return row
+
+
+def verify_oauth(session: Session, *, state: str, openid: str, unionid: str | None, now: datetime) -> OAuthState:
+    """Record the identity WeChat proved for this state; a state is used once."""
+    row = _fresh_state(session, state, now)
+    if row.verified_at is not None:
+        raise Forbidden("this state was already used", code="invalid_state")
+    row.openid, row.unionid, row.verified_at = openid, unionid, now
+    session.add(row)
+    return row
+
+
+def bind_phone(session: Session, *, state: str, phone: str, now: datetime) -> Member:
+    """Attach the proved openid/unionid to the member holding ``phone`` (or give the follower that phone).
+    A phone already bound to another openid is a conflict, never an overwrite."""
+    row = _fresh_state(session, state, now)
+    if row.openid is None or row.bound_at is not None:
+        raise Forbidden("verify with WeChat first", code="invalid_state")
+    openid = row.openid
+    holder = members.find_member(session, phone=phone)
+    follower_member = _member_of(session, openid)
+    if holder is not None and holder.wechat_openid and holder.wechat_openid != openid:
+        raise Conflict("this phone is bound to another WeChat account", code="phone_bound_elsewhere",
+                       details={"member_id": holder.id})
+    if holder is None:
+        if follower_member is not None:
+            member = members.update_member(session, member_id=follower_member.id or 0, changes={"phone": phone},
+                                           now=now)
+        else:
+            member = members.join_member(session, new=members.NewMember(
+                source_channel=SourceChannel.WECHAT, phone=phone, wechat_openid=openid, wechat_unionid=row.unionid),
+                actor="wechat:oauth", now=now)
+    else:
+        if follower_member is not None and follower_member.id != holder.id:
+            # The follower was a prospect: the known member takes over the WeChat identity.
+            members.detach_wechat(session, member_id=follower_member.id or 0, now=now)
+            members.close_member(session, member_id=follower_member.id or 0,
+                                 reason=f"merged into member {holder.id} by phone binding", actor="wechat:oauth",
+                                 now=now)
+        member = members.attach_wechat(session, member_id=holder.id or 0, openid=openid, unionid=row.unionid, now=now)
+    follower = session.get(Follower, openid)
+    if follower is not None:
+        follower.member_id = member.id or 0
+        session.add(follower)
+    row.bound_at = now
+    session.add(row)
+    return member

@@ -24,6 +24,8 @@ class FakeWeChat:
         self.unfollowed: set[str] = set()
         self.last_interaction: dict[str, float] = {}
         self.now = time.time
+        self.oauth_codes: dict[str, tuple[str, str]] = {}
+        """code → (openid, unionid); each code works once."""
 
     def _new_token(self) -> str:
         return f"TOKEN-{next(self._ids)}"
@@ -44,6 +46,13 @@ class FakeWeChat:
                 self.token_requests += 1
                 self.token = self._new_token()
                 return {"access_token": self.token, "expires_in": 7200}
+            if path == "/sns/oauth2/access_token":
+                code = (query.get("code") or [""])[0]
+                if code not in self.oauth_codes:
+                    return {"errcode": 40029, "errmsg": "invalid code"}
+                openid, unionid = self.oauth_codes.pop(code)
+                return {"access_token": "WEB-TOKEN", "expires_in": 7200, "refresh_token": "R", "openid": openid,
+                        "unionid": unionid, "scope": "snsapi_base"}
             token = (query.get("access_token") or [""])[0]
             if not token:
                 return {"errcode": 41001, "errmsg": "access_token missing"}

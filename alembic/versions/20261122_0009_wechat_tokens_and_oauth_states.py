@@ -1,8 +1,8 @@
-"""wechat access tokens
+"""wechat tokens and oauth states
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-22 17:52:21.147556
+Create Date: 2026-11-22 17:55:42.715521
 """
 from collections.abc import Sequence
 
@@ -25,7 +25,17 @@ def upgrade() -> None:
     sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('appid', name=op.f('pk_wechat_access_tokens'))
     )
+    op.create_table('wechat_oauth_states',
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('unionid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('verified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('bound_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('state', name=op.f('pk_wechat_oauth_states'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('wechat_oauth_states')
     op.drop_table('wechat_access_tokens')
