@@ -40,6 +40,8 @@ class DeliveryResult:
     provider_ref: str | None = None
     reason: str | None = None
     retry_after_seconds: int | None = None
+    channel_unreachable: bool = False
+    """The provider says this channel cannot reach the member any more (e.g. WeChat 43004: unfollowed)."""
 
 
 class ChannelAdapter(Protocol):

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     wechat_oauth_state_minutes: int = 10
     wechat_templates: dict[str, str] = {}
     """Message name → WeChat template id, for service notices (points earned, tier change …)."""
+    wechat_menu: dict[str, Any] = {"button": [
+        {"name": "My account", "sub_button": [
+            {"type": "click", "name": "My points", "key": "MY_POINTS"},
+            {"type": "click", "name": "My tier", "key": "MY_TIER"},
+            {"type": "click", "name": "My coupons", "key": "MY_COUPONS"},
+            {"type": "click", "name": "My adviser", "key": "MY_REP"}]},
+        {"type": "view", "name": "Bind phone", "url": "http://127.0.0.1:8000/wechat/oauth/start"}]}
+    """The official account's menu as WeChat's menu/create JSON."""
     wechat_max_clock_skew_seconds: int = 300
     wechat_public_base_url: str = "http://127.0.0.1:8000"
     """Where members' browsers reach this service (for the phone-binding link in replies)."""

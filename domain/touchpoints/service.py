@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 
 from domain.contact_policy.rules import Decision, Verdict
 from domain.events.service import record_event
+from domain.members.models import ContactChannel
+from domain.members.service import set_channel_reachability
 from domain.ports import DeliveryOutcome, DeliveryResult
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch, TouchStatus
 
@@ -106,6 +108,9 @@ def record_delivery(session: Session, *, touch_id: int, result: DeliveryResult, 
             backoff * (2 ** (touch.attempts - 1))
         touch.status, touch.next_attempt_at, touch.last_error = TouchStatus.QUEUED, now + delay, result.reason
     else:
+        if result.channel_unreachable:
+            set_channel_reachability(session, member_id=touch.member_id, channel=ContactChannel(touch.channel),
+                                     reachable=False, reason=result.reason or "provider_unreachable", now=now)
         touch.status = TouchStatus.FAILED
         touch.last_error = (result.reason or "failed") if result.outcome == DeliveryOutcome.FAILED else \
             f"gave up after {touch.attempts} attempts: {result.reason}"

@@ -60,6 +60,6 @@ class WeChatAdapter:
                 return DeliveryResult(DeliveryOutcome.RETRY, reason=f"wechat {code}: {exc.errmsg}",
                                       retry_after_seconds=RATE_LIMITED[code])
             reason = PERMANENT.get(code, f"wechat {code}: {exc.errmsg}")
-            return DeliveryResult(DeliveryOutcome.FAILED, reason=reason)
+            return DeliveryResult(DeliveryOutcome.FAILED, reason=reason, channel_unreachable=code == 43004)
         except requests.RequestException as exc:
             return DeliveryResult(DeliveryOutcome.RETRY, reason=f"{type(exc).__name__}")

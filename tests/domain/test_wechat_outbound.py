@@ -96,7 +96,11 @@ def test_an_unfollowed_user_is_a_permanent_failure_with_its_reason(committed_eng
     queue(committed_engine, "o-gone")
     assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["failed"] == 1
     with Session(committed_engine) as session:
-        assert session.exec(select(Touch)).one().last_error == "wechat_unsubscribed"
+        touch = session.exec(select(Touch)).one()
+        assert touch.last_error == "wechat_unsubscribed"
+        decision = gate.evaluate_contact(session, member_id=touch.member_id, channel="wechat", purpose="service",
+                                         now=NOW)
+        assert decision.reasons == ("channel_unreachable",)  # the gate stops WeChat touches from now on
 
 
 def test_without_credentials_the_adapter_records_what_it_would_send(committed_engine):
@@ -104,3 +108,23 @@ def test_without_credentials_the_adapter_records_what_it_would_send(committed_en
     queue(committed_engine, "o-local")
     assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["sent"] == 1
     assert adapter.local and adapter.sent_locally[0].address == {"openid": "o-local"}
+
+
+def test_the_menu_is_published_and_qr_codes_made_from_the_command_line(committed_engine, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from domain.settings import get_settings
+
+    with fake_wechat() as (base, fake):
+        settings = get_settings()
+        for name, value in (("wechat_app_id", "wxapp"), ("wechat_app_secret", "s3cret"), ("wechat_api_base_url", base)):
+            monkeypatch.setattr(settings, name, value)
+        pushed = CliRunner().invoke(main, ["wechat", "menu", "push"])
+        made = CliRunner().invoke(main, ["wechat", "qrcode", "create", "store42"])
+    assert pushed.exit_code == 0, pushed.output
+    keys = [b["key"] for b in fake.menu["button"][0]["sub_button"]]
+    assert keys == ["MY_POINTS", "MY_TIER", "MY_COUPONS", "MY_REP"]
+    assert made.exit_code == 0 and json.loads(made.stdout)["ticket"] == "TICKET-store42"

@@ -24,6 +24,7 @@ class FakeWeChat:
         self.unfollowed: set[str] = set()
         self.last_interaction: dict[str, float] = {}
         self.now = time.time
+        self.menu: dict[str, Any] | None = None
         self.oauth_codes: dict[str, tuple[str, str]] = {}
         """code → (openid, unionid); each code works once."""
 
@@ -64,6 +65,12 @@ class FakeWeChat:
                 return {"errcode": 40003, "errmsg": "invalid openid"}
             if openid in self.unfollowed:
                 return {"errcode": 43004, "errmsg": "require subscribe"}
+            if path == "/cgi-bin/menu/create":
+                self.menu = body
+                return {"errcode": 0, "errmsg": "ok"}
+            if path == "/cgi-bin/qrcode/create":
+                scene = body["action_info"]["scene"]["scene_str"]
+                return {"ticket": f"TICKET-{scene}", "url": f"http://weixin.qq.com/q/{scene}"}
             if path == "/cgi-bin/message/template/send":
                 return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
             if path == "/cgi-bin/message/custom/send":
