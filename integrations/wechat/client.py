@@ -22,6 +22,12 @@ MIN_TTL = timedelta(minutes=5)
 """A stored token is used only while it has this long to live; after that it is refreshed."""
 
 
+UPSERT_TOKEN = sa.text(
+    "INSERT INTO wechat_access_tokens (appid, token, expires_at, refreshed_at) VALUES (:a, :v, :e, now()) "
+    "ON CONFLICT (appid) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at, "
+    "refreshed_at = EXCLUDED.refreshed_at")
+
+
 class PostgresTokenStorage:
     """wechatpy's storage interface (get/set/delete), backed by ``wechat_access_tokens``."""
 
@@ -37,13 +43,9 @@ class PostgresTokenStorage:
 
     def set(self, key: str, value: Any, ttl: int | None = None) -> None:
         appid = key.removesuffix("_access_token")
-        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO wechat_access_tokens (appid, token, expires_at, refreshed_at) VALUES (:a, :v, :e, :n) "
-                "ON CONFLICT (appid) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at, "
-                "refreshed_at = EXCLUDED.refreshed_at"),
-                {"a": appid, "v": value, "e": now + timedelta(seconds=ttl or 7200), "n": now})
+            expires_at = datetime.now(UTC) + timedelta(seconds=ttl or 7200)
+            conn.execute(UPSERT_TOKEN, {"a": appid, "v": value, "e": expires_at})
 
     def delete(self, key: str) -> None:
         with self.engine.begin() as conn:
@@ -83,12 +85,8 @@ class LoyaltyWeChatClient(WeChatClient):  # type: ignore[misc]
             if result.get("errcode"):
                 raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self)
             expires_in = int(result.get("expires_in", 7200))
-            conn.execute(sa.text(
-                "INSERT INTO wechat_access_tokens (appid, token, expires_at, refreshed_at) VALUES (:a, :v, :e, now()) "
-                "ON CONFLICT (appid) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at, "
-                "refreshed_at = now()"),
-                {"a": self.appid, "v": result["access_token"],
-                 "e": datetime.now(UTC) + timedelta(seconds=expires_in)})
+            conn.execute(UPSERT_TOKEN, {"a": self.appid, "v": result["access_token"],
+                                        "e": datetime.now(UTC) + timedelta(seconds=expires_in)})
         self.expires_at = int(time.time()) + expires_in
         return dict(result)
 
