@@ -23,6 +23,7 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     PolicyRefused,
+    TooSoon,
     Unauthorized,
 )
 
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (PolicyRefused, 422),
     (InvalidInput, 422),
+    (TooSoon, 429),
 ]
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -63,6 +65,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 429 and "retry_after_seconds" in exc.details:
+            headers = {"Retry-After": str(exc.details["retry_after_seconds"])}
         return error_response(status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -53,3 +53,9 @@ class Forbidden(DomainError):
     """Valid credentials, but not allowed to do this."""
 
     code = "forbidden"
+
+
+class TooSoon(DomainError):
+    """The same request came again too soon or too often (an SMS code resent within a minute)."""
+
+    code = "too_soon"

@@ -19,7 +19,7 @@ from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redempti
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.tiers.models import TierEvent, TierStatus
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
-from domain.wechat.models import AccessToken, Follower, OAuthState, ProcessedCallback
+from domain.wechat.models import AccessToken, Follower, OAuthState, ProcessedCallback, SubscriptionGrant
 
 __all__ = [
     "AccessLogEntry",
@@ -57,6 +57,7 @@ __all__ = [
     "StepExecution",
     "Follower",
     "ProcessedCallback",
+    "SubscriptionGrant",
     "AccessToken",
     "OAuthState",
     "Campaign",

@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     wechat_oauth_state_minutes: int = 10
     wechat_templates: dict[str, str] = {}
     """Message name → WeChat template id, for service notices (points earned, tier change …)."""
+    wechat_subscription_templates: dict[str, str] = {}
+    """Message name → subscription-message template id. A service notice goes as a subscription message
+    when the follower holds an unused grant for that template, else as a template message."""
+    wechat_bind_code_minutes: int = 10
+    wechat_bind_code_resend_seconds: int = 60
+    wechat_bind_codes_per_state: int = 5
+    wechat_bind_code_attempts: int = 5
+    """Phone binding: an SMS code lives 10 minutes, is resent at most once a minute and five times per
+    binding, and five wrong answers end it."""
+    wechat_unionid_batch: int = 100
+    """Openids per call to WeChat's ``user/info/batchget`` (WeChat's own maximum is 100)."""
+    wechat_unionid_recheck_days: int = 7
+    """A follower WeChat gave no unionid is asked again after this long (the account may have joined the
+    open platform since)."""
     wechat_menu: dict[str, Any] = {"button": [
         {"name": "My account", "sub_button": [
             {"type": "click", "name": "My points", "key": "MY_POINTS"},

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from domain.contact_policy.service import address_of, recheck_before_send
 from domain.db import unit_of_work
@@ -19,8 +20,9 @@ from domain.journeys.rules import render_template
 from domain.ports import ChannelAdapter, DeliveryOutcome, DeliveryResult, OutboundMessage
 from domain.settings import get_settings
 from domain.touchpoints import service as touchpoints
-from integrations.devlog import DevLogAdapter
-from integrations.webhook import WebhookAdapter
+from domain.touchpoints.models import Touch
+from domain.wechat.service import reserve_subscription_grant
+from integrations.channels import message_adapter
 from integrations.wechat.adapter import WeChatAdapter
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
@@ -36,10 +38,20 @@ def build_adapters(engine: Engine) -> dict[str, ChannelAdapter]:
     for channel in MESSAGE_CHANNELS:
         if channel == "wechat":
             continue
-        url = settings.webhook_urls.get(channel)
-        adapters[channel] = WebhookAdapter(channel, url, timeout=settings.webhook_timeout_seconds) if url \
-            else DevLogAdapter(channel)
+        adapters[channel] = message_adapter(channel, settings)
     return adapters
+
+
+def _address(session: Session, touch: Touch, now: datetime) -> dict[str, str]:
+    """Where the touch goes; for a WeChat service notice, also the subscription template whose grant it
+    spends (reserved in the claim's transaction, so a retry of the touch reuses the same grant)."""
+    address = address_of(session, member_id=touch.member_id, channel=touch.channel)
+    template_id = get_settings().wechat_subscription_templates.get(touch.template)
+    if touch.channel == "wechat" and touch.purpose == "service" and template_id and address.get("openid") \
+            and reserve_subscription_grant(session, openid=address["openid"], template_id=template_id,
+                                           key=f"touch-{touch.id}", now=now):
+        return {**address, "subscription_template_id": template_id}
+    return address
 
 
 def dispatch_due(engine: Engine, *, adapters: Mapping[str, ChannelAdapter], now: datetime, batch: int = 100,
@@ -71,7 +83,7 @@ def dispatch_due(engine: Engine, *, adapters: Mapping[str, ChannelAdapter], now:
                         template=touch.template, body=render_template(str(touch.variables.get("body", touch.template)),
                                                                       touch.variables),
                         variables=touch.variables,
-                        address=address_of(session, member_id=touch.member_id, channel=touch.channel),
+                        address=_address(session, touch, now),
                         idempotency_key=f"touch-{touch.id}"))
             session.commit()
         if not claimed:

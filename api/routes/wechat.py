@@ -22,9 +22,12 @@ from api.deps import NowDep, SessionDep
 from api.errors import error_response
 from api.schemas.common import ERROR_RESPONSES, StrictModel
 from domain.errors import Conflict, Forbidden
+from domain.members.rules import mask_phone
+from domain.ports import DeliveryOutcome, OutboundMessage
 from domain.settings import get_settings
 from domain.wechat import service as wechat
-from domain.wechat.rules import is_stale, signature_valid
+from domain.wechat.rules import is_stale, signature_valid, subscription_items
+from integrations.channels import message_adapter
 from integrations.wechat.oauth import LoyaltyWeChatOAuth
 
 router = APIRouter(prefix="/wechat", tags=["wechat"], responses=ERROR_RESPONSES)
@@ -32,6 +35,7 @@ PLAIN_OR_XML: dict[int | str, dict[str, Any]] = {
     200: {"description": "echostr, 'success', or a reply", "content": {"text/plain": {}, "application/xml": {}}}}
 
 Param = Annotated[str, Query(max_length=128)]
+SUBSCRIPTION_EVENT_LISTS = ("SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent", "SubscribeMsgSentEvent")
 
 
 def _refusal(now_ts: float, signature: str, timestamp: str, nonce: str) -> Response | None:
@@ -88,11 +92,15 @@ async def callback(request: Request, session: SessionDep, now: NowDep, signature
     except (ValueError, ExpatError, KeyError, TypeError, AttributeError):
         return error_response(400, "malformed_message", "the message is not WeChat XML")
     raw = getattr(message, "_data", {})
+    # Subscribe-message events are unknown to wechatpy: their type, event and list come from the raw XML.
+    subscription = next((raw[k] for k in SUBSCRIPTION_EVENT_LISTS if k in raw), None)
     inbound = wechat.Inbound(
-        msg_type=message.type, event=getattr(message, "event", None), openid=str(message.source),
+        msg_type=str(raw.get("MsgType") or message.type).lower(),
+        event=getattr(message, "event", None) or raw.get("Event"), openid=str(message.source),
         create_time=int(raw.get("CreateTime", 0) or 0), msg_id=int(message.id or 0) or None,
         scene=getattr(message, "scene_id", None) or None, key=getattr(message, "key", None),
-        content=getattr(message, "content", None), status=getattr(message, "status", None))
+        content=getattr(message, "content", None), status=getattr(message, "status", None),
+        items=tuple(subscription_items(subscription)))
     from starlette.concurrency import run_in_threadpool
 
     reply_text = await run_in_threadpool(wechat.handle_callback, session, inbound=inbound, now=now)
@@ -106,9 +114,13 @@ async def callback(request: Request, session: SessionDep, now: NowDep, signature
 
 # --- phone binding: WeChat OAuth web flow ----------------------------------------------------------
 
-class BindIn(StrictModel):
+class CodeIn(StrictModel):
     state: str = Field(min_length=8, max_length=64)
     phone: str = Field(min_length=5, max_length=32)
+
+
+class BindIn(CodeIn):
+    code: str = Field(min_length=4, max_length=8, pattern=r"^\s*\d+\s*$")
 
 
 def _oauth(state: str) -> LoyaltyWeChatOAuth:
@@ -144,10 +156,36 @@ def oauth_callback(session: SessionDep, now: NowDep, code: Annotated[str, Query(
         return error_response(503, "wechat_unavailable", "WeChat did not answer; try again")
     row = wechat.verify_oauth(session, state=state, openid=str(identity["openid"]),
                               unionid=identity.get("unionid"), now=now)
-    return {"state": row.state, "next": "POST /wechat/oauth/bind with the member's phone"}
+    return {"state": row.state,
+            "next": "POST /wechat/oauth/code with the member's phone, then /wechat/oauth/bind with the code"}
 
 
-@router.post("/oauth/bind", summary="Confirm the phone: the WeChat identity is attached to that member")
+@router.post("/oauth/code", summary="Send an SMS code to the phone the person typed (after the OAuth callback)")
+def oauth_code(body: CodeIn, session: SessionDep, now: NowDep) -> Any:
+    phone, code = wechat.issue_phone_code(session, state=body.state, phone=body.phone, now=now)
+    settings = get_settings()
+    # Sent while the state row is locked and before the commit: a code the gateway refused leaves no trace,
+    # so the person can ask again at once. The person asked for it, so the contact gate does not apply.
+    sms = message_adapter("sms", settings)
+    result = sms.send(OutboundMessage(
+        touch_id=0, member_id=0, channel="sms", purpose="verification", template="phone_code",
+        body=f"Your verification code is {code}. It is valid for {settings.wechat_bind_code_minutes} minutes.",
+        variables={"code": code}, address={"phone": phone}, idempotency_key=f"wechat-bind:{body.state}:{phone}:{code}"))
+    getattr(sms, "close", lambda: None)()
+    if result.outcome != DeliveryOutcome.SENT:
+        session.rollback()
+        return error_response(503, "sms_unavailable", "the SMS code could not be sent; try again",
+                              {"reason": result.reason})
+    return {"state": body.state, "sent_to": mask_phone(phone),
+            "expires_in_seconds": settings.wechat_bind_code_minutes * 60}
+
+
+@router.post("/oauth/bind", summary="Confirm the phone with its SMS code: the WeChat identity joins that member")
 def oauth_bind(body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
-    member = wechat.bind_phone(session, state=body.state, phone=body.phone, now=now)
+    try:
+        member = wechat.bind_phone(session, state=body.state, phone=body.phone, code=body.code, now=now)
+    except Forbidden as exc:
+        if exc.code == "wrong_code":
+            session.commit()  # the wrong attempt counts even though the request is refused
+        raise
     return {"member_id": member.id, "member_code": member.member_code, "status": member.status}

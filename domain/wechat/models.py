@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from domain.db import utc_column
@@ -24,6 +25,8 @@ class Follower(SQLModel, table=True):
     last_interaction_at: datetime | None = utc_column(nullable=True)
     """Opens WeChat's customer-service window (48 h after a message)."""
     last_interaction_kind: str | None = Field(default=None, max_length=16)
+    unionid_checked_at: datetime | None = utc_column(nullable=True)
+    """When WeChat's user API was last asked for this follower's unionid (the linking job)."""
 
 
 class AccessToken(SQLModel, table=True):
@@ -47,6 +50,13 @@ class OAuthState(SQLModel, table=True):
     openid: str | None = Field(default=None, max_length=64)
     unionid: str | None = Field(default=None, max_length=64)
     verified_at: datetime | None = utc_column(nullable=True)
+    phone: str | None = Field(default=None, max_length=20)
+    """The phone a code was sent to: only this phone can be bound with this state."""
+    code_hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 of the state and the SMS code; the code itself is never stored."""
+    code_sent_at: datetime | None = utc_column(nullable=True)
+    codes_sent: int = 0
+    code_attempts: int = 0
     bound_at: datetime | None = utc_column(nullable=True)
 
 
@@ -58,3 +68,25 @@ class ProcessedCallback(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=120)
     """``msg:<MsgId>``, or ``evt:<FromUserName>:<CreateTime>:<Event>`` for events (their MsgId is 0)."""
     received_at: datetime = utc_column()
+
+
+class SubscriptionGrant(SQLModel, table=True):
+    """A follower's one-time grant for one subscription-message template: it allows exactly one send.
+
+    Recorded from WeChat's ``subscribe_msg_popup_event`` (accept); a later reject revokes what is unused.
+    A send reserves the oldest unused grant under the touch's key, so a retried touch reuses its grant."""
+
+    __tablename__ = "wechat_subscription_grants"
+    __table_args__ = (sa.Index("ix_wechat_subscription_grants_open", "openid", "template_id", "granted_at",
+                               postgresql_where=sa.text("used_at IS NULL AND revoked_at IS NULL")),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    openid: str = Field(max_length=64)
+    template_id: str = Field(max_length=128)
+    granted_at: datetime = utc_column()
+    grant_key: str = Field(max_length=160, unique=True)
+    """The callback that granted it (``<openid>:<CreateTime>:<template>``): a replayed event grants nothing more."""
+    used_at: datetime | None = utc_column(nullable=True)
+    used_by: str | None = Field(default=None, max_length=64, unique=True)
+    """The touch key that spent it."""
+    revoked_at: datetime | None = utc_column(nullable=True)

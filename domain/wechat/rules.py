@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import datetime, timedelta
 
 SERVICE_WINDOW_AFTER_MESSAGE = timedelta(hours=48)
@@ -38,3 +39,28 @@ def dedupe_key(*, msg_id: int | None, sender: str, create_time: int, event: str 
 def in_service_window(*, last_interaction_at: datetime | None, now: datetime) -> bool:
     """Customer-service messages may go out within 48 h of the member's last message to the account."""
     return last_interaction_at is not None and now - last_interaction_at < SERVICE_WINDOW_AFTER_MESSAGE
+
+
+def new_phone_code() -> str:
+    """A six-digit SMS code for phone binding."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def phone_code_digest(*, state: str, phone: str, code: str) -> str:
+    """What is stored instead of the code: bound to the binding attempt and the phone it was sent to."""
+    return hashlib.sha256(f"{state}:{phone}:{code.strip()}".encode()).hexdigest()
+
+
+def phone_code_matches(*, stored_digest: str, state: str, phone: str, code: str) -> bool:
+    return hmac.compare_digest(stored_digest.encode(), phone_code_digest(state=state, phone=phone, code=code).encode())
+
+
+def subscription_items(raw: object) -> list[dict[str, str]]:
+    """The ``<List>`` entries of a subscribe-message event: one element or several, as XML gives them."""
+    if isinstance(raw, dict):
+        raw = raw.get("List")
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        return []
+    return [{str(k): str(v) for k, v in item.items()} for item in raw if isinstance(item, dict)]

@@ -4,7 +4,6 @@ customer-service messages inside WeChat's interaction window (WeChat forbids mar
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import requests
 from sqlalchemy.engine import Engine
@@ -20,6 +19,13 @@ PERMANENT = {40003: "invalid_openid", 43004: "wechat_unsubscribed", 45015: "outs
              43101: "subscription_refused", 47001: "malformed_message", 47003: "invalid_template_arguments",
              40037: "invalid_template_id"}
 RATE_LIMITED = {45009: 3600, 45011: 60, 45047: 300}
+
+
+def _subscription_data(message: OutboundMessage) -> dict[str, dict[str, str]]:
+    """A subscription template's fields are named by WeChat (``thing1``, ``time2`` …): the touch's variables
+    carry them; a touch without any sends its text as ``thing1`` (WeChat allows 20 characters there)."""
+    fields = {k: {"value": str(v)} for k, v in message.variables.items() if k != "body"}
+    return fields or {"thing1": {"value": message.body[:20]}}
 
 
 class WeChatAdapter:
@@ -42,11 +48,21 @@ class WeChatAdapter:
             log.info("local mode: would send %s/%s to %s: %s", message.purpose, message.template, openid, message.body)
             return DeliveryResult(DeliveryOutcome.SENT, provider_ref=f"local:{message.touch_id}")
         try:
+            subscription = message.address.get("subscription_template_id")
+            if message.purpose == "service" and subscription:
+                # The follower granted this template (one grant = one send), reserved by the dispatcher.
+                result = self.client.call_with_one_refresh("post", "message/subscribe/bizsend", data={
+                    "touser": openid, "template_id": subscription, "page": "",
+                    "data": _subscription_data(message)})
+                return DeliveryResult(DeliveryOutcome.SENT, provider_ref=str(result.get("msgid") or
+                                                                               f"subscribe:{message.touch_id}"))
             if message.purpose == "service":
                 template_id = self.settings.wechat_templates.get(message.template)
                 if not template_id:
+                    if message.template in self.settings.wechat_subscription_templates:
+                        return DeliveryResult(DeliveryOutcome.FAILED, reason="no_subscription_grant")
                     return DeliveryResult(DeliveryOutcome.FAILED, reason=f"no_template_for:{message.template}")
-                result: dict[str, Any] = self.client.call_with_one_refresh("post", "message/template/send", data={
+                result = self.client.call_with_one_refresh("post", "message/template/send", data={
                     "touser": openid, "template_id": template_id, "client_msg_id": message.idempotency_key,
                     "data": {"first": {"value": message.body}, **{k: {"value": str(v)} for k, v in
                                                                    message.variables.items() if k != "body"}}})

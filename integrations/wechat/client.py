@@ -90,14 +90,16 @@ class LoyaltyWeChatClient(WeChatClient):  # type: ignore[misc]
         self.expires_at = int(time.time()) + expires_in
         return dict(result)
 
-    def call_with_one_refresh(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+    def call_with_one_refresh(self, method: str, endpoint: str, *, params: dict[str, str] | None = None,
+                              **kwargs: Any) -> Any:
         """Call the API; on an invalid or expired token, refresh once and retry once — never more."""
         token = self.access_token
         try:
-            return self._request(method, endpoint, params={"access_token": token}, **kwargs)
+            return self._request(method, endpoint, params={**(params or {}), "access_token": token}, **kwargs)
         except WeChatClientException as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
             self.storage.discard_if(self.appid, token)
             self.expires_at = 0  # falsy: use whatever token the storage holds now
-            return self._request(method, endpoint, params={"access_token": self.access_token}, **kwargs)
+            return self._request(method, endpoint, params={**(params or {}), "access_token": self.access_token},
+                                 **kwargs)

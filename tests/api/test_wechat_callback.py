@@ -13,7 +13,7 @@ from domain.events.models import DomainEvent
 from domain.members.models import Member
 from domain.settings import get_settings
 from domain.touchpoints.models import Touch
-from domain.wechat.models import Follower
+from domain.wechat.models import Follower, SubscriptionGrant
 from domain.wechat.rules import signature
 from tests.factories import make_member, make_order
 
@@ -185,3 +185,50 @@ def test_wechats_published_sample_vector_is_accepted_and_a_tampered_one_refused(
     assert "mycreate" in crypto.decrypt_message(response.text, reply_signature, SAMPLE["timestamp"], SAMPLE["nonce"])
     tampered = {**params, "msg_signature": "5" + SAMPLE["msg_signature"][1:]}
     assert app_client.post("/wechat/callback", params=tampered, content=SAMPLE["body"].encode()).status_code == 403
+
+
+def popup(openid: str, create_time: int, *choices: tuple[str, str], event: str = "subscribe_msg_popup_event") -> str:
+    wrapper = "SubscribeMsgPopupEvent" if event == "subscribe_msg_popup_event" else "SubscribeMsgChangeEvent"
+    items = "".join(f"<List><TemplateId><![CDATA[{t}]]></TemplateId><SubscribeStatusString><![CDATA[{c}]]>"
+                    f"</SubscribeStatusString><PopupScene>0</PopupScene></List>" for t, c in choices)
+    return (f"<xml><ToUserName><![CDATA[gh_loyalty]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event><{wrapper}>{items}</{wrapper}></xml>")
+
+
+def open_grants(session, openid: str) -> dict[str, int]:
+    rows = session.exec(select(SubscriptionGrant).where(SubscriptionGrant.openid == openid,
+                                                        SubscriptionGrant.used_at.is_(None),
+                                                        SubscriptionGrant.revoked_at.is_(None))).all()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.template_id] = counts.get(row.template_id, 0) + 1
+    return counts
+
+
+def test_subscription_choices_become_one_time_grants_and_a_reject_revokes_them(app_client, session):
+    accepted = popup("o-sub", 1_772_000_100, ("SUB-POINTS", "accept"), ("SUB-TIER", "reject"))
+    assert post(app_client, accepted).text == "success"
+    assert post(app_client, accepted, signed(nonce="retry")).text == "success"  # WeChat's retry grants nothing
+    post(app_client, popup("o-sub", 1_772_000_101, ("SUB-POINTS", "accept")))
+    assert open_grants(session, "o-sub") == {"SUB-POINTS": 2}  # one grant per accept, one send per grant
+    post(app_client, popup("o-sub", 1_772_000_102, ("SUB-POINTS", "reject"), event="subscribe_msg_change_event"))
+    assert open_grants(session, "o-sub") == {}
+
+
+def test_a_subscription_send_report_is_stored_on_its_touch(app_client, session):
+    member = make_member(session, wechat_openid="o-s")
+    touch = Touch(member_id=member.id, channel="wechat", purpose="service", source="t", idempotency_key="ks",
+                  template="points_earned", decision="approved", status="sent", requested_at=datetime.now(UTC),
+                  provider_ref="2794188253209100289")
+    session.add(touch)
+    session.commit()
+    report = ("<SubscribeMsgSentEvent><List><TemplateId><![CDATA[SUB-POINTS]]></TemplateId>"
+              "<MsgID>2794188253209100289</MsgID><ErrorCode>0</ErrorCode>"
+              "<ErrorStatus><![CDATA[success]]></ErrorStatus></List></SubscribeMsgSentEvent>")
+    xml = (f"<xml><ToUserName><![CDATA[gh_loyalty]]></ToUserName><FromUserName><![CDATA[o-s]]></FromUserName>"
+           f"<CreateTime>1772000200</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+           f"<Event><![CDATA[subscribe_msg_sent_event]]></Event>{report}</xml>")
+    assert post(app_client, xml).text == "success"
+    session.refresh(touch)
+    assert touch.delivery_status == "success"

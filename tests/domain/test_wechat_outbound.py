@@ -13,6 +13,7 @@ from domain.db import unit_of_work
 from domain.members.models import ContactChannel
 from domain.settings import Settings
 from domain.touchpoints.models import Touch, TouchStatus
+from domain.wechat import service as wechat_service
 from integrations.wechat.adapter import WeChatAdapter
 from integrations.wechat.client import LoyaltyWeChatClient
 from jobs.dispatch import dispatch_due
@@ -128,3 +129,84 @@ def test_the_menu_is_published_and_qr_codes_made_from_the_command_line(committed
     keys = [b["key"] for b in fake.menu["button"][0]["sub_button"]]
     assert keys == ["MY_POINTS", "MY_TIER", "MY_COUPONS", "MY_REP"]
     assert made.exit_code == 0 and json.loads(made.stdout)["ticket"] == "TICKET-store42"
+
+
+SUBSCRIBING = Settings(wechat_app_id="wxapp", wechat_app_secret="s3cret",
+                       wechat_templates={"points_earned": "TPL-POINTS"},
+                       wechat_subscription_templates={"points_earned": "SUB-POINTS", "coupon_issued": "SUB-COUPON"})
+
+
+def grant(engine, fake, openid, template_id, n=1):
+    """The follower accepts the template n times in WeChat's popup: WeChat and our callback both know it."""
+    from domain.wechat.service import Inbound, handle_callback
+
+    for i in range(n):
+        fake.grant(openid, template_id)
+        with unit_of_work(engine) as session:
+            handle_callback(session, inbound=Inbound(
+                msg_type="event", event="subscribe_msg_popup_event", openid=openid, create_time=1_772_000_000 + i,
+                items=({"TemplateId": template_id, "SubscribeStatusString": "accept"},)), now=NOW)
+            session.commit()
+
+
+@pytest.fixture
+def subscribing(committed_engine, monkeypatch):
+    from domain.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "wechat_subscription_templates", SUBSCRIBING.wechat_subscription_templates)
+    with fake_wechat() as (base, fake):
+        client = LoyaltyWeChatClient("wxapp", "s3cret", engine=committed_engine, api_base_url=base, timeout=3)
+        yield fake, WeChatAdapter(SUBSCRIBING, committed_engine, client=client)
+
+
+def test_a_granted_notice_goes_as_a_subscription_message_once_per_grant(committed_engine, subscribing):
+    fake, adapter = subscribing
+    grant(committed_engine, fake, "o-granted", "SUB-POINTS")
+    queue(committed_engine, "o-granted", n=2)
+    assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["sent"] == 2
+    paths = [path for path, _ in fake.calls]
+    # One grant, one subscription message; the second notice falls back to the template message.
+    assert paths.count("/cgi-bin/message/subscribe/bizsend") == 1 and paths.count("/cgi-bin/message/template/send") == 1
+    with Session(committed_engine) as session:
+        assert wechat_service.open_subscription_grants(session, openid="o-granted", template_id="SUB-POINTS") == 0
+
+
+def test_without_a_grant_a_subscription_only_notice_is_not_sent(committed_engine, subscribing):
+    fake, adapter = subscribing
+    queue(committed_engine, "o-nogrant", template="coupon_issued")
+    assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["failed"] == 1
+    assert not any(path.endswith("bizsend") for path, _ in fake.calls)  # WeChat is not even asked
+    with Session(committed_engine) as session:
+        assert session.exec(select(Touch)).one().last_error == "no_subscription_grant"
+
+
+def test_a_grant_wechat_no_longer_honours_is_a_permanent_failure(committed_engine, subscribing):
+    fake, adapter = subscribing
+    grant(committed_engine, fake, "o-revoked", "SUB-COUPON")
+    fake.subscription_grants.clear()  # the follower turned the notice off in WeChat; we missed the event
+    queue(committed_engine, "o-revoked", template="coupon_issued")
+    assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["failed"] == 1
+    with Session(committed_engine) as session:
+        assert session.exec(select(Touch)).one().last_error == "subscription_refused"
+
+
+def test_concurrent_touches_never_spend_one_grant_twice(committed_engine, subscribing):
+    fake, _ = subscribing
+    grant(committed_engine, fake, "o-race", "SUB-POINTS", n=2)
+    barrier = Barrier(6)
+
+    def spend(i):
+        with unit_of_work(committed_engine) as session:
+            barrier.wait()
+            ok = wechat_service.reserve_subscription_grant(session, openid="o-race", template_id="SUB-POINTS",
+                                                           key=f"touch-{i}", now=NOW)
+            session.commit()
+            return ok
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(spend, range(6)))
+    assert results.count(True) == 2
+    with unit_of_work(committed_engine) as session:  # a retried touch finds the grant it already holds
+        winner = results.index(True)
+        assert wechat_service.reserve_subscription_grant(session, openid="o-race", template_id="SUB-POINTS",
+                                                         key=f"touch-{winner}", now=NOW)

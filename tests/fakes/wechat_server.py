@@ -27,6 +27,15 @@ class FakeWeChat:
         self.menu: dict[str, Any] | None = None
         self.oauth_codes: dict[str, tuple[str, str]] = {}
         """code → (openid, unionid); each code works once."""
+        self.users: dict[str, dict[str, Any]] = {}
+        """openid → what ``user/info`` answers (``unionid``, ``subscribe_scene``, ``qr_scene_str`` …)."""
+        self.subscription_grants: dict[tuple[str, str], int] = {}
+        """(openid, template id) → sends the follower still allows (each accept in the popup adds one)."""
+
+    def grant(self, openid: str, template_id: str) -> None:
+        with self.lock:
+            key = (openid, template_id)
+            self.subscription_grants[key] = self.subscription_grants.get(key, 0) + 1
 
     def _new_token(self) -> str:
         return f"TOKEN-{next(self._ids)}"
@@ -59,7 +68,13 @@ class FakeWeChat:
                 return {"errcode": 41001, "errmsg": "access_token missing"}
             if token != self.token:
                 return {"errcode": 40001, "errmsg": "invalid credential"}
-            self.calls.append((path, body))
+            self.calls.append((path, body or {k: v[0] for k, v in query.items() if k != "access_token"}))
+            if path == "/cgi-bin/user/info":
+                return self._user_info((query.get("openid") or [""])[0])
+            if path == "/cgi-bin/user/info/batchget":
+                infos = [self._user_info(u.get("openid", "")) for u in body.get("user_list", [])]
+                refused = next((i for i in infos if i.get("errcode")), None)
+                return refused or {"user_info_list": infos}
             openid = body.get("touser", "")
             if openid.startswith("o-bad"):
                 return {"errcode": 40003, "errmsg": "invalid openid"}
@@ -73,12 +88,27 @@ class FakeWeChat:
                 return {"ticket": f"TICKET-{scene}", "url": f"http://weixin.qq.com/q/{scene}"}
             if path == "/cgi-bin/message/template/send":
                 return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
+            if path == "/cgi-bin/message/subscribe/bizsend":
+                key = (openid, body.get("template_id", ""))
+                if self.subscription_grants.get(key, 0) < 1:
+                    return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
+                self.subscription_grants[key] -= 1
+                return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
             if path == "/cgi-bin/message/custom/send":
                 last = self.last_interaction.get(openid)
                 if last is None or self.now() - last > 48 * 3600:
                     return {"errcode": 45015, "errmsg": "response out of time limit"}
                 return {"errcode": 0, "errmsg": "ok"}
             return {"errcode": 404, "errmsg": f"unknown endpoint {path}"}
+
+    def _user_info(self, openid: str) -> dict[str, Any]:
+        if openid not in self.users:
+            return {"errcode": 40003, "errmsg": "invalid openid"}
+        info = self.users[openid]
+        return {"subscribe": 0 if openid in self.unfollowed else 1, "openid": openid, "language": "zh_CN",
+                "subscribe_scene": info.get("subscribe_scene", "ADD_SCENE_QR_CODE"),
+                "qr_scene_str": info.get("qr_scene_str", ""),
+                **({"unionid": info["unionid"]} if info.get("unionid") else {})}
 
 
 @contextmanager
