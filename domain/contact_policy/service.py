@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,23 +33,33 @@ def last_complaint_at(session: Session, *, member_id: int) -> datetime | None:
     return session.scalar(sa.select(sa.func.max(Complaint.opened_at)).where(col(Complaint.member_id) == member_id))
 
 
+def cap_window(member: Member, channel: ContactChannel, purpose: Purpose) -> tuple[timedelta, timedelta] | None:
+    """How far back and ahead the member's touches count against this channel and purpose's caps."""
+    policy = policy_from_settings(get_settings())
+    longest = max((c.window for c in policy.caps_for(member.tier, channel, purpose)), default=None)
+    return (longest, longest + policy.max_deferral) if longest is not None else None
+
+
+def compose_facts(member: Member, channel: ContactChannel, purpose: Purpose, *,
+                  counted: list[tuple[str, str, datetime]], consent: str | None, unreachable: str | None,
+                  last_complaint: datetime | None) -> Facts:
+    """The gate's facts from what was read (shared by the gate and the CRM lookup's one statement)."""
+    caps = policy_from_settings(get_settings()).caps_for(member.tier, channel, purpose)
+    planned = {cap.name: [t for ch, pu, t in counted if ch in cap.channels and pu in cap.purposes] for cap in caps}
+    return Facts(member_status=member.status, tier=member.tier, timezone=member.timezone, joined_at=member.joined_at,
+                 consent=consent, unreachable=unreachable, has_address=bool(_address(member, channel)),
+                 last_complaint_at=last_complaint, planned=planned)
+
+
 def _facts(session: Session, member: Member, channel: ContactChannel, purpose: Purpose, now: datetime) -> Facts:
     assert member.id is not None
-    policy = policy_from_settings(get_settings())
-    caps = policy.caps_for(member.tier, channel, purpose)
-    longest = max((c.window for c in caps), default=None)
-    planned: dict[str, list[datetime]] = {}
-    if caps and longest is not None:
-        rows = touchpoints.counted_touches(session, member_id=member.id, since=now - longest,
-                                           until=now + longest + policy.max_deferral)
-        for cap in caps:
-            planned[cap.name] = [t for ch, pu, t in rows if ch in cap.channels and pu in cap.purposes]
+    window = cap_window(member, channel, purpose)
+    counted = touchpoints.counted_touches(session, member_id=member.id, since=now - window[0],
+                                          until=now + window[1]) if window else []
     consent = consents_of(session, member_id=member.id).get(channel)
-    return Facts(member_status=member.status, tier=member.tier, timezone=member.timezone, joined_at=member.joined_at,
-                 consent=consent.value if consent else None,
-                 unreachable=unreachable_channels(session, member_id=member.id).get(channel),
-                 has_address=bool(_address(member, channel)),
-                 last_complaint_at=last_complaint_at(session, member_id=member.id), planned=planned)
+    return compose_facts(member, channel, purpose, counted=counted, consent=consent.value if consent else None,
+                         unreachable=unreachable_channels(session, member_id=member.id).get(channel),
+                         last_complaint=last_complaint_at(session, member_id=member.id))
 
 
 def _parse(channel: str, purpose: str) -> tuple[ContactChannel, Purpose]:

@@ -10,17 +10,15 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.contact_policy import service as gate
+from domain.contact_policy.rules import Purpose, decide, policy_from_settings
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.errors import InvalidInput, NotFound, PolicyRefused
-from domain.journeys import service as journeys
 from domain.members import service as members
-from domain.members.models import Member
+from domain.members.models import ConsentStatus, ContactChannel, Member
 from domain.members.rules import mask_phone
-from domain.orders import service as orders
 from domain.points import service as points
-from domain.rebates import service as rebates
+from domain.settings import get_settings
 from domain.tiers import service as tiers
-from domain.touchpoints import service as touchpoints
 
 
 def add_note(session: Session, *, member_id: int, agent_id: str, fields: dict[str, Any], text: str,
@@ -47,16 +45,77 @@ def notes_of(session: Session, *, member_id: int, limit: int = 10) -> list[Agent
                              .order_by(col(AgentNote.id).desc()).limit(limit)))
 
 
+# Everything the lookup shows beyond the member row, read in ONE statement: the agent is on the phone, and
+# twenty round trips through the ORM cost more than the whole answer (docs/benchmarks.md). The composition
+# is shared with the per-concept reads (tier_view, compose_balance, compose_facts), so the rules live once.
+PICTURE_SQL = sa.text("""
+SELECT
+  (SELECT json_agg(json_build_array(occurred_at, amount_fen - refunded_fen)) FROM orders
+    WHERE member_id = :m AND occurred_at > :window_start AND occurred_at <= :now) AS window_orders,
+  (SELECT below_since FROM member_tier_status WHERE member_id = :m) AS below_since,
+  (SELECT json_build_array(available, pending, debt) FROM points_accounts WHERE member_id = :m) AS account,
+  (SELECT json_build_array(coalesce(sum(remaining), 0), min(expires_at)) FROM points_lots
+    WHERE member_id = :m AND state = 'available' AND remaining > 0 AND expires_at <= :horizon) AS expiring,
+  (SELECT json_agg(c) FROM (SELECT code, value_fen, expires_at FROM coupons
+    WHERE member_id = :m AND redeemed_at IS NULL ORDER BY id DESC LIMIT 10) c) AS coupons,
+  (SELECT json_agg(o) FROM (SELECT order_id, amount_fen, refunded_fen, channel, occurred_at FROM orders
+    WHERE member_id = :m ORDER BY occurred_at DESC, id DESC LIMIT 5) o) AS recent_orders,
+  (SELECT json_agg(t) FROM (SELECT id, channel, purpose, template, decision, status, reasons, requested_at, sent_at
+    FROM touches WHERE member_id = :m ORDER BY id DESC LIMIT 10) t) AS recent_contacts,
+  (SELECT json_agg(json_build_array(channel, purpose, send_at)) FROM touches
+    WHERE member_id = :m AND status IN ('queued', 'sending', 'sent') AND send_at >= :cap_since
+    AND send_at <= :cap_until) AS counted,
+  (SELECT json_agg(c) FROM (SELECT id, category, opened_at FROM complaints
+    WHERE member_id = :m AND resolved_at IS NULL ORDER BY id DESC) c) AS open_complaints,
+  (SELECT max(opened_at) FROM complaints WHERE member_id = :m) AS last_complaint,
+  (SELECT json_object_agg(channel, status) FROM member_consents WHERE member_id = :m) AS consents,
+  (SELECT json_object_agg(channel, reason) FROM member_channel_reachability
+    WHERE member_id = :m AND NOT reachable) AS unreachable,
+  (SELECT json_agg(n) FROM (SELECT agent_id, fields, text, created_at FROM agent_notes
+    WHERE member_id = :m ORDER BY id DESC LIMIT 10) n) AS notes,
+  (SELECT json_agg(j) FROM (SELECT j.key, j.name, e.step_index, e.next_run_at, e.control
+    FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
+    WHERE e.member_id = :m AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys
+""")
+
+
+def _at(value: Any) -> datetime | None:
+    """A timestamp out of json_build_object (PostgreSQL writes ISO 8601 with the offset)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _with_times(rows: list[dict[str, Any]] | None, *fields: str) -> list[dict[str, Any]]:
+    return [{**r, **{f: _at(r.get(f)) for f in fields}} for r in rows or []]
+
+
 def member_picture(session: Session, *, member: Member, unmasked: bool, now: datetime) -> dict[str, Any]:
-    """Everything an agent needs while the phone rings, in one answer."""
+    """Everything an agent needs while the phone rings, in one answer (and one statement)."""
     assert member.id is not None
-    mid = member.id
-    tier = tiers.explain_tier(session, member_id=mid, now=now)
-    balance = points.balance_of(session, member_id=mid, now=now)
-    verdict = gate.evaluate_contact(session, member_id=mid, channel="phone", purpose="marketing", now=now)
+    phone, marketing = ContactChannel.PHONE, Purpose.MARKETING
+    window = gate.cap_window(member, phone, marketing) or (timedelta(0), timedelta(0))
+    row = session.execute(PICTURE_SQL, {
+        "m": member.id, "now": now, "window_start": tiers.window_start(now), "horizon": points.expiring_horizon(now),
+        "cap_since": now - window[0], "cap_until": now + window[1]}).mappings().one()
+    window_orders = [(_at(o[0]), int(o[1])) for o in row["window_orders"] or []]
+    tier = tiers.tier_view(tier=member.tier, spend=sum(amount for _, amount in window_orders),
+                           below_since=row["below_since"],
+                           window_orders=[(at, amount) for at, amount in window_orders if at is not None],
+                           history=[], now=now)
+    available, pending, debt = row["account"] or (0, 0, 0)
+    expiring, first_expiry = row["expiring"]
+    balance = points.compose_balance(member_id=member.id, available=available, pending=pending, debt=debt,
+                                     expiring=int(expiring), first_expiry=_at(first_expiry))
+    consents: dict[str, str] = row["consents"] or {}
+    unreachable: dict[str, str] = row["unreachable"] or {}
+    counted = [(c[0], c[1], _at(c[2])) for c in row["counted"] or []]
+    verdict = decide(facts=gate.compose_facts(
+        member, phone, marketing, counted=[(ch, pu, at) for ch, pu, at in counted if at is not None],
+        consent=consents.get(phone.value), unreachable=unreachable.get(phone.value),
+        last_complaint=row["last_complaint"]), channel=phone, purpose=marketing,
+        policy=policy_from_settings(get_settings()), now=now)
     return {
         "member": {
-            "id": mid, "member_code": member.member_code, "name": member.name,
+            "id": member.id, "member_code": member.member_code, "name": member.name,
             "phone": member.phone if unmasked else mask_phone(member.phone), "phone_masked": not unmasked,
             "email": member.email if unmasked else None, "wechat_linked": member.wechat_openid is not None,
             "birthday": member.birthday, "gender": member.gender, "city": member.city, "timezone": member.timezone,
@@ -68,22 +127,14 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
         "tier": {"tier": tier.tier, "spend_fen": tier.spend_fen, "next_tier": tier.next_tier,
                  "missing_fen": tier.missing_fen, "safe_until": tier.safe_until},
         "points": {k: v for k, v in asdict(balance).items() if k != "member_id"},
-        "coupons": [{"code": c.code, "value_fen": c.value_fen, "expires_at": c.expires_at}
-                    for c in rebates.coupons_of(session, member_id=mid) if c.redeemed_at is None][:10],
-        "recent_orders": [{"order_id": o.order_id, "amount_fen": o.amount_fen, "refunded_fen": o.refunded_fen,
-                           "channel": o.channel, "occurred_at": o.occurred_at}
-                          for o in orders.recent_orders(session, member_id=mid, limit=5)],
-        "recent_contacts": [{"id": t.id, "channel": t.channel, "purpose": t.purpose, "template": t.template,
-                             "decision": t.decision, "status": t.status, "reasons": t.reasons,
-                             "requested_at": t.requested_at, "sent_at": t.sent_at}
-                            for t in touchpoints.touches_of(session, member_id=mid, limit=10)],
-        "open_complaints": [{"id": c.id, "category": c.category, "opened_at": c.opened_at}
-                            for c in gate.complaints_of(session, member_id=mid, open_only=True)],
-        "consents": members.consents_of(session, member_id=mid),
-        "unreachable_channels": members.unreachable_channels(session, member_id=mid),
-        "notes": [{"agent_id": n.agent_id, "fields": n.fields, "text": n.text, "created_at": n.created_at}
-                  for n in notes_of(session, member_id=mid)],
-        "active_journeys": journeys.active_journeys_of(session, member_id=mid),
+        "coupons": _with_times(row["coupons"], "expires_at"),
+        "recent_orders": _with_times(row["recent_orders"], "occurred_at"),
+        "recent_contacts": _with_times(row["recent_contacts"], "requested_at", "sent_at"),
+        "open_complaints": _with_times(row["open_complaints"], "opened_at"),
+        "consents": {ContactChannel(k): ConsentStatus(v) for k, v in consents.items()},
+        "unreachable_channels": {ContactChannel(k): v for k, v in unreachable.items()},
+        "notes": _with_times(row["notes"], "created_at"),
+        "active_journeys": _with_times(row["active_journeys"], "next_run_at"),
         "may_pitch_by_phone": {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
                                "next_allowed_at": verdict.send_at if verdict.verdict == "deferred"
                                else verdict.next_allowed_at},

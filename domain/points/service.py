@@ -215,16 +215,25 @@ class PointsBalance:
 def balance_of(session: Session, *, member_id: int, now: datetime) -> PointsBalance:
     """What the member has: available, pending, and what expires soon."""
     account = session.get(PointsAccount, member_id)
-    horizon = now + timedelta(days=get_settings().points_expiring_soon_days)
     row = session.execute(sa.select(sa.func.coalesce(sa.func.sum(PointsLot.remaining), 0),
                                     sa.func.min(PointsLot.expires_at)).where(
         col(PointsLot.member_id) == member_id, col(PointsLot.state) == LotState.AVAILABLE,
-        col(PointsLot.remaining) > 0, col(PointsLot.expires_at) <= horizon)).one()
-    expiring, first = int(row[0]), row[1]
-    debt = account.debt if account else 0
-    return PointsBalance(member_id=member_id, available=account.available if account else 0,
-                         pending=account.pending if account else 0, expiring_soon=max(0, expiring - debt),
-                         expiring_soon_date=first.date() if first and expiring > debt else None)
+        col(PointsLot.remaining) > 0, col(PointsLot.expires_at) <= expiring_horizon(now))).one()
+    return compose_balance(member_id=member_id, available=account.available if account else 0,
+                           pending=account.pending if account else 0, debt=account.debt if account else 0,
+                           expiring=int(row[0]), first_expiry=row[1])
+
+
+def expiring_horizon(now: datetime) -> datetime:
+    return now + timedelta(days=get_settings().points_expiring_soon_days)
+
+
+def compose_balance(*, member_id: int, available: int, pending: int, debt: int, expiring: int,
+                    first_expiry: datetime | None) -> PointsBalance:
+    """Debt is paid from the next points, so it is taken off what is about to expire."""
+    return PointsBalance(member_id=member_id, available=available, pending=pending,
+                         expiring_soon=max(0, expiring - debt),
+                         expiring_soon_date=first_expiry.date() if first_expiry and expiring > debt else None)
 
 
 def ledger_page(session: Session, *, member_id: int, limit: int, before_id: int | None) -> list[LedgerEntry]:

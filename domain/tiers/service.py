@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.events.service import record_event
+from domain.members.models import Member
 from domain.members.service import get_member, set_member_tier
 from domain.points.rules import add_months
 from domain.settings import get_settings
@@ -44,10 +45,13 @@ def _change(session: Session, *, member_id: int, from_tier: str, to_tier: str, c
     return event
 
 
-def upgrade_on_spend(session: Session, *, member_id: int, cause: str, now: datetime) -> TierEvent | None:
+def upgrade_on_spend(session: Session, *, member_id: int, cause: str, now: datetime,
+                     locked_member: Member | None = None) -> TierEvent | None:
     """Lift the member at once to the highest tier their rolling spend reaches (several steps if need be).
-    Never lowers a tier: refunds and time only matter to the scheduled evaluation."""
-    member = get_member(session, member_id=member_id, for_update=True)
+    Never lowers a tier: refunds and time only matter to the scheduled evaluation. ``locked_member``: the
+    caller already holds the member's row lock in this transaction (saves reading it again)."""
+    member = locked_member if locked_member is not None and locked_member.id == member_id \
+        else get_member(session, member_id=member_id, for_update=True)
     spend = rolling_spend(session, member_id=member_id, now=now)
     target = ladder().tier_for(spend)
     if rank(target) <= rank(member.tier):
@@ -144,36 +148,41 @@ class TierView:
     history: list[dict[str, Any]]
 
 
-def explain_tier(session: Session, *, member_id: int, now: datetime) -> TierView:
-    """The member's tier, spend, what the next tier needs, how long the tier is safe, and its history."""
-    member = get_member(session, member_id=member_id)
+def tier_view(*, tier: str, spend: int, below_since: datetime | None, window_orders: list[tuple[datetime, int]],
+              history: list[dict[str, Any]], now: datetime) -> TierView:
+    """Compose the tier's explanation from its facts (shared by ``explain_tier`` and the CRM lookup)."""
     lad = ladder()
-    spend = rolling_spend(session, member_id=member_id, now=now)
-    nxt = lad.next_tier(member.tier)
-    status = session.get(TierStatus, member_id)
+    nxt = lad.next_tier(tier)
     grace = timedelta(days=get_settings().tier_downgrade_grace_days)
-    below_since = status.below_since if status else None
     safe_until: datetime | None
-    if member.tier == ORDER[0]:
+    if tier == ORDER[0]:
         safe_until = None
     elif below_since is not None:
         safe_until = below_since + grace
     else:
-        orders = session.execute(sa.text(
-            "SELECT occurred_at, amount_fen - refunded_fen FROM orders "
-            "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
-            {"m": member_id, "start": window_start(now), "now": now}).all()
-        window = now - window_start(now)
-        drops = qualified_until(orders=[(r[0], int(r[1])) for r in orders],
-                                threshold_fen=lad.thresholds_fen[member.tier], window=window)
+        drops = qualified_until(orders=window_orders, threshold_fen=lad.thresholds_fen[tier],
+                                window=now - window_start(now))
         # Falling below starts the grace clock at the next evaluation; the tier is kept through the grace.
         safe_until = (drops + grace) if drops else now + grace
+    return TierView(tier=tier, spend_fen=spend, next_tier=nxt,
+                    missing_fen=max(0, lad.thresholds_fen[nxt] - spend) if nxt else None,
+                    safe_until=safe_until, in_grace_since=below_since, history=history)
+
+
+def explain_tier(session: Session, *, member_id: int, now: datetime) -> TierView:
+    """The member's tier, spend, what the next tier needs, how long the tier is safe, and its history."""
+    member = get_member(session, member_id=member_id)
+    status = session.get(TierStatus, member_id)
+    orders = session.execute(sa.text(
+        "SELECT occurred_at, amount_fen - refunded_fen FROM orders "
+        "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
+        {"m": member_id, "start": window_start(now), "now": now}).all()
     history = [{"from": e.from_tier, "to": e.to_tier, "cause": e.cause, "spend_fen": e.spend_fen, "at": e.at}
                for e in session.exec(select(TierEvent).where(TierEvent.member_id == member_id)
                                      .order_by(col(TierEvent.id).desc()).limit(50))]
-    return TierView(tier=member.tier, spend_fen=spend, next_tier=nxt,
-                    missing_fen=max(0, lad.thresholds_fen[nxt] - spend) if nxt else None,
-                    safe_until=safe_until, in_grace_since=below_since, history=history)
+    return tier_view(tier=member.tier, spend=sum(int(r[1]) for r in orders),
+                     below_since=status.below_since if status else None,
+                     window_orders=[(r[0], int(r[1])) for r in orders], history=history, now=now)
 
 
 def member_id_bounds(session: Session) -> tuple[int, int]:
