@@ -95,7 +95,8 @@ AdminCaller = Annotated[Caller, Depends(require())]
 
 def log_personal_read(session: Session, caller: Caller, *, member_id: int, action: str, reason: str | None,
                       now: datetime) -> None:
-    """CRM reads of personal data go to the access log; app keys read on the member's own behalf."""
+    """CRM reads of personal data go to the access log; app keys read on the member's own behalf.
+    Only for read routes: the entry is taken to be the transaction's only write."""
     if caller.scope in (Scope.CRM, Scope.ADMIN):
         record_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, member_id=member_id,
-                      action=action, reason=reason or "unspecified", now=now)
+                      action=action, reason=reason or "unspecified", now=now, read_only_transaction=True)

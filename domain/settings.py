@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     wechat_keyword_replies: dict[str, str] = {"points": "Tap My points in the menu to see your balance."}
     wechat_default_reply: str = "Thanks for your message. An agent will read it soon."
 
+    access_log_durable_commit: bool = False
+    """True: a CRM read's commit waits until its access-log entry is on disk (about half the lookup
+    throughput here). False: a PostgreSQL crash may lose the last fraction of a second of read records."""
+
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from domain.access.models import AccessLogEntry, ApiKey, Scope
 from domain.access.rules import hash_key, new_key, prefix_of
 from domain.errors import Conflict, NotFound, Unauthorized
+from domain.settings import get_settings
 
 
 def create_api_key(session: Session, *, name: str, scope: Scope, now: datetime,
@@ -48,8 +50,14 @@ def list_api_keys(session: Session) -> list[ApiKey]:
 
 
 def record_access(session: Session, *, api_key_name: str, agent_id: str | None, member_id: int, action: str,
-                  reason: str, now: datetime) -> None:
-    """Write who read whose personal data, when and why, in the reader's transaction."""
+                  reason: str, now: datetime, read_only_transaction: bool = False) -> None:
+    """Write who read whose personal data, when and why, in the reader's transaction.
+
+    When the entry is the transaction's only write (a lookup), its commit need not wait for the disk
+    unless ``LOYALTY_ACCESS_LOG_DURABLE_COMMIT`` says so: waiting halves the lookup's throughput, and what a
+    PostgreSQL crash could lose is the last fraction of a second of read records, never business data."""
+    if read_only_transaction and not get_settings().access_log_durable_commit:
+        session.execute(sa.text("SET LOCAL synchronous_commit = off"))
     session.add(AccessLogEntry(api_key_name=api_key_name, agent_id=agent_id, member_id=member_id,
                                action=action, reason=reason[:200], at=now))
 
