@@ -57,11 +57,12 @@ def record_order(session: Session, *, new: NewOrder, now: datetime) -> tuple[Ord
     session.flush()
     points.credit_order_points(session, member_id=new.member_id, order_ref=new.order_id, points=earned,
                                occurred_at=new.occurred_at, now=now)
-    record_purchase(session, member_id=new.member_id, at=new.occurred_at, now=now)
+    locked = record_purchase(session, member_id=new.member_id, at=new.occurred_at, now=now)
     record_event(session, kind="order.recorded", member_id=new.member_id,
                  payload={"order_id": new.order_id, "amount_fen": new.amount_fen, "points": earned,
                           "occurred_at": new.occurred_at.isoformat()}, now=now)
-    tiers.upgrade_on_spend(session, member_id=new.member_id, cause=f"order:{new.order_id}", now=now)
+    tiers.upgrade_on_spend(session, member_id=new.member_id, cause=f"order:{new.order_id}", now=now,
+                           locked_member=locked)
     return order, False
 
 

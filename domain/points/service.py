@@ -29,11 +29,14 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 def lock_account(session: Session, *, member_id: int, now: datetime) -> PointsAccount:
     """The member's account row, created if needed, locked until the transaction ends."""
-    session.execute(sa.text(
-        "INSERT INTO points_accounts (member_id, available, pending, debt, updated_at) "
-        "VALUES (:m, 0, 0, 0, :now) ON CONFLICT DO NOTHING"), {"m": member_id, "now": now})
-    account = session.exec(select(PointsAccount).where(PointsAccount.member_id == member_id)
-                           .with_for_update().execution_options(populate_existing=True)).one()
+    locked = select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update() \
+        .execution_options(populate_existing=True)
+    account = session.exec(locked).first()
+    if account is None:  # the member's first points: create the row (a concurrent creator waits on it)
+        session.execute(sa.text(
+            "INSERT INTO points_accounts (member_id, available, pending, debt, updated_at) "
+            "VALUES (:m, 0, 0, 0, :now) ON CONFLICT DO NOTHING"), {"m": member_id, "now": now})
+        account = session.exec(locked).one()
     return account
 
 
