@@ -139,10 +139,13 @@ def _flush_unique(session: Session, obj: object) -> None:
 
 
 def get_member(session: Session, *, member_id: int, for_update: bool = False) -> Member:
-    """A member by id, or NotFound."""
+    """A member by id, or NotFound. ``for_update`` takes FOR NO KEY UPDATE: it serialises writers of the
+    member row but, unlike FOR UPDATE, not the key-share locks other transactions' inserts of orders, lots
+    and ledger entries take through their foreign keys — with FOR UPDATE two orders of one member, each
+    holding one of those locks, deadlock."""
     query = select(Member).where(Member.id == member_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     member = session.exec(query).first()
     if member is None:
         raise NotFound(f"member {member_id} not found", code="member_not_found", details={"member_id": member_id})

@@ -234,6 +234,33 @@ def test_the_same_order_sent_many_times_at_once_is_credited_once(committed_engin
         consistent(session)
 
 
+def test_different_orders_of_one_member_at_once_neither_deadlock_nor_get_lost(committed_engine):
+    # Each order's foreign keys take a key-share lock on the member row; the member lock an order takes later
+    # must not conflict with it, or two orders holding one lock each would deadlock (found by the benchmark).
+    with unit_of_work(committed_engine) as session:
+        member_id = make_member(session).id
+        session.commit()
+    attempts = 24
+    wide = _wide_engine(committed_engine)
+    barrier = Barrier(attempts)
+
+    def send(i: int) -> str:
+        barrier.wait()
+        with unit_of_work(wide) as session:
+            record_order(session, new=NewOrder(order_id=f"BUSY-{i}", member_id=member_id, amount_fen=10_000,
+                                               channel="app", occurred_at=T0, items=[]), now=T0)
+            session.commit()
+            return "ok"
+
+    with ThreadPoolExecutor(attempts) as pool:
+        outcomes = list(pool.map(send, range(attempts)))
+    wide.dispose()
+    assert outcomes == ["ok"] * attempts
+    with unit_of_work(committed_engine) as session:
+        assert points.balance_of(session, member_id=member_id, now=T0).pending == 100 * attempts
+        consistent(session)
+
+
 def test_release_and_expiry_jobs_run_twice_change_nothing_the_second_time(committed_engine):
     with unit_of_work(committed_engine) as session:
         member = make_member(session)
