@@ -98,13 +98,19 @@ def test_menu_clicks_answer_from_the_members_data_or_invite_to_bind(app_client, 
     assert "/wechat/oauth/start" in stranger.text
 
 
-def test_a_template_delivery_report_is_stored_on_its_touch(app_client, session):
-    member = make_member(session, wechat_openid="o-t")
-    touch = Touch(member_id=member.id, channel="wechat", purpose="service", source="t", idempotency_key="k",
+def sent_touch(session, openid: str, provider_ref: str) -> Touch:
+    """A WeChat notice already handed to WeChat, whose delivery report is still to come."""
+    member = make_member(session, wechat_openid=openid)
+    touch = Touch(member_id=member.id, channel="wechat", purpose="service", source="t", idempotency_key=provider_ref,
                   template="points_earned", decision="approved", status="sent", requested_at=datetime.now(UTC),
-                  provider_ref="200163836")
+                  provider_ref=provider_ref)
     session.add(touch)
     session.commit()
+    return touch
+
+
+def test_a_template_delivery_report_is_stored_on_its_touch(app_client, session):
+    touch = sent_touch(session, "o-t", "200163836")
     report = "<MsgID>200163836</MsgID><Status><![CDATA[success]]></Status>"
     xml = event_xml("o-t", "TEMPLATESENDJOBFINISH", extra=report)
     assert post(app_client, xml).text == "success"
@@ -217,12 +223,7 @@ def test_subscription_choices_become_one_time_grants_and_a_reject_revokes_them(a
 
 
 def test_a_subscription_send_report_is_stored_on_its_touch(app_client, session):
-    member = make_member(session, wechat_openid="o-s")
-    touch = Touch(member_id=member.id, channel="wechat", purpose="service", source="t", idempotency_key="ks",
-                  template="points_earned", decision="approved", status="sent", requested_at=datetime.now(UTC),
-                  provider_ref="2794188253209100289")
-    session.add(touch)
-    session.commit()
+    touch = sent_touch(session, "o-s", "2794188253209100289")
     report = ("<SubscribeMsgSentEvent><List><TemplateId><![CDATA[SUB-POINTS]]></TemplateId>"
               "<MsgID>2794188253209100289</MsgID><ErrorCode>0</ErrorCode>"
               "<ErrorStatus><![CDATA[success]]></ErrorStatus></List></SubscribeMsgSentEvent>")
