@@ -21,12 +21,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.load import run_load
+from bench.load import load_generator, run_load
 from domain import migrations
 from domain.db import create_db_engine, embedded_database_url, ensure_database, normalise_url
 from domain.settings import PROJECT_ROOT
@@ -127,9 +128,11 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         if "lookup" in only:
             health = run_load(server.base, lambda i: ("GET", "/healthz", None), seconds=seconds)
             agent = {**headers, "X-Agent-Id": "bench"}
-            lookup = run_load(server.base, lambda i: ("GET", f"/v1/crm/members/lookup?phone={phones[i % len(phones)]}",
-                                                      None), seconds=seconds, headers=agent)
-            data = {"members": members, "clients": 16, "reference_healthz": health.as_dict(),
+            paths = [f"/v1/crm/members/lookup?phone={quote(p)}" for p in phones]
+            lookup = run_load(server.base, lambda i: ("GET", paths[i % len(paths)], None), seconds=seconds,
+                              headers=agent)
+            data = {"members": members, "clients": 16, "load_generator": load_generator(),
+                    "reference_healthz": health.as_dict(),
                     "lookup_by_phone": lookup.as_dict(), "throughput_ratio": round(lookup.rps / health.rps, 3),
                     "target_p99_ms": 20, "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
             _write("lookup", data)
@@ -146,13 +149,15 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
             occurred = datetime.now(UTC).isoformat()
 
             def order(i: int) -> tuple[str, str, dict[str, Any]]:
-                return ("POST", "/v1/orders", {"order_id": f"bench-{run_id}-{i}", "member_id": rng.choice(member_ids),
+                return ("POST", "/v1/orders", {"order_id": f"bench-{run_id}-__SEQ__",
+                                               "member_id": rng.choice(member_ids),
                                                "amount_fen": rng.randint(1_000, 500_000), "channel": "app",
                                                "occurred_at": occurred})
 
             orders = run_load(server.base, order, seconds=seconds, headers=headers)
             tps = pgbench(url, clients=16, seconds=seconds)
-            data = {"members": members, "clients": 16, "orders": orders.as_dict(), "pgbench_tps": round(tps, 1),
+            data = {"members": members, "clients": 16, "load_generator": load_generator(),
+                    "orders": orders.as_dict(), "pgbench_tps": round(tps, 1),
                     "ratio": round(orders.rps / tps, 3), "target_ratio": 0.5,
                     "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
             _write("orders", data)
@@ -166,21 +171,57 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         server.stop()
 
 
-# The floor of each job: one hand-written statement doing its core update, run in a rolled-back transaction.
+# The floor of each job: one hand-written statement doing its core update over the whole table at once (no
+# chunks, no locks taken ahead, no job bookkeeping), run in a transaction that is rolled back. For points the
+# core update is the lots, their ledger entries and the accounts (a points change without its ledger entry
+# would be money lost); for rebates, the settlements and their coupons.
 FLOORS = {
-    "release-points": "UPDATE points_lots SET state = 'available' WHERE state = 'pending' AND available_at <= :as_of",
-    "expire-points": "UPDATE points_lots SET state = 'expired', remaining = 0 "
-                     "WHERE state = 'available' AND remaining > 0 AND expires_at <= :as_of",
+    "release-points": """WITH due AS (SELECT id, member_id, remaining FROM points_lots
+                                       WHERE state = 'pending' AND available_at <= :as_of),
+                          entries AS (INSERT INTO points_ledger (member_id, kind, pending_delta, available_delta,
+                                             lot_id, source, source_ref, details, created_at)
+                                      SELECT member_id, 'release', -remaining, remaining, id, 'lot', id::text,
+                                             '{}'::jsonb, :as_of FROM due
+                                      RETURNING member_id, available_delta),
+                          lots AS (UPDATE points_lots l SET state = 'available' FROM due WHERE l.id = due.id)
+                          UPDATE points_accounts a SET pending = a.pending - t.points,
+                                 available = a.available + t.points
+                          FROM (SELECT member_id, sum(available_delta) AS points FROM entries GROUP BY member_id) t
+                          WHERE a.member_id = t.member_id""",
+    "expire-points": """WITH due AS (SELECT id, member_id, remaining FROM points_lots
+                                      WHERE state = 'available' AND remaining > 0 AND expires_at <= :as_of),
+                         entries AS (INSERT INTO points_ledger (member_id, kind, pending_delta, available_delta,
+                                            lot_id, source, source_ref, details, created_at)
+                                     SELECT member_id, 'expire', 0, -remaining, id, 'lot', id::text, '{}'::jsonb,
+                                            :as_of FROM due
+                                     RETURNING member_id, available_delta),
+                         lots AS (UPDATE points_lots l SET state = 'expired', remaining = 0 FROM due
+                                  WHERE l.id = due.id)
+                         UPDATE points_accounts a SET available = a.available + t.points
+                         FROM (SELECT member_id, sum(available_delta) AS points FROM entries GROUP BY member_id) t
+                         WHERE a.member_id = t.member_id""",
     "tier-evaluation": """UPDATE members m SET tier = CASE WHEN s.spend >= 2000000 THEN 'A' WHEN s.spend >= 500000
                           THEN 'B' WHEN s.spend >= 100000 THEN 'C' ELSE 'D' END
                           FROM (SELECT m2.id AS member_id, coalesce(sum(o.amount_fen - o.refunded_fen), 0) AS spend
                                 FROM members m2 LEFT JOIN orders o ON o.member_id = m2.id
                                 AND o.occurred_at > :as_of - interval '12 months' AND o.occurred_at <= :as_of
                                 GROUP BY m2.id) s WHERE s.member_id = m.id""",
-    "settle-rebates": """CREATE TEMP TABLE floor_rebates AS SELECT member_id, sum(amount_fen - refunded_fen) AS spend
-                         FROM orders WHERE occurred_at >= date_trunc('quarter', CAST(:as_of AS timestamptz))
-                         - interval '3 months' AND occurred_at < date_trunc('quarter', CAST(:as_of AS timestamptz))
-                         GROUP BY member_id HAVING sum(amount_fen - refunded_fen) >= 100000""",
+    "settle-rebates": """WITH period AS (SELECT date_trunc('quarter', CAST(:as_of AS timestamptz) AT TIME ZONE
+                                                       'Asia/Shanghai') - interval '3 months' AS start),
+                          spend AS (SELECT member_id, sum(amount_fen - refunded_fen) AS spend FROM orders, period
+                                    WHERE occurred_at >= period.start AT TIME ZONE 'Asia/Shanghai'
+                                    AND occurred_at < (period.start + interval '3 months') AT TIME ZONE 'Asia/Shanghai'
+                                    GROUP BY member_id HAVING sum(amount_fen - refunded_fen) >= 100000),
+                          settled AS (INSERT INTO rebate_settlements (program_id, member_id, period_start,
+                                             period_end, spend_fen, rate_bp, rebate_fen, settled_at)
+                                      SELECT (SELECT id FROM rebate_programs WHERE key = 'quarterly'), member_id,
+                                             CAST(period.start AS date),
+                                             CAST(period.start + interval '3 months' AS date), spend, 200,
+                                             spend * 200 / 10000, :as_of FROM spend, period
+                                      RETURNING id, member_id, rebate_fen)
+                          INSERT INTO coupons (code, member_id, value_fen, source, source_ref, issued_at, expires_at)
+                          SELECT 'FL' || upper(substr(md5(id::text), 1, 14)), member_id, rebate_fen, 'rebate',
+                                 id::text, :as_of, :as_of + interval '90 days' FROM settled WHERE rebate_fen > 0""",
 }
 
 
@@ -189,6 +230,14 @@ def bench_jobs(url: str, engine: sa.Engine, members: int) -> None:
     rows: list[tuple[str, ...]] = [("job", "floor s", "job s", "ratio", "peak RSS MB", "counts")]
     results: dict[str, Any] = {"members": members, "as_of": as_of, "jobs": {}}
     total = 0.0
+    with engine.begin() as conn:  # the rebates floor writes settlements of the program the job settles
+        from sqlmodel import Session
+
+        from domain.rebates.service import ensure_default_program
+
+        with Session(bind=conn) as session:
+            ensure_default_program(session)
+            session.flush()
     for job, floor_sql in FLOORS.items():
         with engine.connect() as conn:
             trans = conn.begin()
