@@ -14,7 +14,7 @@ def send_campaigns(ctx: JobContext) -> dict[str, Any]:
     total = 0
     while True:
         with ctx.unit_of_work() as session:
-            done = campaigns.send_batch(session, now=ctx.as_of, limit=int(ctx.options.get("batch", 500)))
+            done = campaigns.send_batch(session, now=ctx.as_of, limit=int(ctx.options.get("batch", 2000)))
             session.commit()
         total += done
         if not done:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,14 +12,14 @@ from sqlmodel import Session, col, select
 
 from domain.contact_policy.models import Complaint
 from domain.contact_policy.rules import Decision, Facts, Purpose, Verdict, decide, policy_from_settings
-from domain.db import advisory_xact_lock
+from domain.db import among
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
-from domain.members.models import ContactChannel, Member
-from domain.members.service import consents_of, get_member, unreachable_channels
+from domain.members.models import ContactChannel, Member, MemberChannelReachability, MemberConsent
+from domain.members.service import consents_of, get_member, get_members, unreachable_channels
 from domain.settings import get_settings
 from domain.touchpoints import service as touchpoints
-from domain.touchpoints.models import Touch
+from domain.touchpoints.models import Touch, TouchStatus
 
 
 def _address(member: Member, channel: ContactChannel) -> dict[str, str]:
@@ -44,22 +46,50 @@ def compose_facts(member: Member, channel: ContactChannel, purpose: Purpose, *,
                   counted: list[tuple[str, str, datetime]], consent: str | None, unreachable: str | None,
                   last_complaint: datetime | None) -> Facts:
     """The gate's facts from what was read (shared by the gate and the CRM lookup's one statement)."""
-    caps = policy_from_settings(get_settings()).caps_for(member.tier, channel, purpose)
-    planned = {cap.name: [t for ch, pu, t in counted if ch in cap.channels and pu in cap.purposes] for cap in caps}
     return Facts(member_status=member.status, tier=member.tier, timezone=member.timezone, joined_at=member.joined_at,
                  consent=consent, unreachable=unreachable, has_address=bool(_address(member, channel)),
-                 last_complaint_at=last_complaint, planned=planned)
+                 last_complaint_at=last_complaint, planned=_planned(member, channel, purpose, counted))
 
 
-def _facts(session: Session, member: Member, channel: ContactChannel, purpose: Purpose, now: datetime) -> Facts:
-    assert member.id is not None
-    window = cap_window(member, channel, purpose)
-    counted = touchpoints.counted_touches(session, member_id=member.id, since=now - window[0],
-                                          until=now + window[1]) if window else []
-    consent = consents_of(session, member_id=member.id).get(channel)
-    return compose_facts(member, channel, purpose, counted=counted, consent=consent.value if consent else None,
-                         unreachable=unreachable_channels(session, member_id=member.id).get(channel),
-                         last_complaint=last_complaint_at(session, member_id=member.id))
+def _planned(member: Member, channel: ContactChannel, purpose: Purpose,
+             counted: Sequence[tuple[str, str, datetime]]) -> dict[str, list[datetime]]:
+    """Cap name → the send times of ``counted`` touches (channel, purpose, send_at) that count against it."""
+    caps = policy_from_settings(get_settings()).caps_for(member.tier, channel, purpose)
+    return {cap.name: [t for ch, pu, t in counted if ch in cap.channels and pu in cap.purposes] for cap in caps}
+
+
+def _load_facts(session: Session, asks: Sequence[tuple[Member, ContactChannel, Purpose]], now: datetime
+                ) -> list[Facts]:
+    """Facts for many (member, channel, purpose) at once: one statement per kind of fact for the whole batch."""
+    ids = sorted({m.id for m, _, _ in asks if m.id is not None})
+    windows = [cap_window(m, ch, pu) for m, ch, pu in asks]
+    consents = {(m, str(ch)): str(status) for m, ch, status in session.execute(
+        sa.select(MemberConsent.member_id, MemberConsent.channel, MemberConsent.status)  # type: ignore[call-overload]
+        .where(among(MemberConsent.member_id, ids)))}
+    unreachable = {(m, str(ch)): reason for m, ch, reason in session.execute(
+        sa.select(MemberChannelReachability.member_id, MemberChannelReachability.channel,  # type: ignore[call-overload]
+                  MemberChannelReachability.reason)
+        .where(among(MemberChannelReachability.member_id, ids), col(MemberChannelReachability.reachable).is_(False)))}
+    latest = sa.select(Complaint.member_id, sa.func.max(Complaint.opened_at))  # type: ignore[call-overload]
+    complaints: dict[int, datetime] = dict(session.execute(
+        latest.where(among(Complaint.member_id, ids)).group_by(Complaint.member_id)).all())
+    counted: dict[int, list[tuple[str, str, datetime]]] = {}
+    spans = [(now - w[0], now + w[1]) for w in windows if w]
+    if spans:
+        for member_id, channel, purpose, send_at in session.execute(
+                sa.select(Touch.member_id, Touch.channel, Touch.purpose, Touch.send_at).where(  # type: ignore[call-overload]
+                    among(Touch.member_id, ids), col(Touch.status).in_([s.value for s in touchpoints.COUNTED]),
+                    col(Touch.send_at) >= min(a for a, _ in spans), col(Touch.send_at) <= max(b for _, b in spans))):
+            counted.setdefault(member_id, []).append((channel, purpose, send_at))
+    facts = []
+    for (member, ch, pu), window in zip(asks, windows, strict=True):
+        assert member.id is not None
+        in_window = ([c for c in counted.get(member.id, []) if now - window[0] <= c[2] <= now + window[1]]
+                     if window else [])
+        facts.append(compose_facts(member, ch, pu, counted=in_window, consent=consents.get((member.id, ch.value)),
+                                   unreachable=unreachable.get((member.id, ch.value)),
+                                   last_complaint=complaints.get(member.id)))
+    return facts
 
 
 def _parse(channel: str, purpose: str) -> tuple[ContactChannel, Purpose]:
@@ -75,31 +105,89 @@ def evaluate_contact(session: Session, *, member_id: int, channel: str, purpose:
     """Would a touch be allowed now, why not, and when next? Writes nothing."""
     ch, pu = _parse(channel, purpose)
     member = get_member(session, member_id=member_id)
-    return decide(facts=_facts(session, member, ch, pu, now), channel=ch, purpose=pu,
+    return decide(facts=_load_facts(session, [(member, ch, pu)], now)[0], channel=ch, purpose=pu,
                   policy=policy_from_settings(get_settings()), now=now)
+
+
+@dataclass(frozen=True)
+class TouchRequest:
+    """One touch asked of the gate: who, on which channel, for what, and the caller's idempotency key."""
+
+    member_id: int
+    channel: str
+    purpose: str
+    source: str
+    idempotency_key: str
+    template: str
+    variables: dict[str, Any]
+    not_before: datetime | None = None
 
 
 def request_touch(session: Session, *, member_id: int, channel: str, purpose: str, source: str,
                   idempotency_key: str, template: str, variables: dict[str, Any], now: datetime,
                   not_before: datetime | None = None) -> tuple[Touch, bool]:
     """Ask the gate for a touch: the decision and its reasons are recorded, and an approved or deferred
-    touch enters the outbox. Idempotent by (source, idempotency_key): a replay returns the first decision.
-    Decisions for one member are serialised, so concurrent requests can never both take a cap's last slot."""
-    ch, pu = _parse(channel, purpose)
-    advisory_xact_lock(session, "contact", member_id)
-    existing = touchpoints.find_touch(session, source=source, idempotency_key=idempotency_key)
-    if existing is not None:
-        if (existing.member_id, existing.channel, existing.purpose) != (member_id, ch.value, pu.value):
-            raise Conflict(f"touch {source}/{idempotency_key} was requested before for another member or channel",
-                           code="touch_conflict", details={"touch_id": existing.id})
-        return existing, True
-    member = get_member(session, member_id=member_id)
-    decision = decide(facts=_facts(session, member, ch, pu, now), channel=ch, purpose=pu,
-                      policy=policy_from_settings(get_settings()), now=now, not_before=not_before)
-    touch = touchpoints.record_touch(session, member_id=member_id, channel=ch.value, purpose=pu.value, source=source,
-                                     idempotency_key=idempotency_key, template=template, variables=variables,
-                                     decision=decision, now=now)
-    return touch, False
+    touch enters the outbox. Idempotent by (source, idempotency_key): a replay returns the first decision."""
+    return request_touches(session, [TouchRequest(member_id, channel, purpose, source, idempotency_key, template,
+                                                  variables, not_before)], now=now)[0]
+
+
+def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: datetime) -> list[tuple[Touch, bool]]:
+    """The gate for a batch (a campaign's next few thousand members): each request is decided by the same
+    pure rules as a single one, but every read and write is one statement for the whole batch.
+
+    Decisions for one member are serialised by an advisory lock taken for all the batch's members in member
+    order (two batches cannot deadlock), so concurrent requests never both take a cap's last slot; a
+    member asked for twice in one batch sees the first touch against their caps. Returns (touch, replayed)
+    per request, in order."""
+    parsed = [_parse(r.channel, r.purpose) for r in requests]
+    ids = sorted({r.member_id for r in requests})
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('contact:' || s.id, 0)) "
+                            "FROM (SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) s"), {"ids": ids})
+    found = {(t.source, t.idempotency_key): t for t in session.scalars(sa.select(Touch).from_statement(sa.text(
+        "SELECT t.* FROM touches t JOIN unnest(CAST(:sources AS text[]), CAST(:keys AS text[])) AS r(source, key) "
+        "ON t.source = r.source AND t.idempotency_key = r.key")).params(
+            sources=[r.source for r in requests], keys=[r.idempotency_key for r in requests]))}
+    members = {m.id: m for m in get_members(session, member_ids=ids)}
+    missing = [i for i in ids if i not in members]
+    if missing:
+        raise NotFound(f"member {missing[0]} not found", code="member_not_found", details={"member_id": missing[0]})
+    fresh = [i for i, r in enumerate(requests) if (r.source, r.idempotency_key) not in found]
+    facts = dict(zip(fresh, _load_facts(session, [(members[requests[i].member_id], *parsed[i]) for i in fresh], now),
+                     strict=True))
+    policy = policy_from_settings(get_settings())
+    decided: dict[int, list[tuple[str, str, datetime]]] = {}  # this batch's own touches, counted for later ones
+    rows: list[dict[str, Any]] = []
+    in_batch: dict[tuple[str, str], int] = {}  # (source, key) → its row, so a repeat within the batch replays it
+    out: list[tuple[Touch | int, bool]] = []
+    for i, request in enumerate(requests):
+        ch, pu = parsed[i]
+        key = (request.source, request.idempotency_key)
+        earlier: Touch | dict[str, Any] | None = found.get(key) or (rows[in_batch[key]] if key in in_batch else None)
+        if earlier is not None:
+            was = ((earlier["member_id"], earlier["channel"], earlier["purpose"], None) if isinstance(earlier, dict)
+                   else (earlier.member_id, earlier.channel, earlier.purpose, earlier.id))
+            if was[:3] != (request.member_id, ch.value, pu.value):
+                raise Conflict(f"touch {request.source}/{request.idempotency_key} was requested before for another "
+                               f"member or channel", code="touch_conflict", details={"touch_id": was[3]})
+            out.append((in_batch[key] if isinstance(earlier, dict) else earlier, True))
+            continue
+        fact = facts[i]
+        if request.member_id in decided:  # an earlier request of this batch took a slot
+            own = _planned(members[request.member_id], ch, pu, decided[request.member_id])
+            fact = replace(fact, planned={name: [*fact.planned.get(name, ()), *times] for name, times in own.items()})
+        decision = decide(facts=fact, channel=ch, purpose=pu, policy=policy, now=now, not_before=request.not_before)
+        row = touchpoints.touch_row(member_id=request.member_id, channel=ch.value, purpose=pu.value,
+                                    source=request.source, idempotency_key=request.idempotency_key,
+                                    template=request.template, variables=request.variables, decision=decision,
+                                    now=now)
+        if row["status"] == TouchStatus.QUEUED and row["send_at"] is not None:
+            decided.setdefault(request.member_id, []).append((ch.value, pu.value, row["send_at"]))
+        in_batch[key] = len(rows)
+        rows.append(row)
+        out.append((len(rows) - 1, False))
+    stored = touchpoints.insert_touches(session, rows)
+    return [(item if isinstance(item, Touch) else stored[item], replayed) for item, replayed in out]
 
 
 def recheck_before_send(session: Session, *, touch: Touch, now: datetime) -> tuple[str, ...]:
@@ -171,5 +259,5 @@ def complaints_of(session: Session, *, member_id: int, open_only: bool = False) 
     return list(session.exec(query.order_by(col(Complaint.id).desc())))
 
 
-__all__ = ["Verdict", "evaluate_contact", "request_touch", "record_complaint", "resolve_complaint",
-           "has_recent_complaint", "complaints_of", "recheck_before_send", "address_of"]
+__all__ = ["Verdict", "evaluate_contact", "request_touch", "request_touches", "TouchRequest", "record_complaint",
+           "resolve_complaint", "has_recent_complaint", "complaints_of", "recheck_before_send", "address_of"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from domain.clock import zone
-from domain.db import advisory_xact_lock
+from domain.db import advisory_xact_lock, among
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
 from domain.members.models import (
@@ -136,6 +137,11 @@ def _flush_unique(session: Session, obj: object) -> None:
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
         raise Conflict("a member with the same key already exists", code="duplicate_key",
                        details={"constraint": constraint}) from exc
+
+
+def get_members(session: Session, *, member_ids: Sequence[int]) -> list[Member]:
+    """The members with these ids, in one statement (ids that do not exist are left out)."""
+    return list(session.exec(select(Member).where(among(Member.id, set(member_ids)))))
 
 
 def get_member(session: Session, *, member_id: int, for_update: bool = False) -> Member:

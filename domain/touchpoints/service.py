@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,31 +20,39 @@ from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch, TouchSta
 COUNTED = (TouchStatus.QUEUED, TouchStatus.SENDING, TouchStatus.SENT)
 
 
-def find_touch(session: Session, *, source: str, idempotency_key: str) -> Touch | None:
-    return session.exec(select(Touch).where(Touch.source == source, Touch.idempotency_key == idempotency_key)).first()
-
-
-def counted_touches(session: Session, *, member_id: int, since: datetime, until: datetime
-                    ) -> list[tuple[str, str, datetime]]:
-    """(channel, purpose, send_at) of the member's touches counted against caps in [since, until]."""
-    rows = session.execute(sa.select(Touch.channel, Touch.purpose, Touch.send_at).where(  # type: ignore[call-overload]
-        col(Touch.member_id) == member_id, col(Touch.status).in_([s.value for s in COUNTED]),
-        col(Touch.send_at) >= since, col(Touch.send_at) <= until)).all()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-def record_touch(session: Session, *, member_id: int, channel: str, purpose: str, source: str, idempotency_key: str,
-                 template: str, variables: dict[str, Any], decision: Decision, now: datetime) -> Touch:
-    """Store the request with the gate's decision; approved and deferred touches enter the outbox."""
+def touch_row(*, member_id: int, channel: str, purpose: str, source: str, idempotency_key: str, template: str,
+              variables: dict[str, Any], decision: Decision, now: datetime) -> dict[str, Any]:
+    """The request with the gate's decision, as a row to store; approved and deferred touches enter the outbox."""
     queued = decision.verdict in (Verdict.APPROVED, Verdict.DEFERRED)
-    touch = Touch(member_id=member_id, channel=channel, purpose=purpose, source=source,
-                  idempotency_key=idempotency_key, template=template, variables=variables,
-                  decision=decision.verdict.value, reasons=list(decision.reasons),
-                  status=TouchStatus.QUEUED if queued else TouchStatus.REJECTED,
-                  send_at=decision.send_at, next_allowed_at=decision.next_allowed_at, requested_at=now)
-    session.add(touch)
-    session.flush()
-    return touch
+    return {"member_id": member_id, "channel": channel, "purpose": purpose, "source": source,
+            "idempotency_key": idempotency_key, "template": template, "variables": variables,
+            "decision": decision.verdict.value, "reasons": list(decision.reasons),
+            "status": TouchStatus.QUEUED if queued else TouchStatus.REJECTED, "send_at": decision.send_at,
+            "next_allowed_at": decision.next_allowed_at, "requested_at": now, "attempts": 0}
+
+
+INSERT_TOUCHES_SQL = """
+INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables, decision, reasons,
+                     status, send_at, next_allowed_at, requested_at, attempts)
+SELECT r.member_id, r.channel, r.purpose, r.source, r.idempotency_key, r.template, r.variables, r.decision,
+       ARRAY(SELECT jsonb_array_elements_text(r.reasons)), r.status, r.send_at, r.next_allowed_at, r.requested_at,
+       r.attempts
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(member_id bigint, channel text, purpose text, source text,
+     idempotency_key text, template text, variables jsonb, decision text, reasons jsonb, status text,
+     send_at timestamptz, next_allowed_at timestamptz, requested_at timestamptz, attempts int)
+RETURNING touches.*
+"""
+
+
+def insert_touches(session: Session, rows: list[dict[str, Any]]) -> list[Touch]:
+    """Store many touches in one statement (the rows travel as one JSON parameter, so a batch of thousands
+    costs the driver no per-row placeholders); the stored touches come back in the rows' order."""
+    if not rows:
+        return []
+    payload = json.dumps(rows, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+    stored = session.scalars(sa.select(Touch).from_statement(sa.text(INSERT_TOUCHES_SQL)), {"rows": payload})
+    by_key = {(t.source, t.idempotency_key): t for t in stored}
+    return [by_key[(r["source"], r["idempotency_key"])] for r in rows]
 
 
 def touches_of(session: Session, *, member_id: int, limit: int = 50, before_id: int | None = None) -> list[Touch]:

@@ -1,5 +1,6 @@
 """The contact gate on PostgreSQL: decisions recorded, idempotent, race-free; the outbox delivered once."""
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from sqlmodel import Session, select
 
 from domain.contact_policy import service as gate
 from domain.db import unit_of_work
+from domain.errors import Conflict
 from domain.members import service as members
 from domain.members.models import ContactChannel
 from domain.ports import DeliveryOutcome, DeliveryResult
@@ -116,6 +118,73 @@ def test_concurrent_requests_never_both_take_the_last_slot(committed_engine):
     with ThreadPoolExecutor(attempts) as pool:
         decisions = list(pool.map(ask, range(attempts)))
     assert decisions.count("approved") == 1 and decisions.count("rejected") == attempts - 1
+
+
+def test_a_batch_decides_each_touch_as_the_single_gate_would(session):
+    evening = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai: quiet hours there, not in New York
+    ok, new_york = marketing_member(session), marketing_member(session, timezone="America/New_York")
+    opted_out, never_asked = marketing_member(session), make_member(session, now=JOINED)
+    complained, newcomer, capped = marketing_member(session), make_member(session, now=evening - 2 * DAY,
+                                                                          consents={ContactChannel.SMS: True}), \
+        marketing_member(session)
+    closed, unreachable = marketing_member(session), marketing_member(session)
+    members.set_consent(session, member_id=opted_out.id, channel=ContactChannel.SMS, granted=False, source="m",
+                        now=NOW)
+    gate.record_complaint(session, member_id=complained.id, category="x", note="", actor="a", now=NOW)
+    for i in range(4):
+        touch(session, capped, f"before-{i}", now=evening - DAY)
+    members.close_member(session, member_id=closed.id, reason="left", actor="admin", now=NOW)
+    members.set_channel_reachability(session, member_id=unreachable.id, channel=ContactChannel.SMS, reachable=False,
+                                     reason="number dead", now=NOW)
+    already = touch(session, ok, "asked-before", now=evening - DAY)
+    asks = [(m, "sms", "marketing", f"b-{m.id}") for m in (ok, new_york, opted_out, never_asked, complained,
+                                                            newcomer, capped, closed, unreachable)]
+    asks += [(new_york, "sms", "marketing", f"again-{i}") for i in range(4)]  # later ones see earlier ones' slots
+    asks += [(ok, "email", "service", "no-email"), (closed, "sms", "service", "closed-service"),
+             (ok, "sms", "marketing", "asked-before"), (ok, "sms", "marketing", f"b-{ok.id}")]  # two replays
+    requests = [gate.TouchRequest(member_id=m.id, channel=ch, purpose=pu, source="test", idempotency_key=key,
+                                  template="offer", variables={}) for m, ch, pu, key in asks]
+
+    def outcome(t, replayed):
+        return t.decision, list(t.reasons), t.send_at, t.next_allowed_at, replayed
+
+    one_by_one = session.begin_nested()
+    expected = [outcome(*gate.request_touch(session, member_id=r.member_id, channel=r.channel, purpose=r.purpose,
+                                            source=r.source, idempotency_key=r.idempotency_key, template=r.template,
+                                            variables={}, now=evening)) for r in requests]
+    one_by_one.rollback()
+    batch = gate.request_touches(session, requests, now=evening)
+    assert [outcome(*b) for b in batch] == expected
+    assert len({t.decision for t, _ in batch}) == 3  # the population exercises approvals, deferrals, rejections
+    assert batch[-2][0].id == already.id and batch[-1][0].id == batch[0][0].id
+    with pytest.raises(Conflict):  # the same key for another member is refused, and nothing of the batch is kept
+        gate.request_touches(session, [gate.TouchRequest(member_id=m.id, channel="sms", purpose="service",
+                                                         source="test", idempotency_key=f"late-{m.id}", template="t",
+                                                         variables={}) for m in (ok, capped)]
+                             + [dataclasses.replace(requests[0], member_id=capped.id)], now=evening)
+    assert not session.exec(select(Touch).where(Touch.idempotency_key.startswith("late-"))).all()
+
+
+def test_two_batches_over_the_same_members_at_once_take_each_last_slot_once(committed_engine):
+    with unit_of_work(committed_engine) as session:
+        people = [marketing_member(session).id for _ in range(15)]
+        session.commit()
+    barrier = Barrier(2)
+
+    def campaign(source: str, order: list[int]) -> list[str]:
+        with unit_of_work(committed_engine) as session:
+            barrier.wait()
+            done = gate.request_touches(session, [gate.TouchRequest(member_id=m, channel="phone", purpose="marketing",
+                                                                    source=source, idempotency_key=str(m),
+                                                                    template="call", variables={}) for m in order],
+                                        now=NOW)
+            session.commit()
+            return [t.decision for t, _ in done]
+
+    with ThreadPoolExecutor(2) as pool:  # opposite member orders: deadlock-prone unless locks are ordered
+        first, second = pool.map(campaign, ["a", "b"], [people, people[::-1]])
+    per_member = list(zip(first, second[::-1], strict=True))
+    assert all(sorted(pair) == ["approved", "rejected"] for pair in per_member)  # one call a month each
 
 
 class CountingAdapter:
