@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from bench.load import load_generator, run_load
 from domain import migrations
 from domain.db import create_db_engine, embedded_database_url, ensure_database, normalise_url
-from domain.settings import PROJECT_ROOT
+from domain.settings import PROJECT_ROOT, get_settings
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 
@@ -206,6 +206,8 @@ FLOORS = {
                                 FROM members m2 LEFT JOIN orders o ON o.member_id = m2.id
                                 AND o.occurred_at > :as_of - interval '12 months' AND o.occurred_at <= :as_of
                                 GROUP BY m2.id) s WHERE s.member_id = m.id""",
+    "mark-dormant": """UPDATE members SET status = 'dormant', updated_at = :as_of
+                        WHERE status = 'active' AND coalesce(last_purchase_at, joined_at) <= :dormant_cutoff""",
     "settle-rebates": """WITH period AS (SELECT date_trunc('quarter', CAST(:as_of AS timestamptz) AT TIME ZONE
                                                        'Asia/Shanghai') - interval '3 months' AS start),
                           spend AS (SELECT member_id, sum(amount_fen - refunded_fen) AS spend FROM orders, period
@@ -218,11 +220,54 @@ FLOORS = {
                                              CAST(period.start AS date),
                                              CAST(period.start + interval '3 months' AS date), spend, 200,
                                              spend * 200 / 10000, :as_of FROM spend, period
-                                      RETURNING id, member_id, rebate_fen)
+                                      ON CONFLICT DO NOTHING RETURNING id, member_id, rebate_fen)
                           INSERT INTO coupons (code, member_id, value_fen, source, source_ref, issued_at, expires_at)
                           SELECT 'FL' || upper(substr(md5(id::text), 1, 14)), member_id, rebate_fen, 'rebate',
                                  id::text, :as_of, :as_of + interval '90 days' FROM settled WHERE rebate_fen > 0""",
+    # Every treated audience member gets a touch with a decision (consent and complaint checked), and the
+    # audience row records it: the gate's writes without its caps, quiet hours or idempotency.
+    "send-campaigns": """WITH decided AS (
+                             SELECT cm.id AS cm_id, cm.member_id,
+                                    CASE WHEN mc.status = 'granted' AND m.phone IS NOT NULL AND NOT EXISTS (
+                                              SELECT 1 FROM complaints x WHERE x.member_id = cm.member_id
+                                              AND x.opened_at > :as_of - interval '90 days')
+                                         THEN 'approved' ELSE 'rejected' END AS decision
+                             FROM campaign_members cm JOIN members m ON m.id = cm.member_id
+                             LEFT JOIN member_consents mc ON mc.member_id = cm.member_id AND mc.channel = 'sms'
+                             WHERE cm.campaign_id = :campaign_id AND NOT cm.control),
+                          touched AS (INSERT INTO touches (member_id, channel, purpose, source, idempotency_key,
+                                             template, variables, decision, reasons, status, send_at, requested_at,
+                                             attempts)
+                                      SELECT member_id, 'sms', 'marketing', 'campaign:' || :campaign_id,
+                                             member_id::text, 'bench-offer', '{}'::jsonb, decision, '{}',
+                                             CASE decision WHEN 'approved' THEN 'queued' ELSE 'rejected' END,
+                                             CASE decision WHEN 'approved' THEN :as_of END, :as_of, 0 FROM decided
+                                      RETURNING id, member_id, decision)
+                          UPDATE campaign_members cm SET decision = t.decision, touch_id = t.id FROM touched t
+                          WHERE cm.campaign_id = :campaign_id AND cm.member_id = t.member_id""",
 }
+
+
+# A realistic campaign: an SMS offer to the top two tiers, with a 10% control group.
+CAMPAIGN_AUDIENCE = {"tiers": ["A", "B"]}
+
+
+def _launch_campaign(engine: sa.Engine, as_of: datetime) -> int:
+    """Create, approve and launch the campaign whose audience the send-campaigns job takes through the gate."""
+    from sqlmodel import Session
+
+    from domain.campaigns import service as campaigns
+
+    with Session(engine) as session:
+        campaign = campaigns.create_campaign(session, name=f"bench {as_of:%Y-%m-%d %H:%M}", channel="sms",
+                                             purpose="marketing", template="bench-offer",
+                                             body="{name}, a {tier}-tier offer", audience=CAMPAIGN_AUDIENCE,
+                                             control_share=0.1, actor="bench", now=as_of)
+        campaign_id = int(campaign.id or 0)
+        campaigns.approve(session, campaign_id=campaign_id, actor="bench-approver", now=as_of)
+        campaigns.launch(session, campaign_id=campaign_id, now=as_of)
+        session.commit()
+    return campaign_id
 
 
 def bench_jobs(url: str, engine: sa.Engine, members: int) -> None:
@@ -238,12 +283,14 @@ def bench_jobs(url: str, engine: sa.Engine, members: int) -> None:
         with Session(bind=conn) as session:
             ensure_default_program(session)
             session.flush()
+    params = {"as_of": as_of, "dormant_cutoff": as_of - timedelta(days=get_settings().dormancy_days),
+              "campaign_id": _launch_campaign(engine, as_of)}
     for job, floor_sql in FLOORS.items():
         with engine.connect() as conn:
             trans = conn.begin()
             conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             started = time.perf_counter()
-            conn.execute(sa.text(floor_sql), {"as_of": as_of})
+            conn.execute(sa.text(floor_sql), {k: v for k, v in params.items() if f":{k}" in floor_sql})
             floor = time.perf_counter() - started
             trans.rollback()
         env = {**os.environ, "DATABASE_URL": url, "LOYALTY_LOG_LEVEL": "warning"}
