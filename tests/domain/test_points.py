@@ -209,25 +209,30 @@ def test_a_hundred_concurrent_redemptions_succeed_exactly_as_far_as_the_balance_
         consistent(session)
 
 
-def test_the_same_order_sent_many_times_at_once_is_credited_once(committed_engine):
-    with unit_of_work(committed_engine) as session:
-        member_id = make_member(session).id
-        session.commit()
-    attempts = 100
-    wide = _wide_engine(committed_engine)
-    barrier = Barrier(attempts)
+def _orders_at_once(engine, member_id: int, order_ids: list[str]) -> list[bool]:
+    """Record each order (100 yuan) from its own thread, all released at once; whether each was a replay."""
+    wide = _wide_engine(engine)
+    barrier = Barrier(len(order_ids))
 
-    def send(_: int) -> bool:
+    def send(order_id: str) -> bool:
         barrier.wait()
         with unit_of_work(wide) as session:
-            _, replayed = record_order(session, new=NewOrder(order_id="HOT-1", member_id=member_id, amount_fen=10_000,
+            _, replayed = record_order(session, new=NewOrder(order_id=order_id, member_id=member_id, amount_fen=10_000,
                                                              channel="app", occurred_at=T0, items=[]), now=T0)
             session.commit()
             return replayed
 
-    with ThreadPoolExecutor(attempts) as pool:
-        replays = list(pool.map(send, range(attempts)))
+    with ThreadPoolExecutor(len(order_ids)) as pool:
+        replays = list(pool.map(send, order_ids))
     wide.dispose()
+    return replays
+
+
+def test_the_same_order_sent_many_times_at_once_is_credited_once(committed_engine):
+    with unit_of_work(committed_engine) as session:
+        member_id = make_member(session).id
+        session.commit()
+    replays = _orders_at_once(committed_engine, member_id, ["HOT-1"] * 100)
     assert replays.count(False) == 1
     with unit_of_work(committed_engine) as session:
         assert points.balance_of(session, member_id=member_id, now=T0).pending == 100
@@ -240,24 +245,10 @@ def test_different_orders_of_one_member_at_once_neither_deadlock_nor_get_lost(co
     with unit_of_work(committed_engine) as session:
         member_id = make_member(session).id
         session.commit()
-    attempts = 24
-    wide = _wide_engine(committed_engine)
-    barrier = Barrier(attempts)
-
-    def send(i: int) -> str:
-        barrier.wait()
-        with unit_of_work(wide) as session:
-            record_order(session, new=NewOrder(order_id=f"BUSY-{i}", member_id=member_id, amount_fen=10_000,
-                                               channel="app", occurred_at=T0, items=[]), now=T0)
-            session.commit()
-            return "ok"
-
-    with ThreadPoolExecutor(attempts) as pool:
-        outcomes = list(pool.map(send, range(attempts)))
-    wide.dispose()
-    assert outcomes == ["ok"] * attempts
+    replays = _orders_at_once(committed_engine, member_id, [f"BUSY-{i}" for i in range(24)])
+    assert replays == [False] * 24  # each one recorded, none lost to a deadlock
     with unit_of_work(committed_engine) as session:
-        assert points.balance_of(session, member_id=member_id, now=T0).pending == 100 * attempts
+        assert points.balance_of(session, member_id=member_id, now=T0).pending == 100 * 24
         consistent(session)
 
 
