@@ -1,6 +1,6 @@
 """Benchmarks, each measured side by side with its reference in the same run and reported as a ratio.
 
-    ./run bench [--members N] [--months M] [--seconds S] [--only lookup,orders,jobs]
+    ./run bench [--members N] [--months M] [--seconds S] [--only seed,lookup,orders,jobs,crash]
 
 Uses BENCH_DATABASE_URL, or its own embedded PostgreSQL under .var/bench-pgdata. Results: a table on stdout
 and bench/results/<figure>.json. Not part of the test suite: machines are shared and noisy, so only the
@@ -321,13 +321,104 @@ def bench_jobs(url: str, engine: sa.Engine, members: int) -> None:
     _table(f"Nightly jobs on {members:,} members (job vs one hand-written statement)", rows)
 
 
+CRASH_AS_OF = "2031-01-01T00:00:00+00:00"  # far enough ahead that every available lot is due to expire
+
+
+def bench_crash(url: str, members: int) -> None:
+    """An expiry run over every member SIGKILLed mid-way and rerun, on a copy of the bench database (so the
+    other figures keep their data): the ledger stays consistent and each lot expires exactly once."""
+    source = make_url(url)
+    copy = f"{source.database}_crash"
+    admin = sa.create_engine(normalise_url(source.set(database="postgres").render_as_string(hide_password=False)),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        started = time.perf_counter()
+        conn.exec_driver_sql(f'CREATE DATABASE "{copy}" TEMPLATE "{source.database}" STRATEGY FILE_COPY')
+        copied = time.perf_counter() - started
+    copy_url = source.set(database=copy).render_as_string(hide_password=False)
+    engine = create_db_engine(copy_url, pool_size=2, application_name="loyalty-bench")
+    # Twenty chunks (50,000 members each at 1M, the production default), so the kill lands between commits.
+    env = {**os.environ, "DATABASE_URL": copy_url, "LOYALTY_LOG_LEVEL": "warning",
+           "LOYALTY_JOB_CHUNK_MEMBERS": str(max(members // 20, 100))}
+    expire = [sys.executable, "-m", "cli", "jobs", "run", "expire-points", "--as-of", CRASH_AS_OF, "--no-progress"]
+    verify = [sys.executable, "-m", "cli", "points", "verify"]
+    due_sql = ("SELECT count(*) FROM points_lots WHERE state = 'available' AND remaining > 0 "
+               "AND expires_at <= CAST(:as_of AS timestamptz)")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET statement_timeout = 0")
+            before = int(conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM points_ledger")) or 0)
+            due = int(conn.scalar(sa.text(due_sql), {"as_of": CRASH_AS_OF}) or 0)
+        expired_sql = sa.text("SELECT count(*) FROM points_ledger WHERE id > :before AND kind = 'expire'")
+
+        def expired() -> int:
+            with engine.connect() as conn:
+                return int(conn.scalar(expired_sql, {"before": before}) or 0)
+
+        started = time.perf_counter()
+        proc = subprocess.Popen(expire, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+        while proc.poll() is None and expired() < due * 0.4:
+            time.sleep(1)
+        proc.kill()  # SIGKILL: no cleanup, the open transaction is left to the database
+        proc.wait()
+        killed_after = time.perf_counter() - started
+        partial = expired()
+        # The killed backend finishes its statement before it notices the closed socket and rolls back; until
+        # then the job's lock is held and a rerun would be recorded as skipped.
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(hashtextextended('job:expire-points', 0))")):
+                time.sleep(0.5)
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('job:expire-points', 0))"))
+        lock_freed = time.perf_counter() - started
+        started = time.perf_counter()
+        verify_after_kill = subprocess.run(verify, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        verify_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        rerun = subprocess.run(expire, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        rerun_seconds = time.perf_counter() - started
+        verify_after_rerun = subprocess.run(verify, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET statement_timeout = 0")
+            entries, lots = conn.execute(sa.text("SELECT count(*), count(DISTINCT lot_id) FROM points_ledger "
+                                                 "WHERE id > :before AND kind = 'expire'"), {"before": before}).one()
+            left = int(conn.scalar(sa.text(due_sql), {"as_of": CRASH_AS_OF}) or 0)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        admin.dispose()
+    passed = (0 < partial < due and verify_after_kill.returncode == 0 and rerun.returncode == 0
+              and verify_after_rerun.returncode == 0 and entries == lots == due and left == 0)
+    _write("crash", {"lots_due": due, "copy_seconds": round(copied, 1), "killed_after_seconds": round(killed_after, 1),
+                     "expired_before_kill": partial, "lock_freed_after_seconds": round(lock_freed, 1),
+                     "verify_after_kill": verify_after_kill.returncode == 0, "verify_seconds": round(verify_seconds, 1),
+                     "rerun_seconds": round(rerun_seconds, 1), "rerun_exit": rerun.returncode,
+                     "expire_entries": entries, "lots_expired": lots, "lots_left": left,
+                     "verify_after_rerun": verify_after_rerun.returncode == 0, "passed": passed})
+    _table("Expiry run SIGKILLed mid-way on a copy of the bench database, then rerun", [
+        ("step", "result"),
+        ("lots due", f"{due:,}"),
+        ("killed after", f"{killed_after:.1f} s with {partial:,} lots expired"),
+        ("killed transaction gone after", f"{lock_freed:.1f} s"),
+        ("loyalty points verify after the kill", "ok" if verify_after_kill.returncode == 0 else "FAILED"),
+        ("rerun", f"{rerun_seconds:.1f} s, exit {rerun.returncode}"),
+        ("expire entries / distinct lots / lots left", f"{entries:,} / {lots:,} / {left:,}"),
+        ("loyalty points verify after the rerun", "ok" if verify_after_rerun.returncode == 0 else "FAILED"),
+        ("passed", str(passed))])
+    if not passed:
+        raise SystemExit(f"crash figure failed: {rerun.stderr[-1000:]}{verify_after_rerun.stderr[-1000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="./run bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seconds", type=int, default=15, help="Duration of each load figure.")
-    parser.add_argument("--only", default="seed,lookup,orders,jobs")
+    parser.add_argument("--only", default="seed,lookup,orders,jobs,crash",
+                        help="Comma-separated figures: seed, lookup, orders, jobs, crash.")
     args = parser.parse_args()
     only = set(args.only.split(","))
     url = _database_url()
@@ -354,6 +445,8 @@ def main() -> None:
     if "jobs" in only:
         bench_jobs(url, engine, members)
     engine.dispose()
+    if "crash" in only:
+        bench_crash(url, members)
 
 
 if __name__ == "__main__":
