@@ -313,9 +313,9 @@ def unreachable_channels(session: Session, *, member_id: int) -> dict[ContactCha
     return {ContactChannel(r.channel): r.reason for r in rows}
 
 
-def record_purchase(session: Session, *, member_id: int, at: datetime, now: datetime) -> Member:
-    """Move the last purchase time forward; a dormant or lapsed member who buys is active again."""
-    member = get_member(session, member_id=member_id, for_update=True)
+def record_purchase(session: Session, *, member: Member, at: datetime, now: datetime) -> Member:
+    """Move the last purchase time forward; a dormant or lapsed member who buys is active again. ``member``
+    is locked by the caller (``get_member(..., for_update=True)``)."""
     if member.last_purchase_at is None or at > member.last_purchase_at:
         member.last_purchase_at = at
     if member.status in (MemberStatus.DORMANT, MemberStatus.LAPSED):

@@ -45,7 +45,9 @@ def record_order(session: Session, *, new: NewOrder, now: datetime) -> tuple[Ord
             raise Conflict(f"order {new.order_id} was sent before with other values", code="order_conflict",
                            details={"order_id": new.order_id, "member_id": existing.member_id})
         return existing, True
-    member = get_member(session, member_id=new.member_id)
+    # Locked before the order's rows are inserted: orders of one member queue here, before any of them holds
+    # key-share locks on the member row through its foreign keys.
+    member = get_member(session, member_id=new.member_id, for_update=True)
     if member.status == MemberStatus.CLOSED:
         raise Conflict(f"member {member.id} is closed", code="member_closed", details={"member_id": member.id})
     multiplier = Decimal(get_settings().tier_multipliers.get(member.tier, "1.0"))
@@ -57,7 +59,7 @@ def record_order(session: Session, *, new: NewOrder, now: datetime) -> tuple[Ord
     session.flush()
     points.credit_order_points(session, member_id=new.member_id, order_ref=new.order_id, points=earned,
                                occurred_at=new.occurred_at, now=now)
-    locked = record_purchase(session, member_id=new.member_id, at=new.occurred_at, now=now)
+    locked = record_purchase(session, member=member, at=new.occurred_at, now=now)
     record_event(session, kind="order.recorded", member_id=new.member_id,
                  payload={"order_id": new.order_id, "amount_fen": new.amount_fen, "points": earned,
                           "occurred_at": new.occurred_at.isoformat()}, now=now)

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from domain.db import unit_of_work
 from domain.errors import Conflict, PolicyRefused
+from domain.orders.models import Order
 from domain.orders.service import NewOrder, record_order, record_refund
 from domain.points import service as points
 from domain.points.models import EntryKind, LedgerEntry
@@ -248,7 +249,11 @@ def test_different_orders_of_one_member_at_once_neither_deadlock_nor_get_lost(co
     replays = _orders_at_once(committed_engine, member_id, [f"BUSY-{i}" for i in range(24)])
     assert replays == [False] * 24  # each one recorded, none lost to a deadlock
     with unit_of_work(committed_engine) as session:
-        assert points.balance_of(session, member_id=member_id, now=T0).pending == 100 * 24
+        # Serialised on the member, each order sees the tier the ones before it reached: the first ten earn at
+        # D (1 point a yuan), the eleventh crosses 1,000 yuan, and the rest earn at C (1.2).
+        tiers = session.exec(select(Order.tier_at_order).where(Order.member_id == member_id)).all()
+        assert sorted(tiers) == ["C"] * 14 + ["D"] * 10
+        assert points.balance_of(session, member_id=member_id, now=T0).pending == 10 * 100 + 14 * 120
         consistent(session)
 
 
