@@ -2,7 +2,7 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from threading import Barrier
 
 import pytest
@@ -62,6 +62,23 @@ def test_a_token_invalidated_mid_run_is_refreshed_once_and_the_call_retried_once
     fake.rotate()
     assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)["sent"] == 1
     assert fake.token_requests == 2
+
+
+def test_the_daily_quota_defers_sends_by_an_hour_without_failing_or_doubling_them(committed_engine, wechat):
+    fake, adapter = wechat
+    fake.template_quota = 1
+    queue(committed_engine, "o-busy", n=3)
+    counts = dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW)
+    assert counts["sent"] == 1 and counts["retry"] == 2 and counts["failed"] == 0
+    with Session(committed_engine) as session:
+        waiting = session.exec(select(Touch).where(Touch.status == TouchStatus.QUEUED)).all()
+        assert {t.next_attempt_at for t in waiting} == {NOW + timedelta(hours=1)}
+        assert {t.last_error for t in waiting} == {"wechat 45009: reach max api daily quota limit"}
+    fake.template_quota = None  # WeChat's quota was raised (or the day turned)
+    assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW + timedelta(minutes=59))["sent"] == 0
+    assert dispatch_due(committed_engine, adapters={"wechat": adapter}, now=NOW + timedelta(hours=1))["sent"] == 2
+    sends = [b["client_msg_id"] for path, b in fake.calls if path.endswith("template/send")]
+    assert len(sends) == 5 and len(set(sends)) == 3  # the two refused sends were tried again, once
 
 
 def test_two_processes_share_one_token(committed_engine):

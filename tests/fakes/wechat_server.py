@@ -31,6 +31,8 @@ class FakeWeChat:
         """openid → what ``user/info`` answers (``unionid``, ``subscribe_scene``, ``qr_scene_str`` …)."""
         self.subscription_grants: dict[tuple[str, str], int] = {}
         """(openid, template id) → sends the follower still allows (each accept in the popup adds one)."""
+        self.template_quota: int | None = None
+        """Template sends WeChat still allows today (None = unlimited); at 0 it answers 45009."""
 
     def grant(self, openid: str, template_id: str) -> None:
         with self.lock:
@@ -87,6 +89,10 @@ class FakeWeChat:
                 scene = body["action_info"]["scene"]["scene_str"]
                 return {"ticket": f"TICKET-{scene}", "url": f"http://weixin.qq.com/q/{scene}"}
             if path == "/cgi-bin/message/template/send":
+                if self.template_quota is not None:
+                    if self.template_quota < 1:
+                        return {"errcode": 45009, "errmsg": "reach max api daily quota limit"}
+                    self.template_quota -= 1
                 return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
             if path == "/cgi-bin/message/subscribe/bizsend":
                 key = (openid, body.get("template_id", ""))
