@@ -86,6 +86,20 @@ def test_unfollow_stops_wechat_touches_at_once_and_keeps_the_member(app_client, 
     assert session.get(Member, member.id) is not None and not session.get(Follower, "o-leaver").subscribed
 
 
+def test_a_scan_by_a_follower_is_recorded_and_attributes_only_an_unattributed_member(app_client, session):
+    walk_in = make_member(session, wechat_openid="o-walkin", name="Wang")
+    from_campaign = make_member(session, wechat_openid="o-campaign", name="Zhao", source_campaign="spring")
+    # A follower's SCAN carries the bare scene in EventKey (no qrscene_ prefix, unlike a follow)
+    assert post(app_client, event_xml("o-walkin", "SCAN", "store7", create_time=1_772_000_020)).text == "success"
+    post(app_client, event_xml("o-campaign", "SCAN", "store7", create_time=1_772_000_021))
+    post(app_client, event_xml("o-walkin", "SCAN", "rep-chen", create_time=1_772_000_022))
+    session.expire_all()
+    assert session.get(Member, walk_in.id).source_campaign == "store7"  # the first scan attributes
+    assert session.get(Member, from_campaign.id).source_campaign == "spring"  # never overwritten
+    follower = session.get(Follower, "o-walkin")
+    assert (follower.member_id, follower.qr_scene, follower.last_interaction_kind) == (walk_in.id, "store7", "scan")
+
+
 def test_menu_clicks_answer_from_the_members_data_or_invite_to_bind(app_client, session):
     member = make_member(session, wechat_openid="o-bound", name="Li")
     make_order(session, member_id=member.id, amount_fen=150_000, occurred_at=datetime(2026, 1, 1, tzinfo=UTC))
