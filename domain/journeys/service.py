@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,8 @@ from domain.journeys.builtins import BUILT_INS, TEMPLATES
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members
-from domain.members.models import MemberStatus
-from domain.points.service import balance_of
+from domain.members.models import Member, MemberStatus
+from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
 
 CHANNEL_FALLBACK = ("wechat", "sms", "app", "email")
@@ -243,9 +244,7 @@ def _channel(preferred: str | None, step_channel: str) -> str:
     return preferred or CHANNEL_FALLBACK[0]
 
 
-def _variables(session: Session, member_id: int, occasion: str, now: datetime) -> dict[str, Any]:
-    member = members.get_member(session, member_id=member_id)
-    balance = balance_of(session, member_id=member_id, now=now)
+def _variables(member: Member, balance: PointsBalance, occasion: str) -> dict[str, Any]:
     holiday = get_settings().care_holidays.get(occasion.split(":", 1)[1], "") if occasion.startswith("holiday:") else ""
     return {"name": member.name or "member", "tier": member.tier, "points": balance.available,
             "expiring_points": balance.expiring_soon, "member_code": member.member_code, "holiday": holiday}
@@ -268,13 +267,19 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
         SELECT e.id FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
         WHERE e.state = 'active' AND e.next_run_at <= :as_of AND j.status = 'active'
         ORDER BY e.next_run_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED"""), {"as_of": as_of, "limit": limit}).all()
-    for enrollment_id in ids:
-        enrollment = session.get(Enrollment, enrollment_id)
-        assert enrollment is not None
+    enrollments = list(session.exec(select(Enrollment).where(col(Enrollment.id).in_(ids))
+                                    .order_by(col(Enrollment.next_run_at), col(Enrollment.id))))
+    in_batch = {m.id: m for m in members.get_members(session, member_ids=sorted({e.member_id for e in enrollments}))}
+    # Message steps are collected and put to the gate together: one set of locks and reads for the batch.
+    asking: list[tuple[StepExecution, Member, str, str, gate.TouchRequest]] = []
+    versions: dict[tuple[int, int], JourneyVersion] = {}
+    for enrollment in enrollments:
+        enrollment_id = enrollment.id or 0
         journey = session.get(Journey, enrollment.journey_id)
         assert journey is not None
-        version = _version(session, journey.id or 0, enrollment.version)
-        member = members.get_member(session, member_id=enrollment.member_id)
+        key = (journey.id or 0, enrollment.version)
+        version = versions.get(key) or versions.setdefault(key, _version(session, *key))
+        member = in_batch[enrollment.member_id]
         if member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at and version.goal == "purchase" \
                 and journey.trigger != "care.date":
             _finish(enrollment, "converted", as_of)
@@ -301,15 +306,12 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             counts["control"] += 1
         else:
             message = enrollment.trigger_ref.split(":", 1)[0] if step["message"] == "{occasion}" else step["message"]
-            variables = _variables(session, member.id or 0, enrollment.trigger_ref, as_of)
-            variables["body"] = render_template(TEMPLATES.get(message, message), variables)
-            touch, _ = gate.request_touch(
-                session, member_id=member.id or 0, channel=_channel(member.preferred_channel, step["channel"]),
+            asking.append((execution, member, enrollment.trigger_ref, message, gate.TouchRequest(
+                member_id=member.id or 0, channel=_channel(member.preferred_channel, step["channel"]),
                 purpose=step["purpose"], source=f"journey:{journey.key}",
-                idempotency_key=f"{enrollment_id}:{enrollment.step_index}", template=message, variables=variables,
-                now=as_of)
-            execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id
-        session.add(execution)
+                idempotency_key=f"{enrollment_id}:{enrollment.step_index}", template=message, variables={})))
+        if execution.outcome:  # a message step's is written once the gate has decided
+            session.add(execution)
         counts["steps"] += 1
         enrollment.step_index = jump if isinstance(jump, int) else enrollment.step_index + 1
         if step["kind"] == "lapse":
@@ -323,6 +325,17 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             next_day = version.steps[enrollment.step_index]["day"]
             enrollment.next_run_at = enrollment.enrolled_at + timedelta(days=next_day)
         session.add(enrollment)
+    if asking:
+        balances = balances_of(session, member_ids=sorted({m.id or 0 for _, m, *_ in asking}), now=as_of)
+        requests = []
+        for _, member, occasion, message, request in asking:
+            variables = _variables(member, balances[member.id or 0], occasion)
+            variables["body"] = render_template(TEMPLATES.get(message, message), variables)
+            requests.append(replace(request, variables=variables))
+        for (execution, *_), (touch, _) in zip(asking, gate.request_touches(session, requests, now=as_of),
+                                               strict=True):
+            execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id
+            session.add(execution)
     session.flush()
     return counts
 

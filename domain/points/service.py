@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from domain.db import among
 from domain.errors import Conflict, InvalidInput, PolicyRefused
 from domain.events.service import record_event
 from domain.points.models import EntryKind, LedgerEntry, LotState, PointsAccount, PointsLot, Redemption
@@ -217,14 +218,27 @@ class PointsBalance:
 
 def balance_of(session: Session, *, member_id: int, now: datetime) -> PointsBalance:
     """What the member has: available, pending, and what expires soon."""
-    account = session.get(PointsAccount, member_id)
-    row = session.execute(sa.select(sa.func.coalesce(sa.func.sum(PointsLot.remaining), 0),
-                                    sa.func.min(PointsLot.expires_at)).where(
-        col(PointsLot.member_id) == member_id, col(PointsLot.state) == LotState.AVAILABLE,
-        col(PointsLot.remaining) > 0, col(PointsLot.expires_at) <= expiring_horizon(now))).one()
-    return compose_balance(member_id=member_id, available=account.available if account else 0,
-                           pending=account.pending if account else 0, debt=account.debt if account else 0,
-                           expiring=int(row[0]), first_expiry=row[1])
+    return balances_of(session, member_ids=[member_id], now=now)[member_id]
+
+
+def balances_of(session: Session, *, member_ids: list[int], now: datetime) -> dict[int, PointsBalance]:
+    """Balances of many members in two statements (a journey run's batch, say)."""
+    accounts = {a.member_id: a for a in session.exec(select(PointsAccount).where(
+        among(col(PointsAccount.member_id), member_ids)))}
+    expiring = {r[0]: (int(r[1]), r[2]) for r in session.execute(
+        sa.select(col(PointsLot.member_id), sa.func.sum(PointsLot.remaining), sa.func.min(PointsLot.expires_at))
+        .where(among(col(PointsLot.member_id), member_ids), col(PointsLot.state) == LotState.AVAILABLE,
+               col(PointsLot.remaining) > 0, col(PointsLot.expires_at) <= expiring_horizon(now))
+        .group_by(col(PointsLot.member_id)))}
+    out = {}
+    for member_id in member_ids:
+        account = accounts.get(member_id)
+        amount, first_expiry = expiring.get(member_id, (0, None))
+        out[member_id] = compose_balance(member_id=member_id, available=account.available if account else 0,
+                                         pending=account.pending if account else 0,
+                                         debt=account.debt if account else 0, expiring=amount,
+                                         first_expiry=first_expiry)
+    return out
 
 
 def expiring_horizon(now: datetime) -> datetime:
