@@ -19,6 +19,7 @@ from domain.members.rules import mask_phone
 from domain.points import service as points
 from domain.settings import get_settings
 from domain.tiers import service as tiers
+from domain.touchpoints import service as touchpoints
 
 
 def add_note(session: Session, *, member_id: int, agent_id: str, fields: dict[str, Any], text: str,
@@ -63,7 +64,7 @@ SELECT
   (SELECT json_agg(t) FROM (SELECT id, channel, purpose, template, decision, status, reasons, requested_at, sent_at
     FROM touches WHERE member_id = :m ORDER BY id DESC LIMIT 10) t) AS recent_contacts,
   (SELECT json_agg(json_build_array(channel, purpose, send_at)) FROM touches
-    WHERE member_id = :m AND status IN ('queued', 'sending', 'sent') AND send_at >= :cap_since
+    WHERE member_id = :m AND status = ANY(:counted_statuses) AND send_at >= :cap_since
     AND send_at <= :cap_until) AS counted,
   (SELECT json_agg(c) FROM (SELECT id, category, opened_at FROM complaints
     WHERE member_id = :m AND resolved_at IS NULL ORDER BY id DESC) c) AS open_complaints,
@@ -95,7 +96,8 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
     window = gate.cap_window(member, phone, marketing) or (timedelta(0), timedelta(0))
     row = session.execute(PICTURE_SQL, {
         "m": member.id, "now": now, "window_start": tiers.window_start(now), "horizon": points.expiring_horizon(now),
-        "cap_since": now - window[0], "cap_until": now + window[1]}).mappings().one()
+        "cap_since": now - window[0], "cap_until": now + window[1],
+        "counted_statuses": [status.value for status in touchpoints.COUNTED]}).mappings().one()
     window_orders = [(_at(o[0]), int(o[1])) for o in row["window_orders"] or []]
     tier = tiers.tier_view(tier=member.tier, spend=sum(amount for _, amount in window_orders),
                            below_since=row["below_since"],
@@ -107,9 +109,10 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
                                      expiring=int(expiring), first_expiry=_at(first_expiry))
     consents: dict[str, str] = row["consents"] or {}
     unreachable: dict[str, str] = row["unreachable"] or {}
-    counted = [(c[0], c[1], _at(c[2])) for c in row["counted"] or []]
+    counted = [(ch, pu, at) for ch, pu, at in ((c[0], c[1], _at(c[2])) for c in row["counted"] or [])
+               if at is not None]
     verdict = decide(facts=gate.compose_facts(
-        member, phone, marketing, counted=[(ch, pu, at) for ch, pu, at in counted if at is not None],
+        member, phone, marketing, counted=counted,
         consent=consents.get(phone.value), unreachable=unreachable.get(phone.value),
         last_complaint=row["last_complaint"]), channel=phone, purpose=marketing,
         policy=policy_from_settings(get_settings()), now=now)

@@ -278,7 +278,9 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
         journey = session.get(Journey, enrollment.journey_id)
         assert journey is not None
         key = (journey.id or 0, enrollment.version)
-        version = versions.get(key) or versions.setdefault(key, _version(session, *key))
+        if key not in versions:
+            versions[key] = _version(session, *key)
+        version = versions[key]
         member = in_batch[enrollment.member_id]
         if member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at and version.goal == "purchase" \
                 and journey.trigger != "care.date":
