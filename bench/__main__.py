@@ -29,7 +29,14 @@ from sqlalchemy.engine import make_url
 
 from bench.load import load_generator, run_load
 from domain import migrations
-from domain.db import create_db_engine, embedded_database_url, ensure_database, normalise_url
+from domain.db import (
+    advisory_unlock,
+    create_db_engine,
+    embedded_database_url,
+    ensure_database,
+    normalise_url,
+    try_advisory_lock,
+)
 from domain.settings import PROJECT_ROOT, get_settings
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -368,9 +375,9 @@ def bench_crash(url: str, members: int) -> None:
         # then the job's lock is held and a rerun would be recorded as skipped.
         started = time.perf_counter()
         with engine.connect() as conn:
-            while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(hashtextextended('job:expire-points', 0))")):
+            while not try_advisory_lock(conn, "job:expire-points"):  # the lock the job runner takes
                 time.sleep(0.5)
-            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('job:expire-points', 0))"))
+            advisory_unlock(conn, "job:expire-points")
         lock_freed = time.perf_counter() - started
         started = time.perf_counter()
         verify_after_kill = subprocess.run(verify, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
