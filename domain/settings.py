@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     ]
     tier_cap_overrides: dict[str, dict[str, int]] = {}
     """Per-tier limits by cap name, e.g. ``{"A": {"marketing_calls": 2}}``."""
+    channel_order: list[str] = ["wechat", "app", "email", "sms"]
+    """Message channels a journey or campaign step on ``preferred`` may choose, in the order used when the
+    member has no usable preferred channel and no scores: the cheaper electronic channels first. A phone
+    call is never chosen for a message step; name ``phone`` in the step to call."""
 
     # --- delivery --------------------------------------------------------------------------------
     webhook_urls: dict[str, str] = {}

@@ -129,18 +129,24 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500) -> int:
     found = {c.id: c for c in session.scalars(sa.select(Campaign).where(
         Campaign.id.in_({r.campaign_id for r in rows})))}  # type: ignore[union-attr]
     people = {m.id: m for m in members.get_members(session, member_ids=[r.member_id for r in rows])}
-    requests = []
+    chosen = gate.choose_channels(session, member_ids=[r.member_id for r in rows])  # the one channel rule
+    requests, asked, outcomes = [], [], []
     for row in rows:
         campaign, member = found[row.campaign_id], people[row.member_id]
-        channel = (member.preferred_channel or "sms") if campaign.channel == "preferred" else campaign.channel
+        channel = chosen.get(row.member_id) if campaign.channel == "preferred" else campaign.channel
+        if channel is None:  # no consented, reachable channel: reported, not sent
+            outcomes.append({"id": row.id, "decision": "rejected", "reasons": ["no_reachable_channel"],
+                             "touch_id": None})
+            continue
         variables = {"name": member.name or "member", "tier": member.tier}
         variables["body"] = render_template(campaign.body, variables)
+        asked.append(row)
         requests.append(gate.TouchRequest(member_id=row.member_id, channel=channel, purpose=campaign.purpose,
                                           source=f"campaign:{campaign.id}", idempotency_key=str(row.member_id),
                                           template=campaign.template, variables=variables))
-    touches = gate.request_touches(session, requests, now=now)
-    outcomes = [{"id": row.id, "decision": touch.decision, "reasons": list(touch.reasons), "touch_id": touch.id}
-                for row, (touch, _) in zip(rows, touches, strict=True)]
+    touches = gate.request_touches(session, requests, now=now) if requests else []
+    outcomes += [{"id": row.id, "decision": touch.decision, "reasons": list(touch.reasons), "touch_id": touch.id}
+                 for row, (touch, _) in zip(asked, touches, strict=True)]
     session.execute(sa.text("""
         UPDATE campaign_members cm SET decision = r.decision, touch_id = r.touch_id,
                reasons = ARRAY(SELECT jsonb_array_elements_text(r.reasons))

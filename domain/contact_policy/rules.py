@@ -7,13 +7,20 @@ rule: consent, complaint cool-down, onboarding window, frequency caps and quiet 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
+from domain.members.models import MemberChannelReachability, MemberConsent
 from domain.settings import Settings
+from domain.touchpoints.models import COUNTED
+
+_NEVER = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
 
 
 class Purpose(StrEnum):
@@ -104,6 +111,21 @@ def next_allowed_time(moment: datetime, timezone: str, start: time, end: time) -
     return candidate.astimezone(ZoneInfo("UTC")).astimezone(tz)
 
 
+def in_complaint_cooldown(last_complaint_at: datetime | None, *, now: datetime, cooldown: timedelta) -> bool:
+    """No marketing at all while the member's latest complaint is younger than the cool-down (default 90
+    days), resolved or not. ``COMPLAINT_COOLDOWN_SQL`` is the same rule for set-based callers."""
+    return last_complaint_at is not None and now - last_complaint_at < cooldown
+
+
+COMPLAINT_COOLDOWN_SQL = ("EXISTS (SELECT 1 FROM complaints cc WHERE cc.member_id = {member_id} "
+                          "AND cc.opened_at > :complaint_since)")
+"""``in_complaint_cooldown`` as a SQL predicate; format ``member_id``, bind ``complaint_cooldown_params``."""
+
+
+def complaint_cooldown_params(*, now: datetime, policy: Policy) -> dict[str, datetime]:
+    return {"complaint_since": now - policy.complaint_cooldown}
+
+
 def cap_allows(times: Sequence[datetime], at: datetime, limit: int, window: timedelta) -> bool:
     """Whether one more touch at ``at`` keeps every window of length ``window`` at or under ``limit``."""
     if limit <= 0:
@@ -115,6 +137,42 @@ def cap_allows(times: Sequence[datetime], at: datetime, limit: int, window: time
         if max(group[-1], at) - min(group[0], at) < window:
             return False
     return True
+
+
+def full_caps(planned: Mapping[str, Sequence[datetime]], at: datetime, caps: Sequence[Cap]) -> list[str]:
+    """The caps (by name, in policy order) that one more touch at ``at`` would break. ``caps_full_sql``
+    is the same rule for set-based callers (the call lists)."""
+    return [c.name for c in caps if not cap_allows(planned.get(c.name, ()), at, c.limit, c.window)]
+
+
+def caps_full_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str
+                  ) -> tuple[str, dict[str, Any]]:
+    """``full_caps`` as SQL: an expression naming the first cap (``cap:<name>``) one more touch at
+    ``:cap_at`` would break, or NULL; with its parameters (bind ``cap_at`` yourself). ``member_id`` and
+    ``tier`` are the caller's SQL for the member's id and tier.
+
+    ``cap_allows`` in sets: a touch at ``at`` breaks a cap iff, for some x that is ``at`` or a counted
+    touch in (at − window, at), the counted touches in [x, x + window) reach the limit."""
+    if purpose == Purpose.SERVICE:
+        return "CAST(NULL AS text)", {}
+    params: dict[str, Any] = {"cap_statuses": [s.value for s in COUNTED]}
+    whens = []
+    for i, cap in enumerate(c for c in policy.caps if channel in c.channels and purpose in c.purposes):
+        overrides = [(t, limits[cap.name]) for t, limits in policy.tier_overrides.items() if cap.name in limits]
+        limit = (f"CASE {tier} " + " ".join(f"WHEN :cap{i}_t{j} THEN {int(n)}" for j, (_, n) in enumerate(overrides))
+                 + f" ELSE {int(cap.limit)} END") if overrides else str(int(cap.limit))
+        params.update({f"cap{i}_t{j}": t for j, (t, _) in enumerate(overrides)})
+        params.update({f"cap{i}_channels": sorted(cap.channels), f"cap{i}_purposes": sorted(cap.purposes),
+                       f"cap{i}_window": cap.window, f"cap{i}_name": f"cap:{cap.name}"})
+        counted = (f"touches {{t}} WHERE {{t}}.member_id = {member_id} AND {{t}}.status = ANY(:cap_statuses) "
+                   f"AND {{t}}.channel = ANY(:cap{i}_channels) AND {{t}}.purpose = ANY(:cap{i}_purposes)")
+        whens.append(
+            f"WHEN {limit} <= 0 OR EXISTS (SELECT 1 FROM (SELECT CAST(:cap_at AS timestamptz) AS x UNION ALL "
+            f"SELECT ct.send_at FROM {counted.format(t='ct')} AND ct.send_at > :cap_at - :cap{i}_window "
+            f"AND ct.send_at < :cap_at) starts WHERE (SELECT count(*) FROM {counted.format(t='cu')} "
+            f"AND cu.send_at >= starts.x AND cu.send_at < starts.x + :cap{i}_window) >= {limit}) "
+            f"THEN CAST(:cap{i}_name AS text)")
+    return ("(CASE " + " ".join(whens) + " END)") if whens else "CAST(NULL AS text)", params
 
 
 def _earliest_slot(start: datetime, caps: Sequence[Cap], planned: Mapping[str, Sequence[datetime]],
@@ -158,7 +216,8 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
     if purpose == Purpose.MARKETING:
         if facts.consent != "granted":
             reasons.append("consent_missing")
-        if facts.last_complaint_at and now - facts.last_complaint_at < policy.complaint_cooldown:
+        if facts.last_complaint_at and in_complaint_cooldown(facts.last_complaint_at, now=now,
+                                                             cooldown=policy.complaint_cooldown):
             reasons.append("complaint_cooldown")
             next_allowed = facts.last_complaint_at + policy.complaint_cooldown
         if now - facts.joined_at < policy.onboarding:
@@ -172,14 +231,16 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
     quiet = (policy.quiet_start, policy.quiet_end)
     slot = _earliest_slot(start, caps, facts.planned, quiet, facts.timezone, now + policy.max_deferral)
     if slot is None:
-        full = [c.name for c in caps if not cap_allows(facts.planned.get(c.name, ()), start, c.limit, c.window)]
-        return Decision(Verdict.REJECTED, tuple(f"cap:{name}" for name in full) or ("cap",), None)
+        full = full_caps(facts.planned, start, caps)
+        # Beyond the deferral horizon: rejected, but the answer says when the caps let a touch through again.
+        reopens = _earliest_slot(start, caps, facts.planned, quiet, facts.timezone, _NEVER)
+        return Decision(Verdict.REJECTED, tuple(f"cap:{name}" for name in full) or ("cap",), None, reopens)
     if slot == now:
         return Decision(Verdict.APPROVED, (purpose.value,), slot)
     why = []
     if in_quiet_hours(start, facts.timezone, *quiet) or next_allowed_time(slot, facts.timezone, *quiet) != slot:
         why.append("quiet_hours")
-    why += [f"cap:{c.name}" for c in caps if not cap_allows(facts.planned.get(c.name, ()), start, c.limit, c.window)]
+    why += [f"cap:{name}" for name in full_caps(facts.planned, start, caps)]
     if not why and not_before and slot == not_before:
         why.append("requested_time")
     return Decision(Verdict.DEFERRED, tuple(why) or ("deferred",), slot)
@@ -200,3 +261,66 @@ def policy_from_settings(settings: Settings) -> Policy:
                   complaint_cooldown=timedelta(days=settings.complaint_cooldown_days),
                   max_deferral=timedelta(days=settings.max_deferral_days),
                   caps=caps, tier_overrides=settings.tier_cap_overrides)
+
+
+# --- channel choice --------------------------------------------------------------------------------
+# One rule for journeys, campaigns and the CRM (the first release had two fallbacks that drifted: WeChat in
+# journeys, SMS in campaigns). ``choose_channel`` is the rule; ``channel_choice_sql`` is the same rule as a
+# correlated SQL expression for set-based callers; tests/domain/test_rule_homes.py runs both on generated
+# members in PostgreSQL and compares them.
+
+ADDRESS_FIELDS: Mapping[str, str | None] = {"phone": "phone", "sms": "phone", "email": "email",
+                                            "wechat": "wechat_openid", "app": None}
+"""The member column holding a channel's address; None: the app reaches every member by id."""
+
+
+def has_address(channel: str, member: Mapping[str, Any]) -> bool:
+    """Whether the member row (column → value) has an address for the channel."""
+    column = ADDRESS_FIELDS[channel]
+    return column is None or bool(member.get(column))
+
+
+def choose_channel(*, preferred: str | None, consented: Collection[str], reachable: Collection[str],
+                   order: Sequence[str], scores: Mapping[str, float] | None = None) -> str | None:
+    """The channel to talk to a member on, or None when no channel may carry the message (the caller
+    reports the member unreachable and sends nothing).
+
+    Only channels in ``order`` are candidates, and only if the member consented to them and they reach the
+    member (an address, not marked unreachable). Among those: the member's own preferred channel; else the
+    best-scoring one (``scores``: channel → preference score, from issue #18's model; none until then);
+    else the first in ``order``. Ties in score go to the earlier channel in ``order``."""
+    candidates = [c for c in order if c in consented and c in reachable]
+    if not candidates:
+        return None
+    if preferred in candidates:
+        return preferred
+    scored = [c for c in candidates if scores and scores.get(c) is not None]
+    if scored:
+        assert scores is not None
+        return max(scored, key=lambda c: (scores[c], -candidates.index(c)))
+    return candidates[0]
+
+
+def channel_choice_sql(members: sa.FromClause, *, order: Sequence[str],
+                       scores: sa.FromClause | None = None) -> sa.ScalarSelect[Any]:
+    """``choose_channel`` as a scalar subquery correlated to ``members`` (the members table or an alias):
+    the chosen channel per row, NULL when none. ``scores``: a selectable with member_id, channel, score."""
+    m = members.c
+    candidate = sa.values(sa.column("channel", sa.String), sa.column("rank", sa.Integer), name="candidate").data(
+        [(channel, rank) for rank, channel in enumerate(order)])
+    ch = candidate.c.channel
+    address = sa.case(*[(ch == channel, m[column].is_not(None))
+                        for channel, column in ADDRESS_FIELDS.items() if column is not None], else_=sa.true())
+    consent = MemberConsent.__table__.c  # type: ignore[attr-defined]
+    reach = MemberChannelReachability.__table__.c  # type: ignore[attr-defined]
+    consented = sa.exists().where(consent.member_id == m.id, consent.channel == ch,
+                                  consent.status == "granted").correlate_except(MemberConsent.__table__)  # type: ignore[attr-defined]
+    blocked = sa.exists().where(reach.member_id == m.id, reach.channel == ch, reach.reachable.is_(False)
+                                ).correlate_except(MemberChannelReachability.__table__)  # type: ignore[attr-defined]
+    query = sa.select(ch).select_from(candidate)
+    ranking: list[Any] = [sa.func.coalesce(ch == m.preferred_channel, False).desc()]
+    if scores is not None:
+        query = query.outerjoin(scores, sa.and_(scores.c.member_id == m.id, scores.c.channel == ch))
+        ranking.append(scores.c.score.desc().nulls_last())
+    return (query.where(consented, ~blocked, address).order_by(*ranking, candidate.c.rank)
+            .limit(1).correlate(members).scalar_subquery())

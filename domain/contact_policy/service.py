@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +11,19 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.contact_policy.models import Complaint
-from domain.contact_policy.rules import Decision, Facts, Purpose, Verdict, decide, policy_from_settings
+from domain.contact_policy.rules import (
+    ADDRESS_FIELDS,
+    Decision,
+    Facts,
+    Purpose,
+    Verdict,
+    channel_choice_sql,
+    choose_channel,
+    decide,
+    has_address,
+    in_complaint_cooldown,
+    policy_from_settings,
+)
 from domain.db import among
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
@@ -23,12 +35,38 @@ from domain.touchpoints.models import Touch, TouchStatus
 
 
 def _address(member: Member, channel: ContactChannel) -> dict[str, str]:
-    value = {ContactChannel.PHONE: member.phone, ContactChannel.SMS: member.phone,
-             ContactChannel.EMAIL: member.email, ContactChannel.WECHAT: member.wechat_openid,
-             ContactChannel.APP: str(member.id)}[channel]
+    column = ADDRESS_FIELDS[channel.value]
+    value = getattr(member, column) if column else str(member.id)
     key = {ContactChannel.WECHAT: "openid", ContactChannel.EMAIL: "email", ContactChannel.APP: "member_id"}.get(
         channel, "phone")
     return {key: value} if value else {}
+
+
+def channel_scores() -> sa.FromClause | None:
+    """Where channel preference scores come from (member_id, channel, score), or None while there are none.
+    Issue #18's scores table plugs in here; ``choose_channels`` then ranks by it."""
+    return None
+
+
+def channel_for(member: Member, *, consents: Mapping[str, str], unreachable: Collection[str],
+                scores: Mapping[str, float] | None = None) -> str | None:
+    """The channel-choice rule for one member whose consents and unreachable channels were already read
+    (the CRM lookup's one statement)."""
+    row = {column: getattr(member, column) for column in ADDRESS_FIELDS.values() if column}
+    order = get_settings().channel_order
+    return choose_channel(preferred=member.preferred_channel, order=order, scores=scores,
+                          consented={c for c, status in consents.items() if status == "granted"},
+                          reachable={c for c in order if has_address(c, row) and c not in unreachable})
+
+
+def choose_channels(session: Session, *, member_ids: Sequence[int]) -> dict[int, str | None]:
+    """The channel each member is talked to on when a step or campaign says ``preferred`` (None: no
+    consented, reachable channel; the caller reports the member unreachable). One statement for the batch,
+    the channel-choice rule's own SQL form."""
+    members_table = Member.__table__  # type: ignore[attr-defined]
+    chosen = channel_choice_sql(members_table, order=get_settings().channel_order, scores=channel_scores())
+    rows = session.execute(sa.select(members_table.c.id, chosen).where(among(members_table.c.id, list(member_ids))))
+    return {int(member_id): channel for member_id, channel in rows}
 
 
 def last_complaint_at(session: Session, *, member_id: int) -> datetime | None:
@@ -208,8 +246,7 @@ def recheck_before_send(session: Session, *, touch: Touch, now: datetime) -> tup
         reasons.append("channel_unreachable")
     if pu == Purpose.MARKETING:
         complained = last_complaint_at(session, member_id=touch.member_id)
-        policy = policy_from_settings(get_settings())
-        if complained and now - complained < policy.complaint_cooldown:
+        if in_complaint_cooldown(complained, now=now, cooldown=policy_from_settings(get_settings()).complaint_cooldown):
             reasons.append("complaint_cooldown")
     return tuple(reasons)
 
@@ -245,13 +282,6 @@ def resolve_complaint(session: Session, *, member_id: int, complaint_id: int, re
     return complaint
 
 
-def has_recent_complaint(session: Session, *, member_id: int, now: datetime, days: int | None = None) -> bool:
-    """Did the member complain within the cool-down (default 90 days)?"""
-    window = days if days is not None else get_settings().complaint_cooldown_days
-    last = last_complaint_at(session, member_id=member_id)
-    return last is not None and (now - last).days < window
-
-
 def complaints_of(session: Session, *, member_id: int, open_only: bool = False) -> list[Complaint]:
     query = select(Complaint).where(Complaint.member_id == member_id)
     if open_only:
@@ -259,5 +289,6 @@ def complaints_of(session: Session, *, member_id: int, open_only: bool = False) 
     return list(session.exec(query.order_by(col(Complaint.id).desc())))
 
 
-__all__ = ["Verdict", "evaluate_contact", "request_touch", "request_touches", "TouchRequest", "record_complaint",
-           "resolve_complaint", "has_recent_complaint", "complaints_of", "recheck_before_send", "address_of"]
+__all__ = ["Verdict", "channel_for", "choose_channels", "evaluate_contact", "request_touch", "request_touches",
+           "TouchRequest", "record_complaint", "resolve_complaint", "complaints_of", "recheck_before_send",
+           "address_of"]

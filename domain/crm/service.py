@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.contact_policy import service as gate
-from domain.contact_policy.rules import Purpose, decide, policy_from_settings
+from domain.contact_policy.rules import (
+    COMPLAINT_COOLDOWN_SQL,
+    Purpose,
+    caps_full_sql,
+    complaint_cooldown_params,
+    decide,
+    policy_from_settings,
+)
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.errors import InvalidInput, NotFound, PolicyRefused
 from domain.members import service as members
@@ -126,6 +133,7 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
             "source_campaign": member.source_campaign, "joined_at": member.joined_at,
             "last_purchase_at": member.last_purchase_at, "assigned_rep": member.assigned_rep,
             "preferred_channel": member.preferred_channel,
+            "message_channel": gate.channel_for(member, consents=consents, unreachable=set(unreachable)),
         },
         "tier": {"tier": tier.tier, "spend_fen": tier.spend_fen, "next_tier": tier.next_tier,
                  "missing_fen": tier.missing_fen, "safe_until": tier.safe_until},
@@ -191,17 +199,14 @@ WITH audience AS (
         WHEN a.phone IS NULL THEN 'no_phone'
         WHEN EXISTS (SELECT 1 FROM member_channel_reachability r
                      WHERE r.member_id = a.id AND r.channel = 'phone' AND NOT r.reachable) THEN 'channel_unreachable'
-        WHEN EXISTS (SELECT 1 FROM complaints c WHERE c.member_id = a.id AND c.opened_at > :complaint_since)
-          THEN 'complaint'
+        WHEN {complaint_cooldown} THEN 'complaint'
         WHEN (SELECT mc.status FROM member_consents mc WHERE mc.member_id = a.id AND mc.channel = 'phone') = 'opted_out'
           THEN 'consent_opted_out'
         WHEN :marketing AND (SELECT mc.status FROM member_consents mc
                              WHERE mc.member_id = a.id AND mc.channel = 'phone') IS DISTINCT FROM 'granted'
           THEN 'consent_missing'
         WHEN :marketing AND a.joined_at > :onboarding_since THEN 'onboarding_window'
-        WHEN :marketing AND EXISTS (SELECT 1 FROM touches t WHERE t.member_id = a.id AND t.channel = 'phone'
-                                    AND t.purpose = 'marketing' AND t.status IN ('queued', 'sending', 'sent')
-                                    AND t.send_at > :call_cap_since) THEN 'cap:marketing_calls'
+        ELSE {caps_full}
       END AS excluded
     FROM audience a
 ), buyers AS (
@@ -254,23 +259,29 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
 
     call_list = get_call_list(session, call_list_id=call_list_id)
     settings = get_settings()
+    policy = policy_from_settings(settings)
     audience, weights = call_list.audience, call_list.weights
-    call_cap = next((c for c in settings.contact_caps if c["name"] == "marketing_calls"), None)
-    rows = session.execute(sa.text(EXTRACT_SQL), {
+    # The gate's own rules in their SQL form: the complaint cool-down, and the caps a call now would break.
+    caps_full, cap_params = caps_full_sql(policy, channel=ContactChannel.PHONE.value,
+                                          purpose=Purpose(call_list.purpose), member_id="a.id", tier="a.tier")
+    sql = EXTRACT_SQL.replace("{complaint_cooldown}", COMPLAINT_COOLDOWN_SQL.format(member_id="a.id")).replace(
+        "{caps_full}", caps_full)
+    rows = session.execute(sa.text(sql), {
+        **cap_params, "cap_at": now, **complaint_cooldown_params(now=now, policy=policy),
         "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
         "statuses": audience.get("statuses") or ["active", "dormant"], "tiers": audience.get("tiers"),
         "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),
         "marketing": call_list.purpose == "marketing",
-        "complaint_since": now - timedelta(days=settings.complaint_cooldown_days),
-        "onboarding_since": now - timedelta(days=settings.onboarding_days),
-        "call_cap_since": now - timedelta(days=float(call_cap["window_days"]) if call_cap else 30),
+        "onboarding_since": now - policy.onboarding,
         "interest_since": now - timedelta(days=call_list.interest_days), "year_ago": add_months(now, -12),
         "w_value": weights["value"], "w_churn": weights["churn"], "w_loyalty": weights["loyalty"],
         "w_lookalike": weights["lookalike"], "half_weights": sum(weights.values()) / 2}).all()
     counts: dict[str, dict[str, int]] = {"leads_by_band": {}, "excluded": {}}
     for kind, key, n in rows:
         counts["leads_by_band" if kind == "band" else "excluded"][key] = int(n)
-    call_list.exclusions = {k: call_list.exclusions.get(k, 0) + v for k, v in counts["excluded"].items()}
+    # Each extraction classifies the whole audience again: its counts replace the last ones (a member
+    # excluded twice is one exclusion, not two).
+    call_list.exclusions = counts["excluded"]
     call_list.extracted_at = now
     session.add(call_list)
     return counts

@@ -19,8 +19,6 @@ from domain.members.models import Member, MemberStatus
 from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
 
-CHANNEL_FALLBACK = ("wechat", "sms", "app", "email")
-
 
 def ensure_builtin_journeys(session: Session, *, now: datetime) -> None:
     """Create the built-in journeys once (an operator may pause or edit them afterwards)."""
@@ -238,12 +236,6 @@ def enroll_care_dates(session: Session, *, as_of: datetime) -> int:
 # --- running steps ---------------------------------------------------------------------------------
 
 
-def _channel(preferred: str | None, step_channel: str) -> str:
-    if step_channel != "preferred":
-        return step_channel
-    return preferred or CHANNEL_FALLBACK[0]
-
-
 def _variables(member: Member, balance: PointsBalance, occasion: str) -> dict[str, Any]:
     holiday = get_settings().care_holidays.get(occasion.split(":", 1)[1], "") if occasion.startswith("holiday:") else ""
     return {"name": member.name or "member", "tier": member.tier, "points": balance.available,
@@ -270,6 +262,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
     enrollments = list(session.exec(select(Enrollment).where(col(Enrollment.id).in_(ids))
                                     .order_by(col(Enrollment.next_run_at), col(Enrollment.id))))
     in_batch = {m.id: m for m in members.get_members(session, member_ids=sorted({e.member_id for e in enrollments}))}
+    chosen = gate.choose_channels(session, member_ids=[e.member_id for e in enrollments])  # steps on "preferred"
     # Message steps are collected and put to the gate together: one set of locks and reads for the batch.
     asking: list[tuple[StepExecution, Member, str, str, gate.TouchRequest]] = []
     versions: dict[tuple[int, int], JourneyVersion] = {}
@@ -306,11 +299,13 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
         elif enrollment.control:
             execution.outcome = "control_holdout"
             counts["control"] += 1
+        elif (channel := chosen.get(member.id or 0) if step["channel"] == "preferred" else step["channel"]) is None:
+            # No consented, reachable channel: reported, not sent (and not retried: the step is done).
+            execution.outcome, execution.reasons = "rejected", ["no_reachable_channel"]
         else:
             message = enrollment.trigger_ref.split(":", 1)[0] if step["message"] == "{occasion}" else step["message"]
             asking.append((execution, member, enrollment.trigger_ref, message, gate.TouchRequest(
-                member_id=member.id or 0, channel=_channel(member.preferred_channel, step["channel"]),
-                purpose=step["purpose"], source=f"journey:{journey.key}",
+                member_id=member.id or 0, channel=channel, purpose=step["purpose"], source=f"journey:{journey.key}",
                 idempotency_key=f"{enrollment_id}:{enrollment.step_index}", template=message, variables={})))
         if execution.outcome:  # a message step's is written once the gate has decided
             session.add(execution)

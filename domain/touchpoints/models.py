@@ -27,6 +27,10 @@ class TouchStatus(StrEnum):
     """Allowed when requested, refused at send time (an opt-out or complaint arrived meanwhile)."""
 
 
+COUNTED = (TouchStatus.QUEUED, TouchStatus.SENDING, TouchStatus.SENT)
+"""Touches that count against frequency caps: everything the gate let through, whether sent or waiting."""
+
+
 class Touch(SQLModel, table=True):
     __tablename__ = "touches"
     __table_args__ = (

@@ -14,10 +14,8 @@ from domain.events.service import record_event
 from domain.members.models import ContactChannel
 from domain.members.service import set_channel_reachability
 from domain.ports import DeliveryOutcome, DeliveryResult
+from domain.touchpoints.models import COUNTED as COUNTED  # re-exported: callers know it as touchpoints.COUNTED
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch, TouchStatus
-
-# Touches that count against frequency caps: everything the gate let through, whether sent or waiting.
-COUNTED = (TouchStatus.QUEUED, TouchStatus.SENDING, TouchStatus.SENT)
 
 
 def touch_row(*, member_id: int, channel: str, purpose: str, source: str, idempotency_key: str, template: str,

@@ -78,8 +78,10 @@ def test_a_complaint_blocks_marketing_but_not_care_or_service(session):
     verdicts = {p: gate.evaluate_contact(session, member_id=member.id, channel="sms", purpose=p, now=NOW + DAY).verdict
                 for p in ("marketing", "care", "service")}
     assert verdicts == {"marketing": "rejected", "care": "approved", "service": "approved"}
-    assert gate.has_recent_complaint(session, member_id=member.id, now=NOW + 89 * DAY)
-    assert not gate.has_recent_complaint(session, member_id=member.id, now=NOW + 90 * DAY)
+    late = gate.evaluate_contact(session, member_id=member.id, channel="sms", purpose="marketing", now=NOW + 89 * DAY)
+    assert "complaint_cooldown" in late.reasons and late.next_allowed_at == NOW + 90 * DAY
+    over = gate.evaluate_contact(session, member_id=member.id, channel="sms", purpose="marketing", now=NOW + 90 * DAY)
+    assert "complaint_cooldown" not in over.reasons
 
 
 def test_a_closed_member_gets_nothing(session):

@@ -1,0 +1,175 @@
+"""One implementation of every rule: each rule's SQL form (built in the rule's home) gives the same answer as
+its Python form on generated members in PostgreSQL. docs/rules.md lists the rules and their homes."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from domain.contact_policy import service as gate
+from domain.contact_policy.rules import channel_choice_sql, choose_channel
+from domain.members.models import ContactChannel, Member
+from domain.members.service import set_channel_reachability
+from domain.settings import get_settings
+from tests.factories import make_member
+
+NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+MESSAGE_CHANNELS = ("sms", "email", "app", "wechat")
+PROFILES = {"only_sms": {"sms"}, "only_email": {"email"}, "only_app": {"app"}, "only_wechat": {"wechat"},
+            "none": set(), "sms_and_wechat": {"sms", "wechat"}, "all": set(MESSAGE_CHANNELS) | {"phone"}}
+
+
+def _generated_members(session: Session, rng: random.Random, per_profile: int = 12) -> list[tuple[Member, str]]:
+    """Members of every consent profile with random preferred channels, missing addresses, opt-outs and
+    channels marked unreachable."""
+    made = []
+    for profile, granted in PROFILES.items():
+        for i in range(per_profile):
+            consents = {ContactChannel(c): True for c in granted}
+            if rng.random() < 0.3:
+                consents[ContactChannel(rng.choice(MESSAGE_CHANNELS))] = False  # an opt-out
+            member = make_member(
+                session, now=NOW, consents=consents,
+                preferred_channel=rng.choice([None, None, *[ContactChannel(c) for c in (*MESSAGE_CHANNELS, "phone")]]),
+                email=f"m{profile}{i}@example.com" if rng.random() < 0.7 else None,
+                wechat_openid=f"o-{profile}-{i}-{rng.random()}" if rng.random() < 0.7 else None)
+            if rng.random() < 0.25:
+                set_channel_reachability(session, member_id=member.id, channel=ContactChannel(rng.choice(
+                    MESSAGE_CHANNELS)), reachable=False, reason="bounced", now=NOW)
+            made.append((member, profile))
+    return made
+
+
+def _python_choice(session: Session, member: Member, scores: dict[str, float] | None) -> str | None:
+    consents = {str(c): str(s) for c, s in gate.consents_of(session, member_id=member.id).items()}
+    unreachable = {str(c) for c in gate.unreachable_channels(session, member_id=member.id)}
+    return gate.channel_for(member, consents=consents, unreachable=unreachable, scores=scores)
+
+
+def test_channel_choice_sql_and_python_agree_on_every_consent_profile(session):
+    rng = random.Random(16)
+    made = _generated_members(session, rng)
+    ids = [m.id for m, _ in made]
+    sql = gate.choose_channels(session, member_ids=ids)
+    by_profile: dict[str, set[str | None]] = {}
+    for member, profile in made:
+        assert sql[member.id] == _python_choice(session, member, None), (profile, member.id)
+        by_profile.setdefault(profile, set()).add(sql[member.id])
+    # A single-channel profile only ever gets that channel or nobody; no consent at all: nobody, never WeChat.
+    for profile in ("only_sms", "only_email", "only_app", "only_wechat"):
+        assert by_profile[profile] <= {profile.removeprefix("only_"), None}
+    assert by_profile["only_sms"] >= {"sms"} and by_profile["only_app"] >= {"app"}
+    assert by_profile["none"] == {None}
+
+
+def test_channel_choice_with_scores_agrees_between_sql_and_python(session):
+    rng = random.Random(18)
+    made = _generated_members(session, rng, per_profile=6)
+    scores = {m.id: {c: round(rng.random(), 2) for c in MESSAGE_CHANNELS if rng.random() < 0.6} for m, _ in made}
+    rows = [(member_id, channel, score) for member_id, per in scores.items() for channel, score in per.items()]
+    table = sa.values(sa.column("member_id", sa.BigInteger), sa.column("channel", sa.String),
+                      sa.column("score", sa.Float), name="scores").data(rows or [(0, "sms", 0.0)])
+    members_table = Member.__table__
+    chosen = channel_choice_sql(members_table, order=get_settings().channel_order, scores=table)
+    sql = dict(session.execute(sa.select(members_table.c.id, chosen).where(
+        members_table.c.id.in_([m.id for m, _ in made]))).all())
+    for member, _ in made:
+        assert sql[member.id] == _python_choice(session, member, scores[member.id]), member.id
+
+
+def test_channel_choice_rule_table():
+    order = ("wechat", "app", "email", "sms")
+    everything = set(order)
+    assert choose_channel(preferred="sms", consented=everything, reachable=everything, order=order) == "sms"
+    # Preferred but not consented: the first consented reachable one in order.
+    assert choose_channel(preferred="sms", consented={"email", "app"}, reachable=everything, order=order) == "app"
+    # Scores beat the configured order, the preferred channel beats scores.
+    assert choose_channel(preferred=None, consented=everything, reachable=everything, order=order,
+                          scores={"email": 0.9, "wechat": 0.1}) == "email"
+    assert choose_channel(preferred="sms", consented=everything, reachable=everything, order=order,
+                          scores={"email": 0.9}) == "sms"
+    # Consented but unreachable (no openid, or marked): not chosen; nothing left: None, never a default.
+    assert choose_channel(preferred="wechat", consented={"wechat"}, reachable={"sms"}, order=order) is None
+    # A phone call is never chosen for a message step.
+    assert choose_channel(preferred="phone", consented={"phone"}, reachable={"phone"}, order=order) is None
+
+
+def test_complaint_cooldown_sql_and_python_agree(session):
+    from domain.contact_policy.models import Complaint
+    from domain.contact_policy.rules import (
+        COMPLAINT_COOLDOWN_SQL,
+        complaint_cooldown_params,
+        in_complaint_cooldown,
+        policy_from_settings,
+    )
+
+    rng = random.Random(90)
+    policy = policy_from_settings(get_settings())
+    latest: dict[int, datetime | None] = {}
+    for _ in range(80):
+        member = make_member(session, now=NOW)
+        times = [NOW + timedelta(days=rng.uniform(-120, 5)) for _ in range(rng.choice([0, 0, 1, 2, 3]))]
+        # Edges: exactly at the end of the cool-down, and just inside it.
+        if rng.random() < 0.2:
+            times.append(NOW - policy.complaint_cooldown + rng.choice([timedelta(0), timedelta(seconds=1)]))
+        for at in times:
+            session.add(Complaint(member_id=member.id, category="x", actor="t", opened_at=at))
+        latest[member.id] = max(times, default=None)
+    session.flush()
+    sql = dict(session.execute(sa.text(
+        f"SELECT m.id, {COMPLAINT_COOLDOWN_SQL.format(member_id='m.id')} FROM members m WHERE m.id = ANY(:ids)"),
+        {"ids": list(latest), **complaint_cooldown_params(now=NOW, policy=policy)}).all())
+    for member_id, last in latest.items():
+        assert sql[member_id] == in_complaint_cooldown(last, now=NOW, cooldown=policy.complaint_cooldown), member_id
+    assert any(sql.values()) and not all(sql.values())
+
+
+def test_caps_sql_and_python_agree_with_tier_overrides(session):
+    from domain.contact_policy.rules import Cap, Policy, Purpose, caps_full_sql, full_caps, policy_from_settings
+    from domain.touchpoints.models import COUNTED
+
+    rng = random.Random(30)
+    base = policy_from_settings(get_settings())
+    policy = Policy(quiet_start=base.quiet_start, quiet_end=base.quiet_end, onboarding=base.onboarding,
+                    complaint_cooldown=base.complaint_cooldown, max_deferral=base.max_deferral,
+                    caps=(*base.caps, Cap("calls_short", frozenset({"marketing", "care"}), frozenset({"phone"}), 2,
+                                          timedelta(days=3))),
+                    tier_overrides={"A": {"marketing_calls": 2}, "B": {"calls_short": 0}})
+    touches: dict[int, list[tuple[str, str, str, datetime]]] = {}
+    tiers: dict[int, str] = {}
+    for i in range(120):
+        member = make_member(session, now=NOW)
+        tiers[member.id] = rng.choice("ABCD")
+        session.execute(sa.text("UPDATE members SET tier = :t WHERE id = :m"), {"t": tiers[member.id], "m": member.id})
+        rows = []
+        busy = rng.random() < 0.2  # a burst of recent touches, so the 4-in-7-days message cap fills too
+        for j in range(rng.choice([0, 1, 2, 3, 5, 8]) + (10 if busy else 0)):
+            at = NOW + timedelta(days=rng.uniform(-6, 1) if busy and j >= 3 else
+                                 rng.choice([rng.uniform(-35, 10), rng.choice([-30, -3, 0, 3, 30])]))
+            if busy and j >= 3:
+                rows.append((rng.choice(["sms", "wechat"]), "marketing", rng.choice(["queued", "sent", "failed"]), at))
+            else:
+                rows.append((rng.choice(["phone", "sms", "wechat"]), rng.choice(["marketing", "care", "service"]),
+                             rng.choice(["queued", "sending", "sent", "failed", "rejected", "suppressed"]), at))
+            session.execute(sa.text("""
+                INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables,
+                                     decision, reasons, status, send_at, requested_at, attempts)
+                VALUES (:m, :ch, :pu, 'test', :key, 't', '{}', 'approved', '{}', :st, :at, :at, 0)"""),
+                {"m": member.id, "ch": rows[-1][0], "pu": rows[-1][1], "st": rows[-1][2], "at": at,
+                 "key": f"{i}:{j}"})
+        touches[member.id] = rows
+    counted = {s.value for s in COUNTED}
+    for channel, purpose in (("phone", Purpose.MARKETING), ("phone", Purpose.CARE), ("sms", Purpose.MARKETING)):
+        expression, params = caps_full_sql(policy, channel=channel, purpose=purpose, member_id="m.id", tier="m.tier")
+        sql = dict(session.execute(sa.text(f"SELECT m.id, {expression} FROM members m WHERE m.id = ANY(:ids)"),
+                                   {**params, "cap_at": NOW, "ids": list(touches)}).all())
+        for member_id, rows in touches.items():
+            caps = policy.caps_for(tiers[member_id], channel, purpose)
+            planned = {c.name: [at for ch, pu, st, at in rows if st in counted and ch in c.channels
+                                and pu in c.purposes] for c in caps}
+            full = full_caps(planned, NOW, caps)
+            assert sql[member_id] == (f"cap:{full[0]}" if full else None), (channel, purpose, member_id, rows)
+        assert any(sql.values()), (channel, purpose)
