@@ -40,8 +40,9 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 ]
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
-              415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests"}
+              405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout", 409: "conflict",
+              413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+              429: "too_many_requests"}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

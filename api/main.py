@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.edge import install_edge
 from api.errors import install_error_handlers
 from api.routes import admin, campaigns, contacts, crm, health, journeys, members, points, wechat
+from domain.settings import get_settings
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, admin.router, wechat.router]
@@ -19,6 +21,7 @@ def create_app() -> FastAPI:
                     "WeChat and the call center. Every /v1 call needs `Authorization: Bearer <API key>`.",
     )
     install_error_handlers(app)
+    install_edge(app, get_settings())
     for router in ROUTERS:
         app.include_router(router)
     return app

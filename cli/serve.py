@@ -20,6 +20,8 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
     """Serve the HTTP API. Without DATABASE_URL, starts the embedded PostgreSQL first."""
     import uvicorn
 
+    from api.serving import uvicorn_options
+
     settings = get_settings()
     eng = engine()
     if migrate:
@@ -33,7 +35,8 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
         scheduler.start()
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                    workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=True)
+                    workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=True,
+                    **uvicorn_options(settings))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -138,6 +138,27 @@ class Settings(BaseSettings):
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 
+    # --- request edge (api/edge.py, api/serving.py; docs/edge.md) -----------------------------------
+    max_body_bytes: int = 1_048_576
+    """A request body over this many bytes is refused with 413 before anything reads or parses it."""
+    body_timeout_seconds: float = 30.0
+    """A request body must arrive in full within this long (408 otherwise)."""
+    header_timeout_seconds: float = 10.0
+    """A connection's request headers must arrive within this long, or the connection is closed."""
+    keep_alive_seconds: int = 5
+    limit_concurrency: int = 1_000
+    """Open connections plus running requests per worker; above it uvicorn answers 503 at once (0: no cap)."""
+    cors_origins: list[str] = []
+    """Browser origins allowed to call the API (``["https://m.example.com"]``); none by default."""
+    rate_limit_per_ip: float = 50.0
+    rate_limit_per_ip_burst: int = 100
+    """Requests per second (and burst) from one client address, over all workers; 0 turns the limit off."""
+    rate_limit_per_key: float = 100.0
+    rate_limit_per_key_burst: int = 200
+    """Requests per second (and burst) with one bearer credential, over all workers; 0 turns it off."""
+    lock_timeout_ms: int = 1_000
+    """How long a request waits for a row lock (a member's) before answering 429 ``member_busy``."""
+
     # --- scheduler ----------------------------------------------------------------------------
     scheduler_timezone: str = "Asia/Shanghai"
 
