@@ -124,10 +124,11 @@ class BoundedBody:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if not finished:
+                headers = message.get("headers", [])
+                if not finished and not any(name.lower() == b"connection" for name, _ in headers):
                     # Answered without reading the body (a 401, a 404): close the connection rather than keep
                     # reading, or waiting for, a body nobody wants.
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:
