@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 
 from domain.members.models import SourceChannel
 from domain.members.rules import member_code
+from domain.tiers import service as tiers
+from domain.tiers.rules import SPEND_WINDOW_SQL
 
 CHANNELS = [(SourceChannel.STORE, 30), (SourceChannel.WECHAT, 25), (SourceChannel.APP, 15), (SourceChannel.WEB, 10),
             (SourceChannel.CAMPAIGN_FORM, 8), (SourceChannel.CALL_CENTER, 7), (SourceChannel.PURCHASE, 5)]
@@ -114,14 +116,23 @@ SELECT member_id, coalesce(sum(remaining) FILTER (WHERE state = 'available'), 0)
 FROM points_lots WHERE member_id > :first_id GROUP BY member_id
 """
 
+# The ladder and the qualifying-spend window come from the tier rules' home, not copies of their numbers.
 TIERS_SQL = """
-UPDATE members m SET tier = CASE WHEN s.spend >= 2000000 THEN 'A' WHEN s.spend >= 500000 THEN 'B'
-                                 WHEN s.spend >= 100000 THEN 'C' ELSE 'D' END,
+UPDATE members m SET tier = CASE WHEN s.spend >= :a THEN 'A' WHEN s.spend >= :b THEN 'B'
+                                 WHEN s.spend >= :c THEN 'C' ELSE 'D' END,
                      last_purchase_at = s.last_at
-FROM (SELECT member_id, sum(amount_fen) FILTER (WHERE occurred_at > :now - interval '12 months') AS spend,
+FROM (SELECT member_id, sum(amount_fen) FILTER (WHERE {in_window}) AS spend,
              max(occurred_at) AS last_at FROM orders GROUP BY member_id) s
 WHERE s.member_id = m.id AND m.id > :first_id
-"""
+""".replace("{in_window}", SPEND_WINDOW_SQL.format(orders="orders"))
+
+
+def _tiers(conn: sa.Connection, params: dict[str, Any]) -> int:
+    thresholds = tiers.ladder().thresholds_fen
+    result = conn.execute(sa.text(TIERS_SQL), {
+        "first_id": params["first_id"], **tiers.window_params(params["now"]),
+        "a": thresholds["A"], "b": thresholds["B"], "c": thresholds["C"]})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 CONSENTS_SQL = """
 INSERT INTO member_consents (member_id, channel, status, source, changed_at)
@@ -152,7 +163,7 @@ STEPS = [
     SeedStep("points lots", _sql(LOTS_SQL), analyze="points_lots"),
     SeedStep("points ledger", _sql(LEDGER_SQL), analyze="points_ledger"),
     SeedStep("points accounts", _sql(ACCOUNTS_SQL), analyze="points_accounts"),
-    SeedStep("tiers and last purchase", _sql(TIERS_SQL), analyze="members"),
+    SeedStep("tiers and last purchase", _tiers, analyze="members"),
     SeedStep("consents", _sql(CONSENTS_SQL), analyze="member_consents"),
     SeedStep("complaints", _sql(COMPLAINTS_SQL), analyze="complaints"),
 ]

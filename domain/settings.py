@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     points_expiry_months: int = 12
     """Available points expire this long after they became available, oldest first."""
     points_expiring_soon_days: int = 30
+    rebate_brackets_yuan: list[list[int]] = [[1_000, 300], [5_000, 500]]
+    """The default quarterly rebate: [minimum qualifying spend in yuan, rate in basis points] — 3% from
+    1,000 yuan, 5% from 5,000 (the highest bracket reached applies)."""
     program_timezone: str = "Asia/Shanghai"
     """The calendar periods (quarters) of rebate programs are counted in this zone."""
 

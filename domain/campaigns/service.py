@@ -14,7 +14,8 @@ from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members
-from domain.points.rules import add_months
+from domain.tiers import service as tiers
+from domain.tiers.rules import QUALIFYING_SPEND_SQL
 
 FILTER_KEYS = {"tiers", "statuses", "cities", "tags", "source_channels", "min_age", "max_age",
                "last_purchase_before", "last_purchase_after", "min_spend_fen", "max_spend_fen"}
@@ -26,7 +27,7 @@ def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str
     if unknown:
         raise InvalidInput("unknown audience filters", code="unknown_filters", details={"filters": sorted(unknown)})
     where: list[str] = ["m.status <> 'closed'"]
-    params: dict[str, Any] = {"today": now.date(), "year_ago": add_months(now, -12)}
+    params: dict[str, Any] = {"today": now.date(), **tiers.window_params(now)}
     for key, column in (("tiers", "m.tier"), ("statuses", "m.status"), ("cities", "m.city"),
                         ("source_channels", "m.source_channel")):
         if audience.get(key):
@@ -47,8 +48,7 @@ def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str
     if audience.get("last_purchase_after"):
         where.append("m.last_purchase_at >= CAST(:lpa AS timestamptz)")
         params["lpa"] = audience["last_purchase_after"]
-    spend = ("coalesce((SELECT sum(o.amount_fen - o.refunded_fen) FROM orders o "
-             "WHERE o.member_id = m.id AND o.occurred_at > :year_ago), 0)")
+    spend = QUALIFYING_SPEND_SQL.format(member_id="m.id")
     if audience.get("min_spend_fen") is not None:
         where.append(f"{spend} >= :min_spend")
         params["min_spend"] = int(audience["min_spend_fen"])

@@ -22,10 +22,11 @@ from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, L
 from domain.errors import InvalidInput, NotFound, PolicyRefused
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Member
-from domain.members.rules import mask_phone
+from domain.members.rules import dormant_from, mask_phone
 from domain.points import service as points
 from domain.settings import get_settings
 from domain.tiers import service as tiers
+from domain.tiers.rules import QUALIFYING_SPEND_SQL, SPEND_WINDOW_SQL, qualifying_spend
 from domain.touchpoints import service as touchpoints
 
 
@@ -59,7 +60,7 @@ def notes_of(session: Session, *, member_id: int, limit: int = 10) -> list[Agent
 PICTURE_SQL = sa.text("""
 SELECT
   (SELECT json_agg(json_build_array(occurred_at, amount_fen - refunded_fen)) FROM orders
-    WHERE member_id = :m AND occurred_at > :window_start AND occurred_at <= :now) AS window_orders,
+    WHERE member_id = :m AND {in_spend_window}) AS window_orders,
   (SELECT below_since FROM member_tier_status WHERE member_id = :m) AS below_since,
   (SELECT json_build_array(available, pending, debt) FROM points_accounts WHERE member_id = :m) AS account,
   (SELECT json_build_array(coalesce(sum(remaining), 0), min(expires_at)) FROM points_lots
@@ -84,7 +85,7 @@ SELECT
   (SELECT json_agg(j) FROM (SELECT j.key, j.name, e.step_index, e.next_run_at, e.control
     FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
     WHERE e.member_id = :m AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys
-""")
+""".replace("{in_spend_window}", SPEND_WINDOW_SQL.format(orders="orders")))
 
 
 def _at(value: Any) -> datetime | None:
@@ -102,11 +103,13 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
     phone, marketing = ContactChannel.PHONE, Purpose.MARKETING
     window = gate.cap_window(member, phone, marketing) or (timedelta(0), timedelta(0))
     row = session.execute(PICTURE_SQL, {
-        "m": member.id, "now": now, "window_start": tiers.window_start(now), "horizon": points.expiring_horizon(now),
+        "m": member.id, "now": now, **tiers.window_params(now), "horizon": points.expiring_horizon(now),
         "cap_since": now - window[0], "cap_until": now + window[1],
         "counted_statuses": [status.value for status in touchpoints.COUNTED]}).mappings().one()
     window_orders = [(_at(o[0]), int(o[1])) for o in row["window_orders"] or []]
-    tier = tiers.tier_view(tier=member.tier, spend=sum(amount for _, amount in window_orders),
+    tier = tiers.tier_view(tier=member.tier, spend=qualifying_spend(
+                               [(at, amount) for at, amount in window_orders if at is not None], now=now,
+                               months=get_settings().tier_window_months),
                            below_since=row["below_since"],
                            window_orders=[(at, amount) for at, amount in window_orders if at is not None],
                            history=[], now=now)
@@ -132,6 +135,9 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
             "status": member.status, "tags": member.tags, "source_channel": member.source_channel,
             "source_campaign": member.source_campaign, "joined_at": member.joined_at,
             "last_purchase_at": member.last_purchase_at, "assigned_rep": member.assigned_rep,
+            # For an active member: when they turn dormant and enter reactivation if they buy nothing more.
+            "dormant_from": dormant_from(last_purchase_at=member.last_purchase_at, joined_at=member.joined_at,
+                                         days=get_settings().dormancy_days) if member.status == "active" else None,
             "preferred_channel": member.preferred_channel,
             "message_channel": gate.channel_for(member, consents=consents, unreachable=set(unreachable)),
         },
@@ -219,8 +225,7 @@ WITH audience AS (
     SELECT c.id,
       (SELECT max(i.at) FROM interest_events i
        WHERE i.member_id = c.id AND i.product = :product AND i.at > :interest_since) AS asked_at,
-      coalesce((SELECT sum(o.amount_fen - o.refunded_fen) FROM orders o
-                WHERE o.member_id = c.id AND o.occurred_at > :year_ago), 0) AS spend,
+      {qualifying_spend} AS spend,
       extract(epoch FROM (:as_of - coalesce(c.last_purchase_at, c.joined_at))) AS idle,
       extract(epoch FROM (:as_of - c.joined_at)) AS tenure,
       coalesce(s.buy_rate, 0) AS lookalike
@@ -254,9 +259,6 @@ SELECT 'band', CAST(band AS text), count(*) FROM inserted GROUP BY band
 def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict[str, dict[str, int]]:
     """Build the list's leads with priorities and reasons; returns counts by band and exclusions by reason.
     Re-extracting adds newcomers and never duplicates a lead."""
-    from domain.points.rules import add_months
-    from domain.settings import get_settings
-
     call_list = get_call_list(session, call_list_id=call_list_id)
     settings = get_settings()
     policy = policy_from_settings(settings)
@@ -265,7 +267,7 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
     caps_full, cap_params = caps_full_sql(policy, channel=ContactChannel.PHONE.value,
                                           purpose=Purpose(call_list.purpose), member_id="a.id", tier="a.tier")
     sql = EXTRACT_SQL.replace("{complaint_cooldown}", COMPLAINT_COOLDOWN_SQL.format(member_id="a.id")).replace(
-        "{caps_full}", caps_full)
+        "{caps_full}", caps_full).replace("{qualifying_spend}", QUALIFYING_SPEND_SQL.format(member_id="c.id"))
     rows = session.execute(sa.text(sql), {
         **cap_params, "cap_at": now, **complaint_cooldown_params(now=now, policy=policy),
         "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
@@ -273,7 +275,7 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
         "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),
         "marketing": call_list.purpose == "marketing",
         "onboarding_since": now - policy.onboarding,
-        "interest_since": now - timedelta(days=call_list.interest_days), "year_ago": add_months(now, -12),
+        "interest_since": now - timedelta(days=call_list.interest_days), **tiers.window_params(now),
         "w_value": weights["value"], "w_churn": weights["churn"], "w_loyalty": weights["loyalty"],
         "w_lookalike": weights["lookalike"], "half_weights": sum(weights.values()) / 2}).all()
     counts: dict[str, dict[str, int]] = {"leads_by_band": {}, "excluded": {}}

@@ -16,6 +16,7 @@ from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExec
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
+from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
 from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
 
@@ -203,18 +204,18 @@ def enroll_new_members(session: Session, *, as_of: datetime, lookback: timedelta
 MARK_DORMANT_SQL = """
 WITH marked AS (
     UPDATE members SET status = 'dormant', updated_at = :as_of
-    WHERE status = 'active' AND coalesce(last_purchase_at, joined_at) <= :cutoff
+    WHERE {becomes_dormant}
     RETURNING id
 )
 INSERT INTO domain_events (kind, member_id, payload, occurred_at)
 SELECT 'member.dormant', id, jsonb_build_object('from', 'active', 'to', 'dormant'), :as_of FROM marked
-"""
+""".replace("{becomes_dormant}", BECOMES_DORMANT_SQL.format(members="members"))
 
 
 def mark_dormant(session: Session, *, as_of: datetime) -> int:
     """Members with no purchase for the dormancy period become dormant (and enter reactivation)."""
     days = get_settings().dormancy_days
-    result = session.execute(sa.text(MARK_DORMANT_SQL), {"as_of": as_of, "cutoff": as_of - timedelta(days=days)})
+    result = session.execute(sa.text(MARK_DORMANT_SQL), {"as_of": as_of, **dormancy_params(as_of=as_of, days=days)})
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import phonenumbers
 
@@ -76,3 +76,29 @@ def parse_member_code(code: str) -> dict[str, str] | None:
     if channel is None:
         return None
     return {"channel": channel, "campaign": campaign, "joined_on": joined, "serial": serial}
+
+
+# --- dormancy ----------------------------------------------------------------------------------------
+
+
+def dormant_from(*, last_purchase_at: datetime | None, joined_at: datetime, days: int) -> datetime:
+    """When an active member with no further purchase becomes dormant (default 180 days after the last
+    purchase, or after joining if they never bought)."""
+    return (last_purchase_at or joined_at) + timedelta(days=days)
+
+
+def becomes_dormant(*, status: str, last_purchase_at: datetime | None, joined_at: datetime, as_of: datetime,
+                    days: int) -> bool:
+    """Whether the dormancy job turns this member dormant at ``as_of``. ``BECOMES_DORMANT_SQL`` is the same
+    rule for the job's set-based statement."""
+    return status == "active" and dormant_from(last_purchase_at=last_purchase_at, joined_at=joined_at,
+                                               days=days) <= as_of
+
+
+BECOMES_DORMANT_SQL = ("{members}.status = 'active' "
+                       "AND coalesce({members}.last_purchase_at, {members}.joined_at) <= :dormant_cutoff")
+"""``becomes_dormant`` in SQL; format ``members`` (the members alias), bind ``dormancy_params``."""
+
+
+def dormancy_params(*, as_of: datetime, days: int) -> dict[str, datetime]:
+    return {"dormant_cutoff": as_of - timedelta(days=days)}

@@ -109,14 +109,6 @@ def record_refund(session: Session, *, order_id: str, refund_id: str, amount_fen
     return refund, False
 
 
-def qualifying_spend(session: Session, *, member_id: int, since: datetime, until: datetime) -> int:
-    """Spend net of refunds (fen) of orders placed in [since, until)."""
-    value = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(col(Order.amount_fen) - col(Order.refunded_fen)), 0))
-                           .where(col(Order.member_id) == member_id, col(Order.occurred_at) >= since,
-                                  col(Order.occurred_at) < until))
-    return int(value or 0)
-
-
 def recent_orders(session: Session, *, member_id: int, limit: int = 10) -> list[Order]:
     """The member's latest orders, newest first."""
     return list(session.exec(select(Order).where(Order.member_id == member_id)

@@ -21,7 +21,22 @@ def last_completed_quarter(as_of: datetime, timezone: str) -> tuple[date, date]:
 
 
 def rebate_for(spend_fen: int, brackets: Sequence[Sequence[int]]) -> tuple[int, int]:
-    """(rate in basis points, rebate in fen, rounded down) for the highest bracket the spend reaches."""
+    """(rate in basis points, rebate in fen, rounded down) for the highest bracket the spend reaches.
+    ``brackets``: [[minimum spend fen, rate bp], …]. ``REBATE_RATE_SQL``/``REBATE_FEN_SQL`` are the same rule
+    in the settlement's statement."""
     reached = [rate for minimum, rate in brackets if spend_fen >= minimum]
     rate = max(reached) if reached else 0
     return rate, spend_fen * rate // 10_000
+
+
+REBATE_RATE_SQL = ("(SELECT coalesce(max((rb.b->>1)::int), 0) FROM jsonb_array_elements(CAST(:brackets AS jsonb)) "
+                   "AS rb(b) WHERE {spend} >= (rb.b->>0)::bigint)")
+"""``rebate_for``'s rate in SQL; format ``spend``, bind ``brackets`` (the JSON of [[min fen, bp], …])."""
+
+REBATE_FEN_SQL = "({spend} * {rate} / 10000)"
+"""``rebate_for``'s amount in SQL (integer division rounds down, as ``//`` does for spend ≥ 0)."""
+
+
+def brackets_fen(brackets_yuan: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Settings' [[minimum yuan, rate bp], …] as the programs store them: [[minimum fen, rate bp], …]."""
+    return [[int(minimum) * 100, int(rate)] for minimum, rate in brackets_yuan]

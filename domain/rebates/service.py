@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from domain.rebates.models import Coupon, RebateProgram
-from domain.rebates.rules import last_completed_quarter
+from domain.rebates.rules import REBATE_FEN_SQL, REBATE_RATE_SQL, brackets_fen, last_completed_quarter
 from domain.settings import get_settings
 
 # One statement per program and member range: spend of the period net of refunds, the bracket reached,
@@ -26,11 +26,11 @@ WITH brackets AS (
     GROUP BY o.member_id
     HAVING sum(o.amount_fen - o.refunded_fen) >= (SELECT min(minimum) FROM brackets)
 ), rated AS (
-    SELECT s.member_id, s.spend, (SELECT max(rate) FROM brackets b WHERE s.spend >= b.minimum) AS rate FROM spend s
+    SELECT s.member_id, s.spend, {rate} AS rate FROM spend s
 ), settled AS (
     INSERT INTO rebate_settlements (program_id, member_id, period_start, period_end, spend_fen, rate_bp,
                                     rebate_fen, settled_at)
-    SELECT :program_id, member_id, :period_start, :period_end, spend, rate, spend * rate / 10000, :now FROM rated
+    SELECT :program_id, member_id, :period_start, :period_end, spend, rate, {rebate}, :now FROM rated
     ON CONFLICT (program_id, member_id, period_start) DO NOTHING
     RETURNING id, member_id, rebate_fen
 ), coupons AS (
@@ -49,15 +49,17 @@ WITH brackets AS (
 )
 SELECT (SELECT count(*) FROM settled) AS settled, (SELECT coalesce(sum(value_fen), 0) FROM coupons) AS value_fen,
        (SELECT count(*) FROM events) AS events
-"""
+""".replace("{rate}", REBATE_RATE_SQL.format(spend="s.spend")).replace(
+    "{rebate}", REBATE_FEN_SQL.format(spend="spend", rate="rate"))
 
 
 def ensure_default_program(session: Session) -> None:
-    """The default quarterly program of DOMAIN.md, created once."""
+    """The default quarterly program of DOMAIN.md, created once with the brackets from settings (an operator
+    may change the program's brackets afterwards; they are data from then on)."""
     session.execute(sa.text(
         "INSERT INTO rebate_programs (key, name, period, brackets, coupon_valid_days, active) "
         "VALUES ('quarterly', 'Quarterly spend rebate', 'quarter', CAST(:b AS jsonb), 90, true) "
-        "ON CONFLICT (key) DO NOTHING"), {"b": json.dumps([[100_000, 300], [500_000, 500]])})
+        "ON CONFLICT (key) DO NOTHING"), {"b": json.dumps(brackets_fen(get_settings().rebate_brackets_yuan))})
 
 
 def active_programs(session: Session) -> list[RebateProgram]:

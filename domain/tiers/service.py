@@ -12,26 +12,37 @@ from sqlmodel import Session, col, select
 from domain.events.service import record_event
 from domain.members.models import Member
 from domain.members.service import get_member, set_member_tier
-from domain.points.rules import add_months
 from domain.settings import get_settings
 from domain.tiers.models import TierEvent, TierStatus
-from domain.tiers.rules import ORDER, Ladder, qualified_until, rank
+from domain.tiers.rules import (
+    DOWNGRADE_DUE_SQL,
+    ORDER,
+    QUALIFYING_SPEND_SQL,
+    SPEND_WINDOW_SQL,
+    Ladder,
+    downgrade_at,
+    downgrade_params,
+    qualified_until,
+    qualifying_spend,
+    rank,
+    spend_params,
+    spend_window,
+)
 
 
 def ladder() -> Ladder:
     return Ladder.from_yuan(get_settings().tier_thresholds_yuan)
 
 
-def window_start(now: datetime) -> datetime:
-    """The rolling window is (now − 12 months, now]: an order exactly 12 months old no longer counts."""
-    return add_months(now, -get_settings().tier_window_months)
+def window_params(now: datetime) -> dict[str, datetime]:
+    """The qualifying-spend window's bounds at ``now`` (``spend_since``, ``spend_until``) for the rule's SQL."""
+    return spend_params(now, get_settings().tier_window_months)
 
 
 def rolling_spend(session: Session, *, member_id: int, now: datetime) -> int:
-    value = session.scalar(sa.text(
-        "SELECT coalesce(sum(amount_fen - refunded_fen), 0) FROM orders "
-        "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
-        {"m": member_id, "start": window_start(now), "now": now})
+    """The member's qualifying spend (fen, net of refunds) over the rolling window."""
+    value = session.scalar(sa.text("SELECT " + QUALIFYING_SPEND_SQL.format(member_id=":m")),
+                           {"m": member_id, **window_params(now)})
     return int(value or 0)
 
 
@@ -66,7 +77,7 @@ EVALUATE_SQL = """
 WITH spend AS (
     SELECT m.id AS member_id, m.tier, coalesce(sum(o.amount_fen - o.refunded_fen), 0) AS spend
     FROM members m
-    LEFT JOIN orders o ON o.member_id = m.id AND o.occurred_at > :start AND o.occurred_at <= :as_of
+    LEFT JOIN orders o ON o.member_id = m.id AND {in_window}
     WHERE m.id BETWEEN :lo AND :hi AND m.status <> 'closed'
     GROUP BY m.id, m.tier
 ), judged AS (
@@ -79,8 +90,7 @@ WITH spend AS (
     SELECT member_id, tier, spend, below_since, current_rank, qualified_rank,
            CASE
              WHEN qualified_rank > current_rank THEN qualified_rank
-             WHEN qualified_rank < current_rank AND below_since IS NOT NULL AND below_since <= :grace_cutoff
-               THEN current_rank - 1
+             WHEN qualified_rank < current_rank AND {downgrade_due} THEN current_rank - 1
              ELSE current_rank
            END AS new_rank
     FROM judged
@@ -129,8 +139,10 @@ def evaluate_tiers(session: Session, *, as_of: datetime, member_range: tuple[int
     Re-running at the same ``as_of`` changes nothing."""
     thresholds = ladder().thresholds_fen
     grace = timedelta(days=get_settings().tier_downgrade_grace_days)
-    row = session.execute(sa.text(EVALUATE_SQL), {
-        "as_of": as_of, "now": now, "start": window_start(as_of), "grace_cutoff": as_of - grace,
+    sql = EVALUATE_SQL.replace("{in_window}", SPEND_WINDOW_SQL.format(orders="o")).replace(
+        "{downgrade_due}", DOWNGRADE_DUE_SQL.format(below_since="below_since"))
+    row = session.execute(sa.text(sql), {
+        "as_of": as_of, "now": now, **window_params(as_of), **downgrade_params(as_of=as_of, grace=grace),
         "lo": member_range[0], "hi": member_range[1],
         "a": thresholds["A"], "b": thresholds["B"], "c": thresholds["C"]}).one()
     return {"upgrades": int(row.upgrades), "downgrades": int(row.downgrades), "in_grace": int(row.in_grace)}
@@ -158,10 +170,10 @@ def tier_view(*, tier: str, spend: int, below_since: datetime | None, window_ord
     if tier == ORDER[0]:
         safe_until = None
     elif below_since is not None:
-        safe_until = below_since + grace
+        safe_until = downgrade_at(below_since=below_since, grace=grace)
     else:
-        drops = qualified_until(orders=window_orders, threshold_fen=lad.thresholds_fen[tier],
-                                window=now - window_start(now))
+        since, _ = spend_window(now, get_settings().tier_window_months)
+        drops = qualified_until(orders=window_orders, threshold_fen=lad.thresholds_fen[tier], window=now - since)
         # Falling below starts the grace clock at the next evaluation; the tier is kept through the grace.
         safe_until = (drops + grace) if drops else now + grace
     return TierView(tier=tier, spend_fen=spend, next_tier=nxt,
@@ -174,15 +186,16 @@ def explain_tier(session: Session, *, member_id: int, now: datetime) -> TierView
     member = get_member(session, member_id=member_id)
     status = session.get(TierStatus, member_id)
     orders = session.execute(sa.text(
-        "SELECT occurred_at, amount_fen - refunded_fen FROM orders "
-        "WHERE member_id = :m AND occurred_at > :start AND occurred_at <= :now"),
-        {"m": member_id, "start": window_start(now), "now": now}).all()
+        "SELECT occurred_at, amount_fen - refunded_fen FROM orders o WHERE o.member_id = :m AND "
+        + SPEND_WINDOW_SQL.format(orders="o")), {"m": member_id, **window_params(now)}).all()
     history = [{"from": e.from_tier, "to": e.to_tier, "cause": e.cause, "spend_fen": e.spend_fen, "at": e.at}
                for e in session.exec(select(TierEvent).where(TierEvent.member_id == member_id)
                                      .order_by(col(TierEvent.id).desc()).limit(50))]
-    return tier_view(tier=member.tier, spend=sum(int(r[1]) for r in orders),
+    window_orders = [(r[0], int(r[1])) for r in orders]
+    spend = qualifying_spend(window_orders, now=now, months=get_settings().tier_window_months)
+    return tier_view(tier=member.tier, spend=spend,
                      below_since=status.below_since if status else None,
-                     window_orders=[(r[0], int(r[1])) for r in orders], history=history, now=now)
+                     window_orders=window_orders, history=history, now=now)
 
 
 def member_id_bounds(session: Session) -> tuple[int, int]:

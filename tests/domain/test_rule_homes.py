@@ -173,3 +173,86 @@ def test_caps_sql_and_python_agree_with_tier_overrides(session):
             full = full_caps(planned, NOW, caps)
             assert sql[member_id] == (f"cap:{full[0]}" if full else None), (channel, purpose, member_id, rows)
         assert any(sql.values()), (channel, purpose)
+
+
+def test_qualifying_spend_sql_and_python_agree_at_the_window_edges(session):
+    from domain.points.rules import add_months
+    from domain.tiers.rules import QUALIFYING_SPEND_SQL, qualifying_spend, spend_params
+
+    rng = random.Random(12)
+    months = get_settings().tier_window_months
+    orders: dict[int, list[tuple[datetime, int]]] = {}
+    for i in range(60):
+        member = make_member(session, now=NOW - timedelta(days=800))
+        rows = []
+        for j in range(rng.choice([0, 1, 3, 6])):
+            at = rng.choice([add_months(NOW, -months), add_months(NOW, -months) + timedelta(seconds=1), NOW,
+                             NOW + timedelta(seconds=1), NOW + timedelta(days=rng.uniform(-500, 5))])
+            amount, refunded = rng.randrange(100, 900_000), 0
+            if rng.random() < 0.3:
+                refunded = rng.randrange(0, amount)
+            session.execute(sa.text("""
+                INSERT INTO orders (order_id, member_id, amount_fen, refunded_fen, channel, items, occurred_at,
+                                    points_earned, recorded_at, payload_hash, tier_at_order, points_reversed)
+                VALUES (:o, :m, :a, :r, 'store', '[]', :at, 0, :at, 'x', 'D', 0)"""),
+                {"o": f"spend-{i}-{j}", "m": member.id, "a": amount, "r": refunded, "at": at})
+            rows.append((at, amount - refunded))
+        orders[member.id] = rows
+    sql = dict(session.execute(sa.text(
+        f"SELECT m.id, {QUALIFYING_SPEND_SQL.format(member_id='m.id')} FROM members m WHERE m.id = ANY(:ids)"),
+        {"ids": list(orders), **spend_params(NOW, months)}).all())
+    for member_id, rows in orders.items():
+        assert sql[member_id] == qualifying_spend(rows, now=NOW, months=months), member_id
+
+
+def test_dormancy_sql_and_python_agree(session):
+    from domain.members.rules import BECOMES_DORMANT_SQL, becomes_dormant, dormancy_params
+
+    rng = random.Random(180)
+    days = get_settings().dormancy_days
+    made = {}
+    for _ in range(60):
+        joined = NOW - timedelta(days=rng.choice([days, days + 1, rng.uniform(0, 400)]))
+        member = make_member(session, now=joined, joined_at=joined)
+        last = rng.choice([None, NOW - timedelta(days=days), NOW - timedelta(days=days, seconds=-1),
+                           NOW - timedelta(days=rng.uniform(0, 400))])
+        status = rng.choice(["active", "active", "dormant", "lapsed", "closed"])
+        session.execute(sa.text("UPDATE members SET last_purchase_at = :l, status = :s WHERE id = :m"),
+                        {"l": last, "s": status, "m": member.id})
+        made[member.id] = (status, last, joined)
+    sql = dict(session.execute(sa.text(
+        f"SELECT m.id, {BECOMES_DORMANT_SQL.format(members='m')} FROM members m WHERE m.id = ANY(:ids)"),
+        {"ids": list(made), **dormancy_params(as_of=NOW, days=days)}).all())
+    for member_id, (status, last, joined) in made.items():
+        assert sql[member_id] == becomes_dormant(status=status, last_purchase_at=last, joined_at=joined, as_of=NOW,
+                                                 days=days), member_id
+    assert any(sql.values()) and not all(sql.values())
+
+
+def test_downgrade_due_sql_and_python_agree(session):
+    from domain.tiers.rules import DOWNGRADE_DUE_SQL, downgrade_due, downgrade_params
+
+    grace = timedelta(days=get_settings().tier_downgrade_grace_days)
+    cases = [None, NOW - grace, NOW - grace + timedelta(seconds=1), NOW - grace - timedelta(days=3), NOW,
+             NOW + timedelta(days=1), NOW - timedelta(days=400)]
+    rows = session.execute(sa.text(
+        f"SELECT {DOWNGRADE_DUE_SQL.format(below_since='b.at')} FROM unnest(CAST(:cases AS timestamptz[])) "
+        "WITH ORDINALITY AS b(at, n) ORDER BY b.n"), {"cases": cases, **downgrade_params(as_of=NOW, grace=grace)})
+    assert list(rows.scalars()) == [downgrade_due(below_since=c, as_of=NOW, grace=grace) for c in cases]
+
+
+def test_rebate_brackets_sql_and_python_agree_and_come_from_settings(session):
+    import json
+
+    from domain.rebates.rules import REBATE_FEN_SQL, REBATE_RATE_SQL, brackets_fen, rebate_for
+
+    brackets = brackets_fen(get_settings().rebate_brackets_yuan)
+    assert brackets == [[100_000, 300], [500_000, 500]]
+    rng = random.Random(3)
+    spends = [0, 99_999, 100_000, 100_001, 499_999, 500_000, 10**10, *[rng.randrange(0, 2_000_000) for _ in range(200)]]
+    rate = REBATE_RATE_SQL.format(spend="s.spend")
+    rows = session.execute(sa.text(
+        f"SELECT {rate}, {REBATE_FEN_SQL.format(spend='s.spend', rate=rate)} "
+        "FROM unnest(CAST(:spends AS bigint[])) WITH ORDINALITY AS s(spend, n) ORDER BY s.n"),
+        {"spends": spends, "brackets": json.dumps(brackets)}).all()
+    assert [tuple(r) for r in rows] == [rebate_for(s, brackets) for s in spends]
