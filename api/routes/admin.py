@@ -1,4 +1,4 @@
-"""Operator views: job runs."""
+"""Operator and supervisor views: job runs, the personal-data access log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import AdminCaller, SessionDep
-from api.schemas.common import ERROR_RESPONSES, from_row
+from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, from_row
+from domain.access.service import list_access_log
+from domain.operations.models import JobRunStatus
 from domain.operations.service import list_job_runs
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -20,7 +22,7 @@ class JobRunOut(BaseModel):
     job: str
     as_of: datetime
     trigger: str
-    status: str
+    status: JobRunStatus
     host: str
     pid: int
     started_at: datetime
@@ -29,9 +31,32 @@ class JobRunOut(BaseModel):
     error: str | None
 
 
-@router.get("/job-runs", response_model=list[JobRunOut], summary="Recent job runs, newest first")
+class AccessLogOut(BaseModel):
+    id: int
+    api_key_name: str
+    agent_id: str | None
+    member_id: int
+    action: str
+    reason: str
+    at: datetime
+
+
+@router.get("/job-runs", response_model=Page[JobRunOut], summary="Job runs, newest first")
 def job_runs(session: SessionDep, caller: AdminCaller, job: Annotated[str | None, Query(max_length=64)] = None,
-             limit: Annotated[int, Query(ge=1, le=500)] = 50,
-             before_id: Annotated[int | None, Query(ge=1)] = None) -> list[JobRunOut]:
-    return [from_row(JobRunOut, r) for r in list_job_runs(session, job=job, limit=limit,
-                                                                           before_id=before_id)]
+             status: Annotated[JobRunStatus | None, Query()] = None, cursor: CursorQuery = None,
+             limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[JobRunOut]:
+    page = list_job_runs(session, job=job, status=status, cursor=cursor, limit=limit)
+    return Page[JobRunOut].of(page, lambda r: from_row(JobRunOut, r))
+
+
+@router.get("/access-log", response_model=Page[AccessLogOut],
+            summary="Who read whose personal data, when and why; latest first (supervisors)")
+def access_log(session: SessionDep, caller: AdminCaller,
+               member_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+               agent_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+               api_key_name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+               action: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+               cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[AccessLogOut]:
+    page = list_access_log(session, member_id=member_id, agent_id=agent_id, api_key_name=api_key_name,
+                           action=action, cursor=cursor, limit=limit)
+    return Page[AccessLogOut].of(page, lambda e: from_row(AccessLogOut, e))

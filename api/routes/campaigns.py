@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from pydantic import Field
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 
 from api.deps import AdminCaller, NowDep, SessionDep
-from api.schemas.common import ERROR_RESPONSES, StrictModel
+from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel, from_row
 from domain.campaigns import service as campaigns
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=ERROR_RESPONSES)
@@ -23,6 +24,36 @@ class CampaignIn(StrictModel):
     body: str = Field(min_length=1, max_length=1000, examples=["{name}, spring offer for {tier} members"])
     audience: dict[str, Any] = Field(default_factory=dict)
     control_share: float = Field(default=0.1, ge=0, le=0.5)
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    channel: str
+    purpose: str
+    template: str
+    body: str
+    audience: dict[str, Any]
+    control_share: float
+    status: str
+    created_by: str
+    approved_by: str | None
+    created_at: datetime
+    approved_at: datetime | None
+    launched_at: datetime | None
+
+
+@router.get("", response_model=Page[CampaignOut], summary="Campaigns, newest first")
+def list_campaigns(session: SessionDep, caller: AdminCaller,
+                   status: Annotated[str | None, Query(pattern="^(draft|approved|launched)$")] = None,
+                   cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[CampaignOut]:
+    page = campaigns.list_campaigns(session, status=status, cursor=cursor, limit=limit)
+    return Page[CampaignOut].of(page, lambda c: from_row(CampaignOut, c))
+
+
+@router.get("/{campaign_id}", response_model=CampaignOut, summary="One campaign")
+def get_campaign(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller) -> CampaignOut:
+    return from_row(CampaignOut, campaigns.get_campaign(session, campaign_id=campaign_id))
 
 
 @router.post("", status_code=201, summary="Create a draft campaign with its audience filter")

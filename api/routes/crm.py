@@ -9,8 +9,19 @@ from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AdminCaller, AppCaller, CrmCaller, NowDep, SessionDep, log_personal_read
-from api.schemas.common import ERROR_RESPONSES, MemberId, StrictModel
+from api.schemas.common import (
+    DEFAULT_PAGE_LIMIT,
+    ERROR_RESPONSES,
+    CursorQuery,
+    LimitQuery,
+    MemberId,
+    Page,
+    StrictModel,
+    from_row,
+)
+from api.schemas.contacts import ComplaintOut
 from domain.clock import ensure_aware
+from domain.contact_policy import service as gate
 from domain.crm import service as crm
 from domain.errors import InvalidInput
 from domain.members import service as members
@@ -110,6 +121,46 @@ def _agent(caller: Any) -> str:
 ListId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
+class CallListOut(BaseModel):
+    id: int
+    name: str
+    product: str
+    purpose: str
+    audience: dict[str, Any]
+    weights: dict[str, float]
+    interest_days: int
+    recall_hours: int
+    agent_capacity: int
+    exclusions: dict[str, int]
+    extracted_at: datetime | None
+    created_at: datetime
+
+
+@router.get("/v1/crm/call-lists", response_model=Page[CallListOut], summary="Call lists, newest first")
+def list_call_lists(session: SessionDep, caller: CrmCaller,
+                    purpose: Annotated[str | None, Query(pattern="^(marketing|care|service)$")] = None,
+                    cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[CallListOut]:
+    page = crm.list_call_lists(session, purpose=purpose, cursor=cursor, limit=limit)
+    return Page[CallListOut].of(page, lambda c: from_row(CallListOut, c))
+
+
+@router.get("/v1/crm/call-lists/{call_list_id}", response_model=CallListOut, summary="One call list")
+def get_call_list(call_list_id: ListId, session: SessionDep, caller: CrmCaller) -> CallListOut:
+    return from_row(CallListOut, crm.get_call_list(session, call_list_id=call_list_id))
+
+
+@router.get("/v1/crm/call-lists/{call_list_id}/leads", response_model=Page[LeadOut],
+            summary="A call list's leads in dialling order (highest priority first)")
+def list_leads(call_list_id: ListId, session: SessionDep, caller: CrmCaller,
+               state: Annotated[str | None, Query(pattern="^(pooled|assigned|worked)$")] = None,
+               band: Annotated[int | None, Query(ge=1, le=3)] = None,
+               agent_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+               cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[LeadOut]:
+    page = crm.list_leads(session, call_list_id=call_list_id, state=state, band=band, agent_id=agent_id,
+                          cursor=cursor, limit=limit)
+    return Page[LeadOut].of(page, lambda lead: from_row(LeadOut, lead))
+
+
 @router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (admin)")
 def create_call_list(body: CallListIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
     call_list = crm.create_call_list(session, now=now, **body.model_dump())
@@ -143,3 +194,15 @@ def call_outcome(member_id: MemberId, body: OutcomeIn, session: SessionDep, call
                                      callback_at=ensure_aware(body.callback_at) if body.callback_at else None)
     return {"id": record.id, "member_id": member_id, "outcome": record.outcome, "agent_id": record.agent_id,
             "callback_at": record.callback_at, "at": record.at}
+
+
+@router.get("/v1/complaints", response_model=Page[ComplaintOut], tags=["contacts"],
+            summary="Complaints across members, latest first (open ones: the supervisor's queue)")
+def list_complaints(session: SessionDep, caller: CrmCaller,
+                    open_only: Annotated[bool, Query(description="Only unresolved complaints")] = False,
+                    category: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+                    member_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+                    cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[ComplaintOut]:
+    page = gate.list_complaints(session, open_only=open_only, category=category, member_id=member_id,
+                                cursor=cursor, limit=limit)
+    return Page[ComplaintOut].of(page, lambda c: from_row(ComplaintOut, c))

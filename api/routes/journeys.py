@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from pydantic import Field
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 
 from api.deps import AdminCaller, NowDep, SessionDep
-from api.schemas.common import ERROR_RESPONSES, StrictModel
+from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel
 from domain.journeys import service as journeys
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"], responses=ERROR_RESPONSES)
+TRIGGER_PATTERN = r"^(member\.joined|member\.dormant|care\.date)$"
 JourneyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -22,7 +23,7 @@ class JourneyStatusIn(StrictModel):
 class JourneyCreateIn(StrictModel):
     key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_\-]+$")
     name: str = Field(min_length=1, max_length=100)
-    trigger: str = Field(pattern=r"^(member\.joined|member\.dormant|care\.date)$")
+    trigger: str = Field(pattern=TRIGGER_PATTERN)
     steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
     control_share: float = Field(default=0.1, ge=0, le=0.5)
 
@@ -32,16 +33,37 @@ class JourneyEditIn(StrictModel):
     control_share: float = Field(ge=0, le=0.5)
 
 
-def _out(journey: Any, version: Any) -> dict[str, Any]:
-    return {"id": journey.id, "key": journey.key, "name": journey.name, "trigger": journey.trigger,
-            "status": journey.status, "version": version.version, "steps": version.steps,
-            "control_share": version.control_share, "goal": version.goal}
+class JourneyOut(BaseModel):
+    id: int
+    key: str
+    name: str
+    trigger: str
+    status: str
+    version: int
+    steps: list[dict[str, Any]]
+    control_share: float
+    goal: str
 
 
-@router.get("", summary="Every journey with its current version")
-def list_journeys(session: SessionDep, caller: AdminCaller, now: NowDep) -> list[dict[str, Any]]:
+def _out(journey: Any, version: Any) -> JourneyOut:
+    return JourneyOut(id=journey.id, key=journey.key, name=journey.name, trigger=journey.trigger,
+                      status=journey.status, version=version.version, steps=version.steps,
+                      control_share=version.control_share, goal=version.goal)
+
+
+@router.get("", response_model=Page[JourneyOut], summary="Journeys with their current version, newest first")
+def list_journeys(session: SessionDep, caller: AdminCaller, now: NowDep,
+                  status: Annotated[str | None, Query(pattern="^(active|paused)$")] = None,
+                  trigger: Annotated[str | None, Query(pattern=TRIGGER_PATTERN)] = None,
+                  cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[JourneyOut]:
     journeys.ensure_builtin_journeys(session, now=now)
-    return [_out(j, v) for j, v in journeys.list_journeys(session)]
+    page = journeys.list_journeys(session, status=status, trigger=trigger, cursor=cursor, limit=limit)
+    return Page[JourneyOut].of(page, lambda jv: _out(*jv))
+
+
+@router.get("/{journey_id}", response_model=JourneyOut, summary="One journey with its current version")
+def get_journey(journey_id: JourneyId, session: SessionDep, caller: AdminCaller) -> JourneyOut:
+    return _out(*journeys.get_journey(session, journey_id=journey_id))
 
 
 @router.post("", status_code=201, summary="Create a journey (send, branch and lapse steps)")

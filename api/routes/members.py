@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from sqlmodel import Session
 
-from api.deps import AppCaller, Caller, NowDep, SessionDep, log_personal_read
-from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
-from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberUpdate
+from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, log_personal_read
+from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
+from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
 from domain.members import service
-from domain.members.models import Member
+from domain.members.models import Member, MemberStatus
+from domain.members.rules import mask_phone
+from domain.orders.service import list_orders
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERROR_RESPONSES)
 
@@ -30,6 +32,45 @@ def create_member(body: MemberCreate, session: SessionDep, caller: AppCaller, no
     new = service.NewMember(**body.model_dump())
     member = service.join_member(session, new=new, actor=caller.actor, now=now)
     return member_out(session, member)
+
+
+def member_summary(member: Member, *, unmasked: bool) -> MemberSummary:
+    return from_row(MemberSummary, member, phone=member.phone if unmasked else mask_phone(member.phone),
+                    phone_masked=not unmasked)
+
+
+def member_search(phone: Annotated[str | None, Query(max_length=32, description="Exact, any spelling")] = None,
+                  name_prefix: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+                  member_code: Annotated[str | None, Query(min_length=2, max_length=40,
+                                                           description="A whole code or its start")] = None,
+                  tag: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+                  tier: Annotated[str | None, Query(pattern="^[A-Z]$")] = None,
+                  status: Annotated[MemberStatus | None, Query()] = None) -> service.MemberSearch:
+    """The member-search filters as typed query parameters (shared by the list and its CSV export)."""
+    return service.MemberSearch(phone=phone, name_prefix=name_prefix, member_code=member_code, tag=tag, tier=tier,
+                                status=status)
+
+
+MemberSearchDep = Annotated[service.MemberSearch, Depends(member_search)]
+
+
+@router.get("", response_model=Page[MemberSummary],
+            summary="Search members (phone, name prefix, code, tag, tier, status); access-logged")
+def search_members(session: SessionDep, caller: CrmCaller, now: NowDep, search: MemberSearchDep,
+                   cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT,
+                   reason: ReasonHeader = None) -> Page[MemberSummary]:
+    page = service.search_members(session, search=search, cursor=cursor, limit=limit)
+    for member in page.items:
+        assert member.id is not None
+        log_personal_read(session, caller, member_id=member.id, action="member.search", reason=reason, now=now)
+    return Page[MemberSummary].of(page, lambda m: member_summary(m, unmasked=caller.sees_contact_details))
+
+
+@router.get("/{member_id}/orders", response_model=Page[OrderOut], summary="A member's orders, latest first")
+def member_orders(member_id: MemberId, session: SessionDep, caller: AppCaller, cursor: CursorQuery = None,
+                  limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[OrderOut]:
+    page = list_orders(session, member_id=member_id, cursor=cursor, limit=limit)
+    return Page[OrderOut].of(page, lambda o: from_row(OrderOut, o))
 
 
 @router.get("/lookup", response_model=MemberOut, summary="Find a member by one identity key")

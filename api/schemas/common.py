@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from domain.paging import Page as DomainPage
 
 
 class ErrorDetail(BaseModel):
@@ -46,3 +50,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                          (409, "Conflict with stored data"), (422, "Invalid input"),
                          (503, "Database unavailable; retry")]
 }
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """The one list envelope of the API: a page of items, newest (or most urgent) first, and the cursor of the
+    next page. Ask again with ``?cursor=<next_cursor>`` until it is null."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Opaque; pass it as `cursor` for the next page. Null on the last.")
+
+    @classmethod
+    def of(cls, page: DomainPage[Any], convert: Callable[[Any], T]) -> Page[T]:
+        return cls(items=[convert(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+CursorQuery = Annotated[str | None, Query(max_length=400, description="`next_cursor` of the previous page")]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
+DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT

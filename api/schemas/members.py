@@ -74,3 +74,31 @@ class MemberOut(BaseModel):
     closed_at: datetime | None
     consents: dict[ContactChannel, ConsentStatus]
     external_ids: dict[str, str]
+
+
+class MemberSummary(BaseModel):
+    """One row of a member list: enough to pick the right person, personal data masked by the caller's right."""
+
+    id: int
+    member_code: str
+    name: str | None
+    phone: str | None
+    phone_masked: bool
+    tier: str
+    status: MemberStatus
+    city: str | None
+    tags: list[str]
+    joined_at: datetime
+    last_purchase_at: datetime | None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    member_id: int
+    amount_fen: int
+    refunded_fen: int
+    channel: str
+    occurred_at: datetime
+    tier_at_order: str
+    points_earned: int
+    points_reversed: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -11,6 +12,7 @@ from sqlmodel import Session, select
 from domain.access.models import AccessLogEntry, ApiKey, Scope
 from domain.access.rules import hash_key, new_key, prefix_of
 from domain.errors import Conflict, NotFound, Unauthorized
+from domain.paging import Page, keyset_page
 from domain.settings import get_settings
 
 
@@ -65,3 +67,27 @@ def record_access(session: Session, *, api_key_name: str, agent_id: str | None, 
 def access_log_for_member(session: Session, *, member_id: int, limit: int = 100) -> list[AccessLogEntry]:
     return list(session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == member_id)
                              .order_by(AccessLogEntry.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+def list_access_log(session: Session, *, member_id: int | None, agent_id: str | None, api_key_name: str | None,
+                    action: str | None, cursor: str | None, limit: int) -> Page[AccessLogEntry]:
+    """Who read whose personal data, latest first (for supervisors and the privacy officer)."""
+    log = AccessLogEntry.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(AccessLogEntry)
+    for column, value in ((log.member_id, member_id), (log.agent_id, agent_id), (log.api_key_name, api_key_name),
+                          (log.action, action)):
+        if value is not None:
+            query = query.where(column == value)
+    return keyset_page(session, query, order_by=[log.id], cursor=cursor, limit=limit)
+
+
+def record_bulk_access(session: Session, *, api_key_name: str, agent_id: str | None, member_ids: sa.Select[Any],
+                       action: str, reason: str, now: datetime) -> int:
+    """One access-log entry per member of ``member_ids`` (an export), in one statement."""
+    log = AccessLogEntry.__table__.c  # type: ignore[attr-defined]
+    ids = member_ids.subquery()
+    rows = sa.select(sa.literal(api_key_name), sa.literal(agent_id, sa.String), ids.c[0], sa.literal(action),
+                     sa.literal(reason[:200]), sa.literal(now, sa.DateTime(timezone=True)))
+    result = session.execute(sa.insert(AccessLogEntry.__table__).from_select(  # type: ignore[attr-defined]
+        [log.api_key_name, log.agent_id, log.member_id, log.action, log.reason, log.at], rows))
+    return int(getattr(result, "rowcount", 0) or 0)

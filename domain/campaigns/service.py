@@ -9,11 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from domain.campaigns.models import Campaign
+from domain.campaigns.models import Campaign, CampaignMember
 from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.exports.rules import safe_cell_sql
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members
+from domain.members.models import Member
+from domain.paging import Page, keyset_page
 from domain.tiers import service as tiers
 from domain.tiers.rules import QUALIFYING_SPEND_SQL
 
@@ -182,3 +185,22 @@ def report(session: Session, *, campaign_id: int, window_days: int = 30) -> dict
             "converted": {"treatment": row["treatment_converted"], "control": row["control_converted"]},
             "uplift": {"treatment_rate": uplift.treatment_rate, "control_rate": uplift.control_rate,
                        "uplift": uplift.uplift, "ci95": [uplift.ci_low, uplift.ci_high]}}
+
+
+def list_campaigns(session: Session, *, status: str | None, cursor: str | None, limit: int) -> Page[Campaign]:
+    """Campaigns, newest first, optionally of one status (draft, approved, launched)."""
+    campaigns = Campaign.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(Campaign)
+    if status:
+        query = query.where(campaigns.status == status)
+    return keyset_page(session, query, order_by=[campaigns.id], cursor=cursor, limit=limit)
+
+
+def audience_export_query(*, campaign_id: int) -> sa.Select[Any]:
+    """A launched campaign's audience with its treatment/control assignment and the gate's decision, for
+    analysis: member codes, no contact details."""
+    cm, m = CampaignMember.__table__.c, Member.__table__.c  # type: ignore[attr-defined]
+    return (sa.select(m.member_code, sa.case((cm.control, "control"), else_="treatment").label("group"),
+                      cm.decision, sa.func.array_to_string(cm.reasons, ";").label("reasons"), m.tier,
+                      safe_cell_sql(m.city).label("city"), m.status)
+            .join(Member, m.id == cm.member_id).where(cm.campaign_id == campaign_id).order_by(cm.id))

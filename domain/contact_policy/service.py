@@ -29,6 +29,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
 from domain.members.models import ContactChannel, Member, MemberChannelReachability, MemberConsent
 from domain.members.service import consents_of, get_member, get_members, unreachable_channels
+from domain.paging import Page, keyset_page
 from domain.settings import get_settings
 from domain.touchpoints import service as touchpoints
 from domain.touchpoints.models import Touch, TouchStatus
@@ -291,4 +292,18 @@ def complaints_of(session: Session, *, member_id: int, open_only: bool = False) 
 
 __all__ = ["Verdict", "channel_for", "choose_channels", "evaluate_contact", "request_touch", "request_touches",
            "TouchRequest", "record_complaint", "resolve_complaint", "complaints_of", "recheck_before_send",
-           "address_of"]
+           "address_of", "list_complaints"]
+
+
+def list_complaints(session: Session, *, open_only: bool, category: str | None, member_id: int | None,
+                    cursor: str | None, limit: int) -> Page[Complaint]:
+    """Complaints across members, latest first (the supervisor's queue when ``open_only``)."""
+    complaints = Complaint.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(Complaint)
+    if open_only:
+        query = query.where(complaints.resolved_at.is_(None))
+    if category:
+        query = query.where(complaints.category == category)
+    if member_id is not None:
+        query = query.where(complaints.member_id == member_id)
+    return keyset_page(session, query, order_by=[complaints.opened_at, complaints.id], cursor=cursor, limit=limit)

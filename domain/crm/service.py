@@ -20,9 +20,11 @@ from domain.contact_policy.rules import (
 )
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.errors import InvalidInput, NotFound, PolicyRefused
+from domain.exports.rules import safe_cell_sql
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Member
-from domain.members.rules import dormant_from, mask_phone
+from domain.members.rules import dormant_from, mask_phone, mask_phone_sql
+from domain.paging import Page, keyset_page
 from domain.points import service as points
 from domain.settings import get_settings
 from domain.tiers import service as tiers
@@ -371,3 +373,46 @@ def call_list_report(session: Session, *, call_list_id: int) -> dict[str, Any]:
     total = {k: sum(b[k] for b in bands) for k in ("leads", "dialled", "reached", "accepted")}
     return {"call_list_id": call_list_id, "name": call_list.name, "product": call_list.product, **total,
             "excluded": call_list.exclusions, "by_band": bands}
+
+
+def list_call_lists(session: Session, *, purpose: str | None, cursor: str | None, limit: int) -> Page[CallList]:
+    """Call lists, newest first."""
+    lists = CallList.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(CallList)
+    if purpose:
+        query = query.where(lists.purpose == purpose)
+    return keyset_page(session, query, order_by=[lists.id], cursor=cursor, limit=limit)
+
+
+def list_leads(session: Session, *, call_list_id: int, state: str | None, band: int | None, agent_id: str | None,
+               cursor: str | None, limit: int) -> Page[Lead]:
+    """A call list's leads in dialling order (highest priority first)."""
+    get_call_list(session, call_list_id=call_list_id)
+    leads = Lead.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(Lead).where(leads.call_list_id == call_list_id)
+    if state:
+        query = query.where(leads.state == state)
+    if band is not None:
+        query = query.where(leads.band == band)
+    if agent_id:
+        query = query.where(leads.agent_id == agent_id)
+    return keyset_page(session, query, order_by=[leads.priority, leads.id], cursor=cursor, limit=limit)
+
+
+def leads_export_query(*, call_list_id: int, unmasked: bool) -> sa.Select[Any]:
+    """A call list's leads for a dialer, in dialling order: who, how to reach them (phone masked unless
+    ``unmasked``), their band, priority and why they are on the list."""
+    leads, m = Lead.__table__.c, Member.__table__.c  # type: ignore[attr-defined]
+    return (sa.select(leads.id.label("lead_id"), m.member_code, safe_cell_sql(m.name).label("name"),
+                      (m.phone if unmasked else mask_phone_sql(m.phone)).label("phone"), m.timezone,
+                      leads.band, sa.func.round(sa.cast(leads.priority, sa.Numeric), 4).label("priority"),
+                      safe_cell_sql(leads.reason).label("reason"), leads.state,
+                      safe_cell_sql(leads.agent_id).label("agent_id"), m.tier, safe_cell_sql(m.city).label("city"))
+            .join(Member, m.id == leads.member_id)
+            .where(leads.call_list_id == call_list_id).order_by(leads.priority.desc(), leads.id.desc()))
+
+
+def lead_member_ids(*, call_list_id: int) -> sa.Select[Any]:
+    """The members a call list's export shows (for the access log, set-based)."""
+    leads = Lead.__table__.c  # type: ignore[attr-defined]
+    return sa.select(leads.member_id).where(leads.call_list_id == call_list_id)

@@ -17,6 +17,7 @@ from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
+from domain.paging import Page, keyset_page
 from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
 
@@ -46,9 +47,26 @@ def _version(session: Session, journey_id: int, version: int) -> JourneyVersion:
                                                      JourneyVersion.version == version)).one()
 
 
-def list_journeys(session: Session) -> list[tuple[Journey, JourneyVersion]]:
-    return [(j, _version(session, j.id or 0, j.current_version))
-            for j in session.exec(select(Journey).order_by(col(Journey.id)))]
+def list_journeys(session: Session, *, status: str | None = None, trigger: str | None = None,
+                  cursor: str | None = None, limit: int = 50) -> Page[tuple[Journey, JourneyVersion]]:
+    """Journeys with their current version, newest first."""
+    journeys, versions = Journey.__table__.c, JourneyVersion.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(Journey, JourneyVersion).join(JourneyVersion, sa.and_(
+        versions.journey_id == journeys.id, versions.version == journeys.current_version))
+    if status:
+        query = query.where(journeys.status == status)
+    if trigger:
+        query = query.where(journeys.trigger == trigger)
+    page = keyset_page(session, query, order_by=[journeys.id], cursor=cursor, limit=limit, scalars=False)
+    return page.map(lambda row: (row[0], row[1]))
+
+
+def get_journey(session: Session, *, journey_id: int) -> tuple[Journey, JourneyVersion]:
+    """A journey with its current version, or NotFound."""
+    journey = session.get(Journey, journey_id)
+    if journey is None:
+        raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
+    return journey, _version(session, journey_id, journey.current_version)
 
 
 def set_journey_status(session: Session, *, journey_id: int, status: str) -> Journey:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import phonenumbers
+import sqlalchemy as sa
 
 from domain.errors import InvalidInput
 from domain.members.models import SourceChannel
@@ -50,6 +52,15 @@ def mask_phone(e164: str | None) -> str | None:
     if len(e164) <= 7:
         return "*" * len(e164)
     return e164[:6] + "*" * (len(e164) - 10) + e164[-4:]
+
+
+def mask_phone_sql(column: Any) -> sa.ColumnElement[str]:
+    """:func:`mask_phone` as SQL, for set-based reads such as CSV exports (a test compares the two)."""
+    length = sa.func.length(column)
+    return sa.case(
+        (column.is_(None), sa.null()),
+        (length <= 7, sa.func.repeat("*", length)),
+        else_=sa.func.concat(sa.func.substr(column, 1, 6), sa.func.repeat("*", length - 10), sa.func.right(column, 4)))
 
 
 def campaign_segment(campaign: str | None) -> str:

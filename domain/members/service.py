@@ -14,6 +14,7 @@ from domain.clock import zone
 from domain.db import advisory_xact_lock, among
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
+from domain.exports.rules import safe_cell_sql
 from domain.members.models import (
     ConsentStatus,
     ContactChannel,
@@ -26,7 +27,8 @@ from domain.members.models import (
     MemberStatus,
     SourceChannel,
 )
-from domain.members.rules import member_code, normalise_phone, parse_member_code
+from domain.members.rules import mask_phone_sql, member_code, normalise_phone, parse_member_code
+from domain.paging import Page, keyset_page
 from domain.settings import get_settings
 
 MEMBER_CODE_SEQUENCE = sa.Sequence("member_code_serial")
@@ -367,3 +369,67 @@ def detach_wechat(session: Session, *, member_id: int, now: datetime) -> Member:
     session.add(member)
     session.flush()
     return member
+
+
+# --- listing and search --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberSearch:
+    """Filters of the member search; they combine with AND, and an empty search lists everyone."""
+
+    phone: str | None = None
+    """Exact, in any spelling ``normalise_phone`` reads."""
+    name_prefix: str | None = None
+    """Case-insensitive start of the name."""
+    member_code: str | None = None
+    """A whole code or its start (``WX-SPRING26-`` = everyone that campaign brought in over WeChat)."""
+    tag: str | None = None
+    tier: str | None = None
+    status: MemberStatus | None = None
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def member_search_filter(search: MemberSearch) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of a search, shared by the paged list and the CSV export."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    members = Member.__table__.c  # type: ignore[attr-defined]
+    if search.phone:
+        conditions.append(members.phone == normalise_phone(search.phone, get_settings().default_country))
+    if search.name_prefix:
+        conditions.append(members.name.ilike(_like_prefix(search.name_prefix.strip()), escape="\\"))
+    if search.member_code:
+        conditions.append(members.member_code.like(_like_prefix(search.member_code.strip().upper()), escape="\\"))
+    if search.tag:
+        conditions.append(members.tags.contains([search.tag]))
+    if search.tier:
+        conditions.append(members.tier == search.tier)
+    if search.status:
+        conditions.append(members.status == search.status.value)
+    return conditions
+
+
+def search_members(session: Session, *, search: MemberSearch, cursor: str | None, limit: int) -> Page[Member]:
+    """Members matching the search, newest first, one page at a time."""
+    query = sa.select(Member).where(*member_search_filter(search))
+    return keyset_page(session, query, order_by=[Member.__table__.c.id], cursor=cursor,  # type: ignore[attr-defined]
+                       limit=limit)
+
+
+def search_export_query(search: MemberSearch, *, unmasked: bool) -> sa.Select[Any]:
+    """A search result as CSV columns (phone masked unless ``unmasked``), in the list's order."""
+    m = Member.__table__.c  # type: ignore[attr-defined]
+    return (sa.select(m.id.label("member_id"), m.member_code, safe_cell_sql(m.name).label("name"),
+                      (m.phone if unmasked else mask_phone_sql(m.phone)).label("phone"), m.tier, m.status,
+                      safe_cell_sql(m.city).label("city"),
+                      safe_cell_sql(sa.func.array_to_string(m.tags, ";")).label("tags"), m.joined_at,
+                      m.last_purchase_at)
+            .where(*member_search_filter(search)).order_by(m.id.desc()))
+
+
+def search_member_ids(search: MemberSearch) -> sa.Select[Any]:
+    """The ids a search export shows (for the access log, set-based)."""
+    return sa.select(Member.__table__.c.id).where(*member_search_filter(search))  # type: ignore[attr-defined]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from domain.operations.models import JobRun, JobRunStatus
+from domain.paging import Page, keyset_page
 
 
 def start_job_run(session: Session, *, job: str, as_of: datetime, trigger: str, host: str, pid: int,
@@ -30,12 +32,13 @@ def finish_job_run(session: Session, *, run_id: int, status: JobRunStatus, count
     return run
 
 
-def list_job_runs(session: Session, *, job: str | None = None, limit: int = 50, before_id: int | None = None
-                  ) -> list[JobRun]:
-    """Newest runs first."""
-    query = select(JobRun)
+def list_job_runs(session: Session, *, job: str | None = None, status: JobRunStatus | None = None,
+                  cursor: str | None = None, limit: int = 50) -> Page[JobRun]:
+    """Job runs, newest first, optionally of one job or one outcome."""
+    runs = JobRun.__table__.c  # type: ignore[attr-defined]
+    query = sa.select(JobRun)
     if job:
-        query = query.where(JobRun.job == job)
-    if before_id:
-        query = query.where(JobRun.id < before_id)  # type: ignore[operator]
-    return list(session.exec(query.order_by(JobRun.id.desc()).limit(limit)))  # type: ignore[union-attr]
+        query = query.where(runs.job == job)
+    if status:
+        query = query.where(runs.status == status.value)
+    return keyset_page(session, query, order_by=[runs.id], cursor=cursor, limit=limit)

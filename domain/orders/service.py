@@ -16,6 +16,7 @@ from domain.events.service import record_event
 from domain.members.models import MemberStatus
 from domain.members.service import get_member, record_purchase
 from domain.orders.models import Order, Refund
+from domain.paging import Page, keyset_page
 from domain.points import service as points
 from domain.points.rules import earn_points, points_to_reverse
 from domain.settings import get_settings
@@ -113,3 +114,11 @@ def recent_orders(session: Session, *, member_id: int, limit: int = 10) -> list[
     """The member's latest orders, newest first."""
     return list(session.exec(select(Order).where(Order.member_id == member_id)
                              .order_by(col(Order.occurred_at).desc()).limit(limit)))
+
+
+def list_orders(session: Session, *, member_id: int, cursor: str | None, limit: int) -> Page[Order]:
+    """A member's orders, latest purchase first, one page at a time."""
+    get_member(session, member_id=member_id)
+    orders = Order.__table__.c  # type: ignore[attr-defined]
+    return keyset_page(session, sa.select(Order).where(orders.member_id == member_id),
+                       order_by=[orders.occurred_at, orders.id], cursor=cursor, limit=limit)

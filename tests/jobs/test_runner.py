@@ -41,7 +41,8 @@ def test_job_runs_are_listed_for_admins(app_client, admin_headers, session):
                        host="h", pid=1, started_at=AS_OF, counts={"deleted": 0}))
     session.commit()
     runs = app_client.get("/v1/admin/job-runs", headers=admin_headers).json()
-    assert [(r["job"], r["status"]) for r in runs] == [("prune-job-runs", "succeeded")]
+    assert [(r["job"], r["status"]) for r in runs["items"]] == [("prune-job-runs", "succeeded")]
+    assert runs["next_cursor"] is None
 
 
 def test_two_runners_starting_one_job_at_once_run_it_once(committed_engine):
