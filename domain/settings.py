@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 120
     """How long a claimed touch is owned by one dispatcher before another may take it over."""
 
+    welcome_window_days: int = 7
+    """Only members who joined within this many days of being enrolled get the welcome journey."""
     dormancy_days: int = 180
     """No purchase for this long makes a member dormant and starts the reactivation journey."""
     care_greeting_time: str = "10:00"

@@ -41,19 +41,32 @@ def care_greetings(ctx: JobContext) -> dict[str, Any]:
 
 
 def run_journeys(ctx: JobContext) -> dict[str, Any]:
-    """Record conversions, then execute due journey steps in batches (parallel runners share the work)."""
-    totals: dict[str, int] = {}
+    """Record conversions, then execute due journey steps in batches, one journey at a time: a journey that
+    fails is recorded as failed in this run's counts and the others carry on (parallel runners share work)."""
+    totals: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     with ctx.unit_of_work() as session:
         totals["converted_set_based"] = journeys.record_conversions(session, as_of=ctx.as_of)
         session.commit()
-    while True:
-        with ctx.unit_of_work() as session:
-            counts = journeys.run_due_steps(session, as_of=ctx.as_of, limit=int(ctx.options.get("batch", 500)))
-            session.commit()
-        for key, value in counts.items():
-            totals[key] = totals.get(key, 0) + value
-        if not any(counts.values()):
-            return totals
+    with ctx.unit_of_work() as session:
+        runnable = journeys.runnable_journeys(session)
+    for journey_id, key in runnable:
+        try:
+            while True:
+                with ctx.unit_of_work() as session:
+                    counts = journeys.run_due_steps(session, as_of=ctx.as_of, journey_id=journey_id,
+                                                    limit=int(ctx.options.get("batch", 500)))
+                    session.commit()
+                for name, value in counts.items():
+                    totals[name] = totals.get(name, 0) + value
+                if not any(counts.values()):
+                    break
+        except Exception as exc:  # one journey's fault must not stop the others' members
+            ctx.log.exception("journey %s failed in this run", key)
+            failed[key] = f"{type(exc).__name__}: {exc}"[:500]
+    if failed:
+        totals["failed_journeys"] = failed
+    return totals
 
 
 register(JobSpec(name="enroll-journeys", func=enroll_journeys, description=enroll_journeys.__doc__ or "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import AdminCaller, NowDep, SessionDep
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel
@@ -26,6 +26,11 @@ class JourneyCreateIn(StrictModel):
     trigger: str = Field(pattern=TRIGGER_PATTERN)
     steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
     control_share: float = Field(default=0.1, ge=0, le=0.5)
+    priority: int = Field(default=0, ge=0, le=1000)
+
+
+class JourneyBackfillIn(StrictModel):
+    since: AwareDatetime
 
 
 class JourneyEditIn(StrictModel):
@@ -39,6 +44,7 @@ class JourneyOut(BaseModel):
     name: str
     trigger: str
     status: str
+    priority: int
     version: int
     steps: list[dict[str, Any]]
     control_share: float
@@ -47,7 +53,7 @@ class JourneyOut(BaseModel):
 
 def _out(journey: Any, version: Any) -> JourneyOut:
     return JourneyOut(id=journey.id, key=journey.key, name=journey.name, trigger=journey.trigger,
-                      status=journey.status, version=version.version, steps=version.steps,
+                      status=journey.status, priority=journey.priority, version=version.version, steps=version.steps,
                       control_share=version.control_share, goal=version.goal)
 
 
@@ -85,6 +91,14 @@ def edit(journey_id: JourneyId, body: JourneyEditIn, session: SessionDep, caller
     version = journeys.edit_journey(session, journey_id=journey_id, steps=body.steps,
                                     control_share=body.control_share, now=now)
     return {"id": journey_id, "version": version.version, "steps": version.steps}
+
+
+@router.post("/{journey_id}/backfill", summary="Enrol the trigger's earlier occurrences since a time (operator's "
+             "explicit request; a journey never back-enrols by itself)")
+def backfill(journey_id: JourneyId, body: JourneyBackfillIn, session: SessionDep, caller: AdminCaller,
+             now: NowDep) -> dict[str, Any]:
+    enrolled = journeys.backfill_journey(session, journey_id=journey_id, since=body.since, as_of=now)
+    return {"id": journey_id, "enrolled": enrolled}
 
 
 @router.get("/{journey_id}/report", summary="Enrolled, control, sent, deferred, suppressed, uplift with 95% CI")

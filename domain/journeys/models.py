@@ -22,6 +22,12 @@ class Journey(SQLModel, table=True):
     """``member.joined``, ``member.dormant``, ``birthday``."""
     status: str = Field(default="active", max_length=10)
     current_version: int = 1
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """A member is in at most one non-care journey at a time: a higher-priority journey's trigger ends a
+    lower one's enrollment; a lower one's trigger is skipped while a higher (or equal) one runs."""
+    enrolls_since: datetime | None = utc_column(nullable=True)
+    """Trigger occurrences before this are not enrolled (a new journey does not back-enrol; an operator's
+    backfill asks explicitly). None: since ever (the built-in journeys)."""
     created_at: datetime = utc_column()
 
 

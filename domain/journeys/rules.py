@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -129,3 +130,102 @@ def template_variables(text: str) -> set[str]:
 def render_template(text: str, variables: dict[str, Any]) -> str:
     """Fill ``{name}`` variables; an unknown variable stays visible rather than raising mid-journey."""
     return string.Formatter().vformat(text, (), _Missing(variables))
+
+
+# --- journey validation ------------------------------------------------------------------------------
+# A journey is checked whole when it is created or edited, so that nothing is found wrong at run time
+# (the first release accepted channel "fax", and then every run of every journey failed).
+
+STEP_FIELDS: Mapping[str, frozenset[str]] = {
+    "send": frozenset({"day", "kind", "message", "channel", "purpose"}),
+    "branch": frozenset({"day", "kind", "if", "goto"}),
+    "lapse": frozenset({"day", "kind"}),
+}
+STEP_CHANNELS = ("preferred", "phone", "sms", "wechat", "email", "app")
+STEP_PURPOSES = ("service", "care", "marketing")
+TIERS = ("D", "C", "B", "A")
+MESSAGE_VARIABLES = frozenset({"name", "tier", "points", "expiring_points", "member_code", "holiday"})
+"""What a journey message may say: the variables a run fills for every member."""
+OCCASION = "{occasion}"
+"""A care journey's message that is the occasion's own template (birthday, holiday)."""
+
+
+@dataclass(frozen=True)
+class StepProblem:
+    step: int
+    field: str
+    message: str
+
+
+def branch_condition_problem(condition: object) -> str | None:
+    """Why a branch condition is not one a run can evaluate, or None: ``purchased``, ``tier_in:A,B``,
+    ``preferred_channel:sms``, ``consent_granted:wechat``."""
+    if not isinstance(condition, str):
+        return "a branch needs an 'if' condition"
+    name, _, arg = condition.partition(":")
+    channels = STEP_CHANNELS[1:]
+    if name == "purchased" and not arg:
+        return None
+    if name == "tier_in" and arg and all(t in TIERS for t in arg.split(",")):
+        return None
+    if name in ("preferred_channel", "consent_granted") and arg in channels:
+        return None
+    return (f"unknown condition {condition!r}: purchased, tier_in:<{','.join(TIERS)}>, "
+            f"preferred_channel:<channel>, consent_granted:<channel> (channels {', '.join(channels)})")
+
+
+def journey_problems(*, trigger: str, steps: Sequence[object], templates: Mapping[str, str]) -> list[StepProblem]:
+    """Everything wrong with a journey's steps, each naming its step (0-based) and field."""
+    problems: list[StepProblem] = []
+    if not steps:
+        return [StepProblem(0, "steps", "a journey needs at least one step")]
+    days: list[int] = []
+    for index, raw in enumerate(steps):
+        if not isinstance(raw, dict):
+            problems.append(StepProblem(index, "step", "a step is an object"))
+            continue
+        step: dict[str, object] = raw
+        kind = step.get("kind")
+        if kind not in STEP_FIELDS:
+            problems.append(StepProblem(index, "kind", f"kind is one of {', '.join(STEP_FIELDS)}"))
+            continue
+        extra = sorted(set(step) - STEP_FIELDS[str(kind)])
+        if extra:
+            problems.append(StepProblem(index, extra[0], f"a {kind} step has no field {extra[0]!r}"))
+        day = step.get("day")
+        if not isinstance(day, int) or isinstance(day, bool) or day < 0:
+            problems.append(StepProblem(index, "day", "day is a whole number of days >= 0"))
+        else:
+            if days and day < days[-1]:
+                problems.append(StepProblem(index, "day", f"day {day} comes before the previous step's {days[-1]}: "
+                                                          "steps are in day order"))
+            days.append(day)
+        if kind == "send":
+            if step.get("channel") not in STEP_CHANNELS:
+                problems.append(StepProblem(index, "channel", f"unknown channel {step.get('channel')!r}: one of "
+                                                              f"{', '.join(STEP_CHANNELS)}"))
+            if step.get("purpose") not in STEP_PURPOSES:
+                problems.append(StepProblem(index, "purpose", f"unknown purpose {step.get('purpose')!r}: one of "
+                                                              f"{', '.join(STEP_PURPOSES)}"))
+            message = step.get("message")
+            if message == OCCASION:
+                if trigger != "care.date":
+                    problems.append(StepProblem(index, "message", f"{OCCASION} is only for care.date journeys"))
+            elif not isinstance(message, str) or message not in templates:
+                problems.append(StepProblem(index, "message", f"unknown template {message!r}"))
+            else:
+                unknown = sorted(template_variables(templates[message]) - MESSAGE_VARIABLES)
+                if unknown:
+                    problems.append(StepProblem(index, "message", f"template {message!r} uses unknown variable "
+                                                                  f"{{{unknown[0]}}}"))
+        elif kind == "branch":
+            problem = branch_condition_problem(step.get("if"))
+            if problem:
+                problems.append(StepProblem(index, "if", problem))
+            goto = step.get("goto")
+            if not (goto == "exit" or (isinstance(goto, int) and not isinstance(goto, bool)
+                                       and index < goto < len(steps))):
+                problems.append(StepProblem(index, "goto", "goto is 'exit' or the index of a later step"))
+        elif index != len(steps) - 1:
+            problems.append(StepProblem(index, "kind", "lapse ends the journey: it is the last step"))
+    return problems

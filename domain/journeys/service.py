@@ -13,7 +13,7 @@ from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.journeys.builtins import BUILT_INS, TEMPLATES
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
-from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
+from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, journey_problems, render_template
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
@@ -27,7 +27,8 @@ def ensure_builtin_journeys(session: Session, *, now: datetime) -> None:
     for spec in BUILT_INS:
         if session.exec(select(Journey).where(Journey.key == spec["key"])).first() is not None:
             continue
-        journey = Journey(key=spec["key"], name=spec["name"], trigger=spec["trigger"], created_at=now)
+        journey = Journey(key=spec["key"], name=spec["name"], trigger=spec["trigger"], priority=spec["priority"],
+                          created_at=now)
         session.add(journey)
         session.flush()
         session.add(JourneyVersion(journey_id=journey.id or 0, version=1, steps=spec["steps"],
@@ -84,30 +85,17 @@ def set_journey_status(session: Session, *, journey_id: int, status: str) -> Jou
 TRIGGERS = ("member.joined", "member.dormant", "care.date")
 
 
-def validate_steps(steps: list[dict[str, Any]]) -> None:
-    """Steps are send, branch or lapse, in day order; a branch jumps forward to a step or exits."""
-    if not steps:
-        raise InvalidInput("a journey needs at least one step", code="invalid_step")
-    for index, step in enumerate(steps):
-        kind = step.get("kind")
-        if kind not in ("send", "branch", "lapse") or not isinstance(step.get("day"), int) or step["day"] < 0:
-            raise InvalidInput("each step needs kind send|branch|lapse and a day >= 0", code="invalid_step",
-                               details={"step": step})
-        if kind == "send" and (step.get("purpose") not in ("service", "care", "marketing") or not step.get("message")):
-            raise InvalidInput("a send step needs a message and a purpose", code="invalid_step", details={"step": step})
-        if kind == "branch":
-            goto = step.get("goto")
-            if not branch_condition_known(str(step.get("if", ""))) or not (
-                    goto == "exit" or (isinstance(goto, int) and index < goto < len(steps))):
-                raise InvalidInput("a branch needs a known 'if' and a 'goto' later step index or 'exit'",
-                                   code="invalid_step", details={"step": step})
-    if [s["day"] for s in steps] != sorted(s["day"] for s in steps):
-        raise InvalidInput("steps must be in day order", code="invalid_step")
-
-
-def branch_condition_known(condition: str) -> bool:
-    name, _, arg = condition.partition(":")
-    return name == "purchased" or (name in ("tier_in", "preferred_channel", "consent_granted") and bool(arg))
+def validate_journey(*, trigger: str, steps: list[dict[str, Any]]) -> None:
+    """Refuse a journey with anything a run could not do (422 naming the step and field)."""
+    if trigger not in TRIGGERS:
+        raise InvalidInput(f"unknown trigger {trigger!r}", code="invalid_trigger", details={"triggers": TRIGGERS})
+    problems = journey_problems(trigger=trigger, steps=steps, templates=TEMPLATES)
+    if problems:
+        first = problems[0]
+        raise InvalidInput(f"step {first.step}: {first.message}", code="invalid_step",
+                           details={"step": first.step, "field": first.field,
+                                    "problems": [{"step": p.step, "field": p.field, "message": p.message}
+                                                 for p in problems]})
 
 
 def branch_condition_holds(session: Session, *, condition: str, enrollment: Enrollment) -> bool:
@@ -128,14 +116,13 @@ def branch_condition_holds(session: Session, *, condition: str, enrollment: Enro
 
 
 def create_journey(session: Session, *, key: str, name: str, trigger: str, steps: list[dict[str, Any]],
-                   control_share: float, now: datetime) -> Journey:
-    """A new journey, active at once; it enrolls members from its trigger's next occurrences."""
-    if trigger not in TRIGGERS:
-        raise InvalidInput(f"unknown trigger {trigger!r}", code="invalid_trigger", details={"triggers": TRIGGERS})
-    validate_steps(steps)
+                   control_share: float, now: datetime, priority: int = 0) -> Journey:
+    """A new journey, active at once; it enrolls members from its trigger's next occurrences only (an
+    operator who wants earlier ones asks for a backfill)."""
+    validate_journey(trigger=trigger, steps=steps)
     if session.exec(select(Journey).where(Journey.key == key)).first() is not None:
         raise Conflict(f"a journey {key!r} exists", code="journey_exists")
-    journey = Journey(key=key, name=name, trigger=trigger, created_at=now)
+    journey = Journey(key=key, name=name, trigger=trigger, priority=priority, enrolls_since=now, created_at=now)
     session.add(journey)
     session.flush()
     session.add(JourneyVersion(journey_id=journey.id or 0, version=1, steps=steps, control_share=control_share,
@@ -150,7 +137,7 @@ def edit_journey(session: Session, *, journey_id: int, steps: list[dict[str, Any
     journey = session.exec(select(Journey).where(Journey.id == journey_id).with_for_update()).first()
     if journey is None:
         raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
-    validate_steps(steps)
+    validate_journey(trigger=journey.trigger, steps=steps)
     journey.current_version += 1
     version = JourneyVersion(journey_id=journey_id, version=journey.current_version, steps=steps,
                              control_share=control_share, created_at=now)
@@ -162,17 +149,43 @@ def edit_journey(session: Session, *, journey_id: int, steps: list[dict[str, Any
 
 # --- enrollment (set-based) ------------------------------------------------------------------------
 
+# One statement per journey: the trigger's occurrences since the journey enrols (``enrolls_since``, or the
+# backfill's start), minus members already in a non-care journey of the same or higher priority; a
+# lower-priority journey the member is in ends (exited) when this one takes them. Care greetings run beside
+# any journey.
 ENROLL_SQL = """
-INSERT INTO journey_enrollments (journey_id, version, member_id, trigger_ref, control, state, step_index,
-                                 enrolled_at, next_run_at)
-SELECT :journey_id, :version, t.member_id, t.trigger_ref,
-       {bucket} < :control_share, 'active', 0, t.at, t.at + make_interval(days => :first_day)
-FROM ({source}) t JOIN members m ON m.id = t.member_id AND m.status <> 'closed'
-ON CONFLICT (journey_id, member_id, trigger_ref) DO NOTHING
+WITH candidates AS (
+    SELECT t.member_id, t.trigger_ref, t.at
+    FROM ({source}) t JOIN members m ON m.id = t.member_id AND m.status <> 'closed'
+    WHERE (CAST(:not_before AS timestamptz) IS NULL OR t.at >= :not_before)
+      AND (:exclusive IS FALSE OR NOT EXISTS (
+          SELECT 1 FROM journey_enrollments x JOIN journeys xj ON xj.id = x.journey_id
+          WHERE x.member_id = t.member_id AND x.state = 'active' AND xj.trigger <> 'care.date'
+            AND xj.id <> :journey_id AND xj.priority >= :priority))
+), inserted AS (
+    INSERT INTO journey_enrollments (journey_id, version, member_id, trigger_ref, control, state, step_index,
+                                     enrolled_at, next_run_at)
+    SELECT :journey_id, :version, c.member_id, c.trigger_ref,
+           {bucket} < :control_share, 'active', 0, c.at, c.at + make_interval(days => :first_day)
+    FROM candidates c
+    ON CONFLICT (journey_id, member_id, trigger_ref) DO NOTHING
+    RETURNING member_id
+), superseded AS (
+    UPDATE journey_enrollments x SET state = 'exited', finished_at = :as_of, next_run_at = NULL
+    FROM journeys xj
+    WHERE :exclusive AND xj.id = x.journey_id AND x.state = 'active' AND xj.trigger <> 'care.date'
+      AND xj.id <> :journey_id AND xj.priority < :priority AND x.member_id IN (SELECT member_id FROM inserted)
+    RETURNING x.id
+)
+SELECT (SELECT count(*) FROM inserted) AS enrolled, (SELECT count(*) FROM superseded) AS superseded
 """
 
+# Welcome is for members who joined within the welcome window of being enrolled: importing members who
+# joined long ago records a join event, but must not greet them as new.
 JOINED_SOURCE = """SELECT e.member_id, 'event:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
-                   WHERE e.kind = 'member.joined' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
+                   JOIN members jm ON jm.id = e.member_id
+                   WHERE e.kind = 'member.joined' AND e.occurred_at > :since AND e.occurred_at <= :as_of
+                     AND jm.joined_at > e.occurred_at - make_interval(days => :welcome_days)"""
 
 DORMANT_SOURCE = """SELECT e.member_id, 'dormant:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
                     WHERE e.kind = 'member.dormant' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
@@ -198,25 +211,49 @@ WHERE m.status <> 'closed' AND l.local_now::time >= CAST(:greeting_at AS time)
 """
 
 
-def _enroll(session: Session, *, trigger: str, source: str, params: dict[str, Any]) -> int:
-    """Enroll into every active journey with this trigger, on its current version."""
+def _enroll(session: Session, *, trigger: str, source: str, params: dict[str, Any], journey_id: int | None = None,
+            since: datetime | None = None) -> int:
+    """Enroll into every active journey with this trigger (highest priority first), on its current version.
+    ``since``: a backfill's start, in place of the journey's own ``enrolls_since``."""
     total = 0
-    for journey in session.exec(select(Journey).where(Journey.trigger == trigger, Journey.status == "active")
-                                .order_by(col(Journey.id))):
+    query = select(Journey).where(Journey.trigger == trigger, Journey.status == "active")
+    if journey_id is not None:
+        query = query.where(Journey.id == journey_id)
+    for journey in session.exec(query.order_by(col(Journey.priority).desc(), col(Journey.id))):
         version = _version(session, journey.id or 0, journey.current_version)
         sql = ENROLL_SQL.format(source=source, bucket=CONTROL_BUCKET_SQL.format(experiment=":experiment",
-                                                                             member_id="t.member_id"))
-        result = session.execute(sa.text(sql), {
+                                                                             member_id="c.member_id"))
+        row = session.execute(sa.text(sql), {
             **params, "journey_id": journey.id, "version": version.version, "control_share": version.control_share,
-            "experiment": f"journey:{journey.key}", "first_day": version.steps[0]["day"] if version.steps else 0})
-        total += int(getattr(result, "rowcount", 0) or 0)
+            "experiment": f"journey:{journey.key}", "first_day": version.steps[0]["day"] if version.steps else 0,
+            "priority": journey.priority, "exclusive": trigger != "care.date",
+            "not_before": since if since is not None else journey.enrolls_since}).one()
+        total += int(row.enrolled)
     return total
 
 
+def backfill_journey(session: Session, *, journey_id: int, since: datetime, as_of: datetime) -> int:
+    """An operator's explicit request: enrol the trigger occurrences since ``since`` that the journey did not
+    see (it enrols only from its creation on by itself). Welcome's window and priorities still apply."""
+    journey = session.get(Journey, journey_id)
+    if journey is None:
+        raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
+    if journey.trigger == "care.date":
+        raise InvalidInput("care greetings are not backfilled: a greeting belongs to its day", code="invalid_backfill")
+    if since > as_of:
+        raise InvalidInput("since is after now", code="invalid_backfill")
+    source, extra = ((JOINED_SOURCE, {"welcome_days": get_settings().welcome_window_days})
+                     if journey.trigger == "member.joined" else (DORMANT_SOURCE, {}))
+    return _enroll(session, trigger=journey.trigger, source=source, journey_id=journey_id, since=since,
+                   params={"since": since - timedelta(microseconds=1), "as_of": as_of, **extra})
+
+
 def enroll_new_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
-    """Enroll members who joined (recent ``member.joined`` events) into the welcome journey, once each."""
+    """Enroll members who joined (recent ``member.joined`` events) into the welcome journey, once each; only
+    those who joined within the welcome window (an import of old members greets nobody)."""
     return _enroll(session, trigger="member.joined", source=JOINED_SOURCE,
-                   params={"since": as_of - lookback, "as_of": as_of})
+                   params={"since": as_of - lookback, "as_of": as_of,
+                           "welcome_days": get_settings().welcome_window_days})
 
 
 MARK_DORMANT_SQL = """
@@ -270,14 +307,30 @@ def active_journeys_of(session: Session, *, member_id: int) -> list[dict[str, An
     return [dict(r) for r in rows]
 
 
-def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dict[str, int]:
-    """Execute the due step of up to ``limit`` enrollments (claimed with SKIP LOCKED, so parallel runners
-    share the work). Every message goes through the contact gate; a purchase since enrollment converts."""
+def runnable_journeys(session: Session) -> list[tuple[int, str]]:
+    """(id, key) of the active journeys, so a run can take them one at a time."""
+    return [(j.id or 0, j.key) for j in session.exec(select(Journey).where(Journey.status == "active")
+                                                   .order_by(col(Journey.priority).desc(), col(Journey.id)))]
+
+
+def next_run_after_step(*, enrolled_at: datetime, ran_at: datetime, step_day: int, next_day: int) -> datetime:
+    """When the next step is due after a step ran: on plan, or — when the step ran late (a pause, a stopped
+    scheduler) — the plan's gap from now, so overdue steps catch up one per gap and never in a burst."""
+    return max(enrolled_at + timedelta(days=next_day), ran_at + timedelta(days=next_day - step_day))
+
+
+def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journey_id: int | None = None
+                  ) -> dict[str, int]:
+    """Execute the due step of up to ``limit`` enrollments (of one journey, if given; claimed with SKIP
+    LOCKED, so parallel runners share the work). Every message goes through the contact gate; a purchase
+    since enrollment converts — after the welcome's first step, which a member who buys at once still gets."""
     counts = {"steps": 0, "converted": 0, "control": 0, "lapsed": 0, "completed": 0}
     ids = session.scalars(sa.text("""
         SELECT e.id FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
         WHERE e.state = 'active' AND e.next_run_at <= :as_of AND j.status = 'active'
-        ORDER BY e.next_run_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED"""), {"as_of": as_of, "limit": limit}).all()
+          AND (CAST(:journey_id AS bigint) IS NULL OR j.id = :journey_id)
+        ORDER BY e.next_run_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED"""),
+        {"as_of": as_of, "limit": limit, "journey_id": journey_id}).all()
     enrollments = list(session.exec(select(Enrollment).where(col(Enrollment.id).in_(ids))
                                     .order_by(col(Enrollment.next_run_at), col(Enrollment.id))))
     in_batch = {m.id: m for m in members.get_members(session, member_ids=sorted({e.member_id for e in enrollments}))}
@@ -294,8 +347,12 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             versions[key] = _version(session, *key)
         version = versions[key]
         member = in_batch[enrollment.member_id]
-        if member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at and version.goal == "purchase" \
-                and journey.trigger != "care.date":
+        converted = bool(member.last_purchase_at and member.last_purchase_at > enrollment.enrolled_at
+                         and version.goal == "purchase" and journey.trigger != "care.date")
+        # Conversion ends the selling, not the welcome: a member who bought at once still gets its first step.
+        welcome_first = (converted and journey.trigger == "member.joined" and enrollment.step_index == 0
+                         and version.steps[0]["kind"] == "send" and version.steps[0]["purpose"] != "marketing")
+        if converted and not welcome_first:
             _finish(enrollment, "converted", as_of)
             session.add(enrollment)
             counts["converted"] += 1
@@ -334,12 +391,16 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500) -> dic
             _finish(enrollment, "lapsed", as_of)
         elif jump == "exit":
             _finish(enrollment, "exited", as_of)
+        elif welcome_first:
+            _finish(enrollment, "converted", as_of)
+            counts["converted"] += 1
         elif enrollment.step_index >= len(version.steps):
             _finish(enrollment, "completed", as_of)
             counts["completed"] += 1
         else:
-            next_day = version.steps[enrollment.step_index]["day"]
-            enrollment.next_run_at = enrollment.enrolled_at + timedelta(days=next_day)
+            enrollment.next_run_at = next_run_after_step(
+                enrolled_at=enrollment.enrolled_at, ran_at=as_of, step_day=step["day"],
+                next_day=version.steps[enrollment.step_index]["day"])
         session.add(enrollment)
     if asking:
         balances = balances_of(session, member_ids=sorted({m.id or 0 for _, m, *_ in asking}), now=as_of)
@@ -370,6 +431,8 @@ def record_conversions(session: Session, *, as_of: datetime) -> int:
         WHERE m.id = e.member_id AND v.journey_id = e.journey_id AND v.version = e.version AND j.id = e.journey_id
           AND v.goal = 'purchase' AND j.trigger <> 'care.date'
           AND e.state IN ('active', 'completed', 'lapsed') AND m.last_purchase_at > e.enrolled_at
+          -- a welcome whose first step has not run yet is left to the run, which sends that step first
+          AND NOT (j.trigger = 'member.joined' AND e.state = 'active' AND e.step_index = 0)
           AND m.last_purchase_at <= :as_of"""), {"as_of": as_of})
     return int(getattr(result, "rowcount", 0) or 0)
 

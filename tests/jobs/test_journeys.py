@@ -54,9 +54,9 @@ def test_welcome_runs_day_0_day_3_and_the_offer_only_after_onboarding(committed_
     assert run(committed_engine, "enroll-journeys", T + timedelta(hours=1))["enrolled_on_join"] == 1
     assert run(committed_engine, "enroll-journeys", T + timedelta(hours=2))["enrolled_on_join"] == 0  # once per join
     run(committed_engine, "run-journeys", T + timedelta(hours=1))
-    run(committed_engine, "run-journeys", T + 2 * DAY)       # nothing due yet
-    run(committed_engine, "run-journeys", T + 3 * DAY)
-    run(committed_engine, "run-journeys", T + 30 * DAY)
+    run(committed_engine, "run-journeys", T + 3 * DAY)       # nothing due yet: day 3 counts from the first step
+    run(committed_engine, "run-journeys", T + 3 * DAY + timedelta(hours=1))
+    run(committed_engine, "run-journeys", T + 30 * DAY + timedelta(hours=1))
     assert steps_of(committed_engine, member.id) == [
         (0, "approved", ["care"], "welcome"), (1, "approved", ["service"], "how_it_works"),
         (2, "approved", ["marketing"], "first_offer")]
@@ -157,34 +157,27 @@ def test_two_journey_runners_at_once_execute_each_step_once(committed_engine):
         assert len(session.exec(select(Touch)).all()) == 40
 
 
-def test_steps_of_one_member_in_one_run_share_the_members_caps(committed_engine):
-    """A run puts its whole batch to the gate at once; a member due in several journeys still gets at most
-    the marketing cap (4 a week), the same as when the steps run one at a time."""
+def test_a_member_is_in_one_journey_at_a_time_by_priority(committed_engine):
+    """Five win-back journeys and the built-in reactivation share a trigger: a dormant member enters only the
+    highest-priority one (the first release put them in all six and let the caps sort it out)."""
     no_control(committed_engine, "reactivation")
     offer = [{"day": 0, "kind": "send", "message": "comeback_offer", "channel": "sms", "purpose": "marketing"}]
     with unit_of_work(committed_engine) as session:
         for n in range(5):
             journeys.create_journey(session, key=f"winback{n}", name=f"Win-back {n}", trigger="member.dormant",
-                                    steps=offer, control_share=0.0, now=T - 400 * DAY)
-        session.commit()
-
-    def quiet_members(at):
-        with unit_of_work(committed_engine) as session:
-            made = [make_member(session, now=at - 400 * DAY, preferred_channel=ContactChannel.SMS, consents=SMS)
-                    for _ in range(2)]
-            for member in made:
-                make_order(session, member_id=member.id, amount_fen=10_000, occurred_at=at - 200 * DAY)
-        assert run(committed_engine, "mark-dormant", at)["dormant"] == 2
-        return made
-
-    one_at_a_time = quiet_members(T)
-    assert run_job("run-journeys", engine=committed_engine, as_of=T, options={"batch": 1}).counts["steps"] == 12
-    together = quiet_members(T + DAY)
-    assert run(committed_engine, "run-journeys", T + DAY)["steps"] == 12
-    expected = sorted([("approved", "care")] + [("approved", "marketing")] * 4
-                      + [("deferred", "cap:marketing_messages")])
-    for member in one_at_a_time + together:
-        assert sorted((s[1], s[2][0]) for s in steps_of(committed_engine, member.id)) == expected
+                                    steps=offer, control_share=0.0, now=T - 400 * DAY, priority=30 + n)
+        made = [make_member(session, now=T - 400 * DAY, preferred_channel=ContactChannel.SMS, consents=SMS)
+                for _ in range(2)]
+        for member in made:
+            make_order(session, member_id=member.id, amount_fen=10_000, occurred_at=T - 200 * DAY)
+    assert run(committed_engine, "mark-dormant", T) == {"dormant": 2, "enrolled": 2}
+    assert run(committed_engine, "run-journeys", T)["steps"] == 2
+    with Session(committed_engine) as session:
+        keys = session.execute(sa.text("SELECT DISTINCT j.key FROM journey_enrollments e "
+                                       "JOIN journeys j ON j.id = e.journey_id")).scalars().all()
+    assert keys == ["winback4"]
+    for member in made:
+        assert steps_of(committed_engine, member.id) == [(0, "approved", ["marketing"], "comeback_offer")]
 
 
 def test_the_report_computes_uplift_from_the_treatment_and_control_outcomes(session):
