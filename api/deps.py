@@ -10,19 +10,23 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
+from api.edge import database_permit
 from domain.access.models import Scope
 from domain.access.rules import scope_allows
 from domain.access.service import authenticate, record_access
 from domain.clock import utcnow
-from domain.db import get_engine
+from domain.db import get_engine, limit_lock_waits
 from domain.errors import Forbidden, Unauthorized
+from domain.settings import get_settings
 
 
-def get_session() -> Iterator[Session]:
+def get_session(_: Annotated[None, Depends(database_permit, scope="function")]) -> Iterator[Session]:
     """The request's transaction. It commits before the response is sent (``scope="function"`` below), so a
-    failed commit answers an error instead of a success that was never stored."""
+    failed commit answers an error instead of a success that was never stored. It starts only once a pooled
+    connection is free (``database_permit``), and its lock waits are short (``limit_lock_waits``)."""
     session = Session(get_engine(), expire_on_commit=False)
     try:
+        limit_lock_waits(session, ms=get_settings().lock_timeout_ms)
         yield session
         session.commit()
     except BaseException:

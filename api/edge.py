@@ -21,8 +21,9 @@ import json
 import logging
 import math
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -32,7 +33,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.settings import Settings
+from domain.db import POOL_TIMEOUT_SECONDS
+from domain.settings import Settings, get_settings
 
 EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics")
 """Probes from a load balancer or scraper come from one address many times a second; they are cheap and
@@ -215,6 +217,40 @@ class RateLimit:
                              headers=[(b"retry-after", str(retry_after).encode())])
             return
         await self.app(scope, receive, send)
+
+
+# --- database permits ---------------------------------------------------------------------------------
+
+_permits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def database_permit() -> AsyncIterator[None]:
+    """Wait (without a thread) until a pooled connection is free, and hold that right for the request.
+
+    Sync routes run their dependencies and body in separate threadpool hops, and a request holds its
+    connection between hops. Without this gate a burst (60 orders of one member, each waiting on its lock)
+    takes every connection, then every thread blocks in the pool's checkout while the requests holding
+    connections wait for a thread: nothing moves until the 5-second pool timeout answers 503 to everyone.
+    With at most as many requests in a transaction as the pool has connections, a checkout never blocks a
+    thread, and a request over the pool waits here, in the event loop, for up to the pool timeout."""
+    settings = get_settings()
+    loop = asyncio.get_running_loop()
+    permits = _permits.get(loop)
+    if permits is None:
+        permits = _permits[loop] = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+    try:
+        await asyncio.wait_for(permits.acquire(), timeout=POOL_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise DatabaseBusy from None
+    try:
+        yield
+    finally:
+        permits.release()
+
+
+class DatabaseBusy(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(503, "no database connection available; retry shortly", headers={"Retry-After": "1"})
 
 
 # --- the access log -----------------------------------------------------------------------------------

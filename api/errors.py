@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.db import LOCK_BUSY_SQLSTATE, locked_relation
 from domain.errors import (
     Conflict,
     DomainError,
@@ -42,7 +43,7 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout", 409: "conflict",
               413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-              429: "too_many_requests"}
+              429: "too_many_requests", 503: "busy"}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -93,6 +94,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sa.exc.OperationalError)
     async def database_away(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_BUSY_SQLSTATE:
+            # A lock wait passed the request's lock_timeout (domain.db.limit_lock_waits): another request holds
+            # this member (or row) right now. Retryable at once, unlike a conflict with stored data.
+            relation = locked_relation(exc)
+            code = "member_busy" if relation in (None, "members") else "busy"
+            return error_response(429, code, "another request is changing the same record; retry shortly",
+                                  {"relation": relation}, headers={"Retry-After": "1"})
         log.warning("database unavailable: %s", exc.__class__.__name__)
         return error_response(503, "database_unavailable", "the database is not reachable; retry shortly",
                               headers={"Retry-After": "2"})

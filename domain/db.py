@@ -95,6 +95,10 @@ def resolve_database_url() -> str:
     return embedded_database_url(settings.data_dir / "pgdata")
 
 
+POOL_TIMEOUT_SECONDS = 5
+"""How long a request waits for a pooled connection before it is answered 503."""
+
+
 def create_db_engine(url: str, *, pool_size: int | None = None, application_name: str = "loyalty") -> Engine:
     """An engine with a bounded pool that survives a database restart (pre-ping)."""
     settings = get_settings()
@@ -103,7 +107,7 @@ def create_db_engine(url: str, *, pool_size: int | None = None, application_name
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
-        pool_timeout=5,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={
             "application_name": application_name,
             "connect_timeout": 5,
@@ -146,6 +150,28 @@ def among(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:
     """``column = ANY(:ids)`` with the ids as one array parameter: a batch of thousands is one short statement,
     where ``IN`` would send (and make the driver parse) one placeholder per id."""
     return column == sa.any_(sa.literal(list(ids), ARRAY(sa.BigInteger)))
+
+
+LOCK_BUSY_SQLSTATE = "55P03"
+"""``lock_not_available``: a lock wait passed ``lock_timeout`` (or NOWAIT found the row taken)."""
+
+
+def limit_lock_waits(session: Session, *, ms: int) -> None:
+    """End this transaction's lock waits after ``ms`` with SQLSTATE 55P03 instead of queueing for up to the
+    statement timeout: a burst on one member then fails fast for that member alone, instead of holding pool
+    connections that every other request needs. Transaction-local (``SET LOCAL``), so jobs are untouched."""
+    session.execute(sa.text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{int(ms)}ms"})
+
+
+def locked_relation(exc: BaseException) -> str | None:
+    """The table whose row lock timed out, from PostgreSQL's error context ('while locking tuple (0,5) in
+    relation "members"'); None for other errors and for advisory locks."""
+    diag = getattr(getattr(exc, "orig", exc), "diag", None)
+    context = getattr(diag, "context", None) or ""
+    marker = 'in relation "'
+    if marker not in context:
+        return None
+    return context.split(marker, 1)[1].split('"', 1)[0]
 
 
 def advisory_xact_lock(session: Session, *keys: int | str) -> None:

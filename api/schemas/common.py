@@ -48,6 +48,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in [(400, "Bad request"), (401, "Missing or invalid API key"),
                          (403, "The key's scope does not allow this"), (404, "Not found"),
                          (409, "Conflict with stored data"), (422, "Invalid input"),
+                         (429, "Rate limit, or the member is busy with another request; retry after Retry-After"),
                          (503, "Database unavailable; retry")]
 }
 
