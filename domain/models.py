@@ -15,6 +15,19 @@ from domain.members.models import (
 )
 from domain.operations.models import JobRun
 from domain.orders.models import Order, Refund
+from domain.organisations.models import (
+    AccountComplaint,
+    AccountTeamMember,
+    AccountVisit,
+    Contract,
+    FamilyLink,
+    Organisation,
+    OrganisationDate,
+    OrganisationMember,
+    PointsPool,
+    PointsPoolMember,
+    SharedTreatment,
+)
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.tiers.models import TierEvent, TierStatus
@@ -62,4 +75,15 @@ __all__ = [
     "OAuthState",
     "Campaign",
     "CampaignMember",
+    "Organisation",
+    "OrganisationDate",
+    "Contract",
+    "AccountTeamMember",
+    "OrganisationMember",
+    "FamilyLink",
+    "SharedTreatment",
+    "AccountVisit",
+    "AccountComplaint",
+    "PointsPool",
+    "PointsPoolMember",
 ]

@@ -136,6 +136,20 @@ class Settings(BaseSettings):
     wechat_keyword_replies: dict[str, str] = {"points": "Tap My points in the menu to see your balance."}
     wechat_default_reply: str = "Thanks for your message. An agent will read it soon."
 
+    # --- group customers (DOMAIN.md, Members → Group customers) -------------------------------------
+    account_service_roles: list[str] = ["key_contact", "leader"]
+    """Roles in an organisation whose holders are served at the account's service level."""
+    account_service_relations: list[str] = ["spouse", "child", "parent"]
+    """Relatives of those holders (what they are to the holder) who are served at it too."""
+    revenue_class_service_tier: dict[str, str] = {"key": "A", "large": "B", "medium": "C", "small": "D"}
+    """An account's service level unless set on the account."""
+    revenue_class_visits_per_year: dict[str, int] = {"key": 24, "large": 12, "medium": 4, "small": 1}
+    """The visit plan unless set on the account."""
+    key_accounts_per_manager: int = 10
+    account_complaint_response_hours: int = 48
+    contract_end_signal_months: int = 3
+    """A contract ending within this many months puts the account's people in decline and on the churn list."""
+
     access_log_durable_commit: bool = False
     """True: a CRM read's commit waits until its access-log entry is on disk (about half the lookup
     throughput here). False: a PostgreSQL crash may lose the last fraction of a second of read records."""

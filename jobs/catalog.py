@@ -1,3 +1,3 @@
 """The job modules; importing this registers them all."""
 
-from jobs import campaigns, crm, dispatch, housekeeping, journeys, loyalty_program, wechat  # noqa: F401
+from jobs import campaigns, crm, dispatch, housekeeping, journeys, loyalty_program, organisations, wechat  # noqa: F401

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 from domain.clock import utcnow
+from domain.organisations import service as organisations
 from domain.points import service as points
 from domain.rebates import service as rebates
 from domain.settings import get_settings
@@ -59,7 +60,8 @@ def expire_points(ctx: JobContext) -> dict[str, Any]:
 
 
 def tier_evaluation(ctx: JobContext) -> dict[str, Any]:
-    """Re-evaluate every member's tier: upgrades the ladder now grants, grace clocks, one-step downgrades."""
+    """Re-evaluate every member's tier: upgrades the ladder now grants, grace clocks, one-step downgrades;
+    then the treatment shared through organisations and families (a removed link's benefit ends here)."""
     totals = {"upgrades": 0, "downgrades": 0, "in_grace": 0}
     for member_range in _chunks(ctx, tiers.member_id_bounds):
         with ctx.unit_of_work() as session:
@@ -67,7 +69,14 @@ def tier_evaluation(ctx: JobContext) -> dict[str, Any]:
             session.commit()
         totals = {k: totals[k] + counts[k] for k in totals}
     ctx.log.info("tiers: %(upgrades)d upgraded, %(downgrades)d downgraded, %(in_grace)d in grace", totals)
-    return totals
+    shared = {"shared_held": 0, "shared_removed": 0}
+    for member_range in _chunks(ctx, organisations.member_id_bounds):
+        with ctx.unit_of_work() as session:
+            counts = organisations.evaluate_shared_treatment(session, as_of=ctx.as_of, member_range=member_range,
+                                                             now=utcnow())
+            session.commit()
+        shared = {k: shared[k] + counts[k] for k in shared}
+    return {**totals, **shared}
 
 
 def settle_rebates(ctx: JobContext) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from api.schemas.points import (
 from domain.clock import ensure_aware
 from domain.members.service import get_member
 from domain.orders import service as orders
+from domain.organisations import service as organisations
 from domain.points import service as points
 from domain.rebates import service as rebates
 from domain.tiers import service as tiers
@@ -108,4 +109,6 @@ def coupons(member_id: MemberId, session: SessionDep, caller: AppCaller) -> list
 @router.get("/v1/members/{member_id}/tier", response_model=TierOut,
             summary="Tier, spend, what the next tier needs, how long the tier is safe, history")
 def tier(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> TierOut:
-    return TierOut(**asdict(tiers.explain_tier(session, member_id=member_id, now=now)))
+    view = tiers.explain_tier(session, member_id=member_id, now=now)
+    served = organisations.treatment_of(session, member_id=member_id, own_tier=view.tier)
+    return TierOut(**asdict(view), treatment=served.as_dict())

@@ -114,3 +114,6 @@ class TierOut(BaseModel):
     safe_until: datetime | None
     in_grace_since: datetime | None
     history: list[dict[str, Any]]
+    treatment: dict[str, Any] = Field(default_factory=dict, description=(
+        "The tier the member is served at: the best of their own and one shared through an organisation or "
+        "family link, with its source (own, organisation, family) and an explanation"))

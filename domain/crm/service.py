@@ -24,6 +24,7 @@ from domain.exports.rules import safe_cell_sql
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Member
 from domain.members.rules import dormant_from, mask_phone, mask_phone_sql
+from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points import service as points
 from domain.settings import get_settings
@@ -60,7 +61,7 @@ def notes_of(session: Session, *, member_id: int, limit: int = 10) -> list[Agent
 # twenty round trips through the ORM cost more than the whole answer (docs/benchmarks.md). The composition
 # is shared with the per-concept reads (tier_view, compose_balance, compose_facts), so the rules live once.
 PICTURE_SQL = sa.text("""
-SELECT
+SELECT""" + organisations.CRM_PICTURE_COLUMNS + """,
   (SELECT json_agg(json_build_array(occurred_at, amount_fen - refunded_fen)) FROM orders
     WHERE member_id = :m AND {in_spend_window}) AS window_orders,
   (SELECT below_since FROM member_tier_status WHERE member_id = :m) AS below_since,
@@ -145,6 +146,10 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
         },
         "tier": {"tier": tier.tier, "spend_fen": tier.spend_fen, "next_tier": tier.next_tier,
                  "missing_fen": tier.missing_fen, "safe_until": tier.safe_until},
+        # The tier the member is served at and its source (own, organisation X, family of Y).
+        "treatment": organisations.treatment_from_row(own_tier=member.tier, row=row["shared_treatment"]).as_dict(),
+        "organisations": row["organisations"] or [],
+        "family": _with_times(row["family"], "consented_at"),
         "points": {k: v for k, v in asdict(balance).items() if k != "member_id"},
         "coupons": _with_times(row["coupons"], "expires_at"),
         "recent_orders": _with_times(row["recent_orders"], "occurred_at"),

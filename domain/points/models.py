@@ -26,6 +26,10 @@ class EntryKind(StrEnum):
     """A refund took back what its order earned (from pending, available, or into debt)."""
     ADJUST = "adjust"
     """An administrator corrected the balance, with a reason."""
+    POOL_OUT = "pool_out"
+    """Available points left the member for the points pool they belong to (the pool owner's account)."""
+    POOL_IN = "pool_in"
+    """A pool member's points arrived in the pool owner's account, keeping their expiry dates."""
 
 
 class LotState(StrEnum):

@@ -198,6 +198,52 @@ def adjust_points(session: Session, *, member_id: int, adjustment_id: str, point
     return entry, False
 
 
+def lock_accounts(session: Session, *, member_ids: list[int], now: datetime) -> dict[int, PointsAccount]:
+    """Several members' accounts locked in member order (two transfers in opposite directions never deadlock)."""
+    return {m: lock_account(session, member_id=m, now=now) for m in sorted(set(member_ids))}
+
+
+def transfer_points(session: Session, *, from_member_id: int, to_member_id: int, transfer_id: str, now: datetime,
+                    points: int | None = None) -> tuple[LedgerEntry | None, bool]:
+    """Move available points (all of them when ``points`` is None) to another member's account: the
+    oldest-expiring lots first, each arriving as a lot with the same expiry. Two ledger entries, one per
+    account, so both balances stay equal to their ledgers and lots. Idempotent by ``transfer_id``; returns
+    the incoming entry (None when there was nothing to move) and whether it was a replay."""
+    if from_member_id == to_member_id:
+        raise InvalidInput("a transfer needs two members", code="invalid_transfer")
+    accounts = lock_accounts(session, member_ids=[from_member_id, to_member_id], now=now)
+    existing = session.exec(select(LedgerEntry).where(LedgerEntry.source == "pool",
+                                                      LedgerEntry.source_ref == transfer_id,
+                                                      LedgerEntry.kind == EntryKind.POOL_IN)).first()
+    if existing is not None:
+        return existing, True
+    source, target = accounts[from_member_id], accounts[to_member_id]
+    amount = source.available if points is None else points
+    if amount <= 0:
+        return None, False
+    if source.available < amount:
+        raise PolicyRefused(f"balance {source.available} is short of {amount}", code="insufficient_points",
+                            details={"available": source.available, "requested": amount})
+    lots = _available_lots(session, member_id=from_member_id)
+    allocations = allocate_redemption_to_lots([LotView(lot.id or 0, lot.remaining, lot.expires_at) for lot in lots],
+                                              amount)
+    _take_from_lots(session, allocations)
+    expiry = {lot.id: lot.expires_at for lot in lots}
+    for lot_id, taken in allocations:
+        lot = PointsLot(member_id=to_member_id, amount=taken, remaining=taken, state=LotState.AVAILABLE,
+                        source="pool", source_ref=f"{transfer_id}:{lot_id}", available_at=now,
+                        expires_at=expiry[lot_id], created_at=now)
+        session.add(lot)
+        _pay_debt_from_lot(target, lot)
+    moved = [{"lot_id": a, "points": b} for a, b in allocations]
+    _entry(session, source, kind=EntryKind.POOL_OUT, available=-amount, source="pool", source_ref=transfer_id,
+           now=now, details={"to_member_id": to_member_id, "lots": moved})
+    entry = _entry(session, target, kind=EntryKind.POOL_IN, available=amount, source="pool", source_ref=transfer_id,
+                   now=now, details={"from_member_id": from_member_id, "lots": moved})
+    session.flush()
+    return entry, False
+
+
 def _pay_debt_from_lot(account: PointsAccount, lot: PointsLot) -> None:
     """Newly available points pay the member's debt first."""
     paid = min(account.debt, lot.remaining)

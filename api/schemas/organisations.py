@@ -1,0 +1,166 @@
+"""Group-customer request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import MAX_ID, StrictModel
+from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
+
+StaffId = Annotated[int, Field(ge=1, le=MAX_ID, description="A staff account's id")]
+Tier = Annotated[str, Field(pattern="^[ABCD]$")]
+
+
+class OrganisationCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    revenue_class: RevenueClass
+    industry: str | None = Field(default=None, max_length=64)
+    size: int | None = Field(default=None, ge=0, le=10_000_000, description="Employees")
+    service_tier: Tier | None = Field(default=None, description="Default: by revenue class")
+    key_account: bool | None = Field(default=None, description="Default: revenue class 'key'")
+    importance: int = Field(default=0, ge=0, le=5)
+    visits_per_year: int | None = Field(default=None, ge=0, le=365)
+
+
+class OrganisationUpdate(StrictModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    revenue_class: RevenueClass | None = None
+    industry: str | None = Field(default=None, max_length=64)
+    size: int | None = Field(default=None, ge=0, le=10_000_000)
+    service_tier: Tier | None = None
+    key_account: bool | None = None
+    importance: int | None = Field(default=None, ge=0, le=5)
+    visits_per_year: int | None = Field(default=None, ge=0, le=365)
+    do_not_contact: bool | None = Field(default=None, description="No marketing or care to any of its people")
+    do_not_contact_reason: str | None = Field(default=None, max_length=200)
+
+
+class OrganisationOut(BaseModel):
+    id: int
+    name: str
+    industry: str | None
+    size: int | None
+    revenue_class: RevenueClass
+    service_tier: str
+    key_account: bool
+    importance: int
+    manager_staff_id: int | None
+    visits_per_year: int | None
+    do_not_contact: bool
+    do_not_contact_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContractIn(StrictModel):
+    reference: str = Field(min_length=1, max_length=64)
+    kind: str = Field(default="contract", pattern="^(contract|framework)$")
+    starts_on: date
+    ends_on: date
+
+
+class ContractOut(BaseModel):
+    id: int
+    organisation_id: int
+    reference: str
+    kind: str
+    starts_on: date
+    ends_on: date
+    replayed: bool = False
+
+
+class ImportantDateIn(StrictModel):
+    label: str = Field(min_length=1, max_length=100)
+    on_date: date
+
+
+class ManagerIn(StrictModel):
+    staff_id: StaffId
+
+
+class OrganisationMemberIn(StrictModel):
+    role: OrganisationRole
+
+
+class OrganisationMemberOut(BaseModel):
+    id: int
+    organisation_id: int
+    member_id: int
+    role: OrganisationRole
+    linked_at: datetime
+    removed_at: datetime | None
+    replayed: bool = False
+
+
+class FamilyLinkIn(StrictModel):
+    relative_id: int = Field(ge=1, le=MAX_ID)
+    relation: FamilyRelation = Field(description="What the relative is to the member")
+    consent_source: str = Field(min_length=1, max_length=100, description="How the member agreed (form, app, call)")
+    consented_at: datetime | None = None
+
+
+class FamilyLinkOut(BaseModel):
+    id: int
+    member_id: int
+    relative_id: int
+    relation: FamilyRelation
+    consent_source: str
+    consented_at: datetime
+    linked_at: datetime
+    removed_at: datetime | None
+    replayed: bool = False
+
+
+class TreatmentOut(BaseModel):
+    """The tier the member is served at and where it comes from."""
+
+    tier: str
+    own_tier: str
+    source: str = Field(description="own, organisation or family")
+    organisation_id: int | None
+    organisation: str | None
+    role: str | None
+    via_member_id: int | None
+    via_member: str | None
+    relation: str | None = Field(description="What the member is to via_member")
+    explanation: str
+
+
+class PoolIn(StrictModel):
+    owner_member_id: int = Field(ge=1, le=MAX_ID, description="The member whose account holds the pool")
+    name: str = Field(min_length=1, max_length=100)
+
+
+class PoolMemberIn(StrictModel):
+    consent_source: str = Field(min_length=1, max_length=100, description="How the member agreed to pool")
+
+
+class FollowUp(StrictModel):
+    action: str = Field(min_length=1, max_length=200)
+    due_on: date | None = None
+    owner_staff_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class VisitIn(StrictModel):
+    staff_id: StaffId
+    visited_at: datetime
+    summary: str = Field(default="", max_length=4000)
+    needs: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
+    follow_ups: list[FollowUp] = Field(default_factory=list, max_length=50)
+
+
+class AccountComplaintIn(StrictModel):
+    category: str = Field(min_length=1, max_length=40)
+    note: str = Field(default="", max_length=2000)
+    owner_staff_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the account manager")
+
+
+class ComplaintResponseIn(StrictModel):
+    response: str = Field(min_length=1, max_length=2000)
+
+
+class AllocationIn(StrictModel):
+    staff_ids: list[StaffId] = Field(min_length=1, max_length=500, description="The managers to allocate among")

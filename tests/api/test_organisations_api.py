@@ -1,0 +1,82 @@
+"""Group customers over HTTP: accounts, people in roles, families with consent, the tier's source everywhere."""
+
+from datetime import UTC, datetime
+
+from api.deps import get_now
+
+NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
+
+
+def _member(client, headers, name, phone):
+    return client.post("/v1/members", headers=headers, json={
+        "source_channel": "store", "phone": phone, "name": name, "joined_at": "2025-01-01T00:00:00Z"}).json()
+
+
+def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(app_client, app_headers, crm_headers,
+                                                                                admin_headers):
+    app_client.app.dependency_overrides[get_now] = lambda: NOW
+    org = app_client.post("/v1/organisations", headers=admin_headers, json={
+        "name": "Huaxia Logistics", "revenue_class": "key", "industry": "logistics", "size": 800})
+    assert org.status_code == 201, org.text
+    org_id = org.json()["id"]
+    assert (org.json()["service_tier"], org.json()["key_account"]) == ("A", True)
+    assert app_client.put(f"/v1/organisations/{org_id}/manager", headers=admin_headers,
+                          json={"staff_id": 42}).status_code == 200
+    leader = _member(app_client, app_headers, "Chen Jie", "13800138101")
+    spouse = _member(app_client, app_headers, "Liu Yan", "13800138102")
+    linked = app_client.put(f"/v1/organisations/{org_id}/members/{leader['id']}", headers=crm_headers,
+                            json={"role": "leader"})
+    assert linked.status_code == 200 and linked.json()["role"] == "leader"
+    family = app_client.post(f"/v1/members/{leader['id']}/family", headers=crm_headers, json={
+        "relative_id": spouse["id"], "relation": "spouse", "consent_source": "call recording R-88"})
+    assert family.status_code == 201, family.text
+    replay = app_client.post(f"/v1/members/{leader['id']}/family", headers=crm_headers, json={
+        "relative_id": spouse["id"], "relation": "spouse", "consent_source": "call recording R-88"})
+    assert replay.status_code == 200 and replay.json()["replayed"]
+
+    look = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138102"}, headers=crm_headers)
+    assert look.status_code == 200, look.text
+    picture = look.json()
+    assert picture["tier"]["tier"] == "D"
+    served = picture["treatment"]
+    assert (served["tier"], served["own_tier"], served["source"]) == ("A", "D", "family")
+    assert (served["organisation"], served["via_member"], served["relation"]) == ("Huaxia Logistics", "Chen Jie",
+                                                                                  "spouse")
+    assert served["explanation"].startswith("tier A: family of Chen Jie")
+    assert [(f["member_id"], f["name"], f["relation"]) for f in picture["family"]] == [
+        (leader["id"], "Chen Jie", "spouse")]
+    assert picture["organisations"] == []
+
+    leader_look = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138101"}, headers=crm_headers).json()
+    assert [(o["name"], o["role"], o["manager_staff_id"]) for o in leader_look["organisations"]] == [
+        ("Huaxia Logistics", "leader", 42)]
+    assert leader_look["treatment"]["source"] == "organisation"
+
+    tier = app_client.get(f"/v1/members/{spouse['id']}/tier", headers=app_headers).json()
+    assert (tier["tier"], tier["treatment"]["tier"], tier["treatment"]["source"]) == ("D", "A", "family")
+    own = app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=app_headers).json()
+    assert own["via_member_id"] == leader["id"]
+
+    account = app_client.get(f"/v1/organisations/{org_id}", headers=crm_headers).json()
+    assert [(p["member_id"], p["role"]) for p in account["people"]] == [(leader["id"], "leader")]
+
+    ended = app_client.delete(f"/v1/family-links/{family.json()['id']}", headers=crm_headers)
+    assert ended.status_code == 200 and ended.json()["removed_at"] is not None
+    # Removing the link is not retroactive: the benefit holds until the next tier evaluation.
+    assert app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=app_headers).json()["tier"] == "A"
+
+
+def test_bad_group_input_answers_4xx_in_the_one_error_shape(app_client, app_headers, crm_headers, admin_headers):
+    org_id = app_client.post("/v1/organisations", headers=admin_headers,
+                             json={"name": "Dup Co", "revenue_class": "small"}).json()["id"]
+    dup = app_client.post("/v1/organisations", headers=admin_headers, json={"name": "Dup Co", "revenue_class": "small"})
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "organisation_exists"
+    bad = app_client.post(f"/v1/organisations/{org_id}/contracts", headers=admin_headers, json={
+        "reference": "C-1", "starts_on": "2026-05-01", "ends_on": "2026-01-01"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_contract_term"
+    member = _member(app_client, app_headers, "Solo", "13800138109")
+    self_link = app_client.post(f"/v1/members/{member['id']}/family", headers=crm_headers, json={
+        "relative_id": member["id"], "relation": "spouse", "consent_source": "app"})
+    assert self_link.status_code == 422
+    assert app_client.post("/v1/organisations", headers=crm_headers,
+                           json={"name": "X", "revenue_class": "key"}).status_code == 403
