@@ -86,7 +86,8 @@ class CallListIn(StrictModel):
     product: str = Field(min_length=1, max_length=64)
     purpose: str = Field(default="marketing", pattern="^(marketing|care|service)$")
     audience: dict[str, Any] = Field(default_factory=dict,
-                                     description="tiers, cities, statuses (lists); min_age, max_age (years)")
+                                     description="tiers, cities, statuses (lists); min_age, max_age (years); "
+                                                 "organisations (ids), organisation_roles")
     weights: dict[str, float] = Field(default_factory=dict, description="value, churn, loyalty, lookalike")
     interest_days: int = Field(default=30, ge=1, le=365)
     recall_hours: int = Field(default=48, ge=1, le=24 * 30)

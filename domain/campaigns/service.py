@@ -16,12 +16,14 @@ from domain.exports.rules import safe_cell_sql
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members
 from domain.members.models import Member
+from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.tiers import service as tiers
 from domain.tiers.rules import QUALIFYING_SPEND_SQL
 
 FILTER_KEYS = {"tiers", "statuses", "cities", "tags", "source_channels", "min_age", "max_age",
-               "last_purchase_before", "last_purchase_after", "min_spend_fen", "max_spend_fen"}
+               "last_purchase_before", "last_purchase_after", "min_spend_fen", "max_spend_fen",
+               "organisations", "organisation_roles"}
 
 
 def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
@@ -58,6 +60,10 @@ def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str
     if audience.get("max_spend_fen") is not None:
         where.append(f"{spend} <= :max_spend")
         params["max_spend"] = int(audience["max_spend_fen"])
+    condition, piece = organisations.audience_condition(member_column="m.id", audience=audience)
+    if piece:
+        where.append(condition)
+        params.update(piece)
     return "SELECT m.id FROM members m WHERE " + " AND ".join(where), params
 
 

@@ -77,6 +77,9 @@ class Facts:
     last_complaint_at: datetime | None
     planned: Mapping[str, Sequence[datetime]]
     """Cap name → send times of the member's touches already counted against it."""
+    account_do_not_contact: str | None = None
+    """The organisation whose account-level do-not-contact covers the member (caps and consents stay the
+    person's own; this one flag applies to all the account's people)."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
         hard.append("consent_opted_out")
     if hard:
         return Decision(Verdict.REJECTED, tuple(hard), None)
+    if purpose != Purpose.SERVICE and facts.account_do_not_contact:
+        return Decision(Verdict.REJECTED, ("account_do_not_contact",), None)
     if purpose == Purpose.SERVICE:
         return Decision(Verdict.APPROVED, ("service",), start)
 

@@ -29,6 +29,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
 from domain.members.models import ContactChannel, Member, MemberChannelReachability, MemberConsent
 from domain.members.service import consents_of, get_member, get_members, unreachable_channels
+from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.settings import get_settings
 from domain.touchpoints import service as touchpoints
@@ -83,11 +84,12 @@ def cap_window(member: Member, channel: ContactChannel, purpose: Purpose) -> tup
 
 def compose_facts(member: Member, channel: ContactChannel, purpose: Purpose, *,
                   counted: list[tuple[str, str, datetime]], consent: str | None, unreachable: str | None,
-                  last_complaint: datetime | None) -> Facts:
+                  last_complaint: datetime | None, account_do_not_contact: str | None = None) -> Facts:
     """The gate's facts from what was read (shared by the gate and the CRM lookup's one statement)."""
     return Facts(member_status=member.status, tier=member.tier, timezone=member.timezone, joined_at=member.joined_at,
                  consent=consent, unreachable=unreachable, has_address=bool(_address(member, channel)),
-                 last_complaint_at=last_complaint, planned=_planned(member, channel, purpose, counted))
+                 last_complaint_at=last_complaint, planned=_planned(member, channel, purpose, counted),
+                 account_do_not_contact=account_do_not_contact)
 
 
 def _planned(member: Member, channel: ContactChannel, purpose: Purpose,
@@ -120,6 +122,7 @@ def _load_facts(session: Session, asks: Sequence[tuple[Member, ContactChannel, P
                     among(Touch.member_id, ids), col(Touch.status).in_([s.value for s in touchpoints.COUNTED]),
                     col(Touch.send_at) >= min(a for a, _ in spans), col(Touch.send_at) <= max(b for _, b in spans))):
             counted.setdefault(member_id, []).append((channel, purpose, send_at))
+    do_not_contact = organisations.accounts_not_to_contact(session, member_ids=ids)
     facts = []
     for (member, ch, pu), window in zip(asks, windows, strict=True):
         assert member.id is not None
@@ -127,7 +130,8 @@ def _load_facts(session: Session, asks: Sequence[tuple[Member, ContactChannel, P
                      if window else [])
         facts.append(compose_facts(member, ch, pu, counted=in_window, consent=consents.get((member.id, ch.value)),
                                    unreachable=unreachable.get((member.id, ch.value)),
-                                   last_complaint=complaints.get(member.id)))
+                                   last_complaint=complaints.get(member.id),
+                                   account_do_not_contact=do_not_contact.get(member.id)))
     return facts
 
 
@@ -245,6 +249,8 @@ def recheck_before_send(session: Session, *, touch: Touch, now: datetime) -> tup
         reasons.append("consent_opted_out")
     if unreachable_channels(session, member_id=touch.member_id).get(ch):
         reasons.append("channel_unreachable")
+    if pu != Purpose.SERVICE and organisations.accounts_not_to_contact(session, member_ids=[touch.member_id]):
+        reasons.append("account_do_not_contact")
     if pu == Purpose.MARKETING:
         complained = last_complaint_at(session, member_id=touch.member_id)
         if in_complaint_cooldown(complained, now=now, cooldown=policy_from_settings(get_settings()).complaint_cooldown):

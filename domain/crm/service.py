@@ -127,7 +127,9 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
     verdict = decide(facts=gate.compose_facts(
         member, phone, marketing, counted=counted,
         consent=consents.get(phone.value), unreachable=unreachable.get(phone.value),
-        last_complaint=row["last_complaint"]), channel=phone, purpose=marketing,
+        last_complaint=row["last_complaint"],
+        account_do_not_contact=next((o["name"] for o in row["organisations"] or [] if o["do_not_contact"]), None)),
+        channel=phone, purpose=marketing,
         policy=policy_from_settings(get_settings()), now=now)
     return {
         "member": {
@@ -175,6 +177,7 @@ def create_call_list(session: Session, *, name: str, product: str, purpose: str,
                      weights: dict[str, float], interest_days: int, recall_hours: int, agent_capacity: int,
                      now: datetime) -> CallList:
     """Define an outbound call campaign (nothing is extracted yet)."""
+    organisations.audience_condition(member_column="m.id", audience=audience)  # refuse bad filters now
     unknown = set(weights) - set(DEFAULT_WEIGHTS)
     if unknown:
         raise InvalidInput("unknown strategy weights", code="unknown_weights", details={"weights": sorted(unknown)})
@@ -206,6 +209,7 @@ WITH audience AS (
            OR m.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int)))
       AND (CAST(:max_age AS int) IS NULL
            OR m.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1))
+      AND ({organisation_condition})
 ), classified AS (
     SELECT a.*,
       CASE
@@ -273,10 +277,13 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
     # The gate's own rules in their SQL form: the complaint cool-down, and the caps a call now would break.
     caps_full, cap_params = caps_full_sql(policy, channel=ContactChannel.PHONE.value,
                                           purpose=Purpose(call_list.purpose), member_id="a.id", tier="a.tier")
+    organisation_condition, organisation_params = organisations.audience_condition(member_column="m.id",
+                                                                                   audience=audience)
     sql = EXTRACT_SQL.replace("{complaint_cooldown}", COMPLAINT_COOLDOWN_SQL.format(member_id="a.id")).replace(
-        "{caps_full}", caps_full).replace("{qualifying_spend}", QUALIFYING_SPEND_SQL.format(member_id="c.id"))
+        "{caps_full}", caps_full).replace("{qualifying_spend}", QUALIFYING_SPEND_SQL.format(member_id="c.id")).replace(
+        "{organisation_condition}", organisation_condition)
     rows = session.execute(sa.text(sql), {
-        **cap_params, "cap_at": now, **complaint_cooldown_params(now=now, policy=policy),
+        **organisation_params, **cap_params, "cap_at": now, **complaint_cooldown_params(now=now, policy=policy),
         "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
         "statuses": audience.get("statuses") or ["active", "dormant"], "tiers": audience.get("tiers"),
         "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),

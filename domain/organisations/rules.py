@@ -1,5 +1,5 @@
 """Group customers' rules, pure: who shares an account's treatment and through what, the effective tier
-and its source, the key-account cap, the contract-end signal, the visit plan.
+and its source, the key-account cap, allocation, the visit plan.
 
 The effective-tier rule lives here twice over on purpose: as Python (``shared_grants`` + ``effective_tier``)
 for one member, and as the SQL this module builds (``shared_treatment_sql``, ``EFFECTIVE_TIER_SQL``) for a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.tiers.rules import ORDER, rank
@@ -181,12 +181,6 @@ def sharing_params(policy: SharingPolicy, as_of: datetime) -> dict[str, Any]:
 def may_take_key_account(*, held: int, cap: int) -> bool:
     """A manager holds at most ``cap`` key accounts (DOMAIN.md: fewer than ten, default cap 10)."""
     return held < cap
-
-
-def term_ends_soon(ends_on: date, *, today: date, horizon: date) -> bool:
-    """A contract whose term ends between today and the horizon (DOMAIN.md: within 1–3 months) is a
-    churn signal for the account's people; one already ended is not "ending"."""
-    return today <= ends_on <= horizon
 
 
 def visits_planned(visits_per_year: int, *, months: int = 1) -> float:

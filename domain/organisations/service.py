@@ -686,3 +686,69 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
         raise InvalidInput(f"month {month!r} is not YYYY-MM", code="invalid_month") from exc
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)
     return start, end
+
+
+# --- signals into the rest of the product ----------------------------------------------------------------------
+
+def accounts_not_to_contact(session: Session, *, member_ids: list[int]) -> dict[int, str]:
+    """Member → the name of an organisation they currently belong to that is not to be contacted (for the
+    contact gate's facts: the account-level do-not-contact covers all its people)."""
+    if not member_ids:
+        return {}
+    rows = session.execute(sa.text(
+        "SELECT DISTINCT ON (om.member_id) om.member_id, o.name FROM organisation_members om "
+        "JOIN organisations o ON o.id = om.organisation_id "
+        "WHERE om.member_id = ANY(CAST(:ids AS bigint[])) AND om.removed_at IS NULL AND o.do_not_contact "
+        "ORDER BY om.member_id, o.id"), {"ids": sorted(set(member_ids))}).all()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def term_ends_at_sql() -> str:
+    """The query piece "term ends at" for the churn signal (lifecycle and churn are issue #18's rules): one row
+    per (member, organisation) a member currently belongs to, with the date the organisation's term ends —
+    the latest end among its contracts not yet ended at ``:as_of`` (a renewal signed beyond it moves the
+    end) — and the member's role. Parameters: ``:as_of`` (a timestamptz; contracts end at the end of their
+    ``ends_on`` day in the program's timezone, simplified here to the date of ``:as_of``)."""
+    return """
+SELECT om.member_id, om.organisation_id, om.role, t.term_ends_at
+FROM organisation_members om
+JOIN (SELECT organisation_id, max(ends_on) AS term_ends_at FROM organisation_contracts
+      WHERE ends_on >= CAST(:as_of AS date) GROUP BY organisation_id) t ON t.organisation_id = om.organisation_id
+WHERE om.removed_at IS NULL AND om.linked_at <= :as_of
+"""
+
+
+def people_with_term_ending(session: Session, *, as_of: datetime, roles: list[str] | None = None
+                            ) -> list[dict[str, Any]]:
+    """People whose organisation's term ends within the signal window (default 3 months) from ``as_of``."""
+    from domain.points.rules import add_months
+
+    horizon = add_months(as_of, get_settings().contract_end_signal_months).date()
+    rows = session.execute(sa.text(
+        f"SELECT member_id, organisation_id, role, term_ends_at FROM ({term_ends_at_sql()}) t "
+        "WHERE term_ends_at <= :horizon AND (CAST(:roles AS text[]) IS NULL OR role = ANY(CAST(:roles AS text[]))) "
+        "ORDER BY term_ends_at, member_id"), {"as_of": as_of, "horizon": horizon, "roles": roles}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+AUDIENCE_KEYS = ("organisations", "organisation_roles")
+
+
+def audience_condition(*, member_column: str, audience: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The query piece campaigns and call lists filter their audience with: with ``organisations`` (ids)
+    and/or ``organisation_roles`` in the audience, members currently in one of those organisations (any when
+    not given) in one of those roles (any when not given); otherwise no condition (``TRUE``)."""
+    org_ids, roles = audience.get("organisations") or None, audience.get("organisation_roles") or None
+    if org_ids is None and roles is None:
+        return "TRUE", {}
+    try:
+        org_ids = [int(i) for i in org_ids] if org_ids is not None else None
+        roles = [OrganisationRole(r).value for r in roles] if roles is not None else None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("organisations are ids and organisation_roles are key_contact, leader or employee",
+                           code="invalid_audience") from exc
+    return (f"EXISTS (SELECT 1 FROM organisation_members aud_om WHERE aud_om.member_id = {member_column} "
+            "AND aud_om.removed_at IS NULL "
+            "AND (CAST(:aud_orgs AS bigint[]) IS NULL OR aud_om.organisation_id = ANY(CAST(:aud_orgs AS bigint[]))) "
+            "AND (CAST(:aud_roles AS text[]) IS NULL OR aud_om.role = ANY(CAST(:aud_roles AS text[]))))",
+            {"aud_orgs": org_ids, "aud_roles": roles})
