@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     """An account's service level unless set on the account."""
     revenue_class_visits_per_year: dict[str, int] = {"key": 24, "large": 12, "medium": 4, "small": 1}
     """The visit plan unless set on the account."""
+    account_care_roles: list[str] = ["key_contact", "leader"]
+    """People whose organisation's important dates (founding anniversary) start the care journeys."""
     key_accounts_per_manager: int = 10
     account_complaint_response_hours: int = 48
     contract_end_signal_months: int = 3

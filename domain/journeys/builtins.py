@@ -13,6 +13,7 @@ TEMPLATES: dict[str, str] = {
     "strong_comeback_offer": "{name}, a 20% welcome-back coupon is yours until the end of the month.",
     "birthday": "Happy birthday, {name}! A small gift is waiting in your account.",
     "holiday": "{name}, warm wishes for {holiday} from all of us.",
+    "account": "{name}, warm congratulations to your organisation on its special day, from all of us.",
 }
 
 BUILT_INS: list[dict[str, Any]] = [

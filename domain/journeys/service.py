@@ -17,6 +17,7 @@ from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, journey
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
+from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
@@ -190,8 +191,9 @@ JOINED_SOURCE = """SELECT e.member_id, 'event:' || e.id AS trigger_ref, e.occurr
 DORMANT_SOURCE = """SELECT e.member_id, 'dormant:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
                     WHERE e.kind = 'member.dormant' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
 
-# Members whose care date (birthday, 29 February on the 28th in other years, or a holiday) is today in their
-# own timezone and whose local time has reached the greeting hour.
+# Members whose care date (birthday, 29 February on the 28th in other years, a holiday, or an important date
+# of an organisation they are a key contact or leader of) is today in their own timezone and whose local time
+# has reached the greeting hour.
 CARE_SOURCE = """
 SELECT m.id AS member_id, o.ref AS trigger_ref, CAST(:as_of AS timestamptz) AS at
 FROM members m
@@ -206,6 +208,8 @@ CROSS JOIN LATERAL (
     UNION ALL
     SELECT 'holiday:' || h.day FROM jsonb_each_text(CAST(:holidays AS jsonb)) AS h(day, name)
     WHERE CAST(h.day AS date) = l.local_now::date
+    UNION ALL
+""" + organisations.care_dates_sql(member_id="m.id", year="yr.y", local_date="l.local_now::date") + """
 ) o
 WHERE m.status <> 'closed' AND l.local_now::time >= CAST(:greeting_at AS time)
 """
@@ -286,7 +290,7 @@ def enroll_care_dates(session: Session, *, as_of: datetime) -> int:
     settings = get_settings()
     return _enroll(session, trigger="care.date", source=CARE_SOURCE,
                    params={"as_of": as_of, "holidays": json.dumps(settings.care_holidays),
-                           "greeting_at": settings.care_greeting_time})
+                           "greeting_at": settings.care_greeting_time, **organisations.care_dates_params()})
 
 
 # --- running steps ---------------------------------------------------------------------------------

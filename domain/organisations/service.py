@@ -752,3 +752,23 @@ def audience_condition(*, member_column: str, audience: dict[str, Any]) -> tuple
             "AND (CAST(:aud_orgs AS bigint[]) IS NULL OR aud_om.organisation_id = ANY(CAST(:aud_orgs AS bigint[]))) "
             "AND (CAST(:aud_roles AS text[]) IS NULL OR aud_om.role = ANY(CAST(:aud_roles AS text[]))))",
             {"aud_orgs": org_ids, "aud_roles": roles})
+
+
+def care_dates_sql(*, member_id: str, year: str, local_date: str) -> str:
+    """The query piece the care journeys' date source unions in: one occasion ref
+    (``account:<organisation>:<kind>:<year>``) when an important date of an organisation the member is a key
+    contact or leader of (``:care_roles``) falls on the member's local date (29 February on the 28th)."""
+    return f"""
+    SELECT 'account:' || d.organisation_id || ':' || d.kind || ':' || {year}
+    FROM organisation_members care_om JOIN organisation_dates d ON d.organisation_id = care_om.organisation_id
+    WHERE care_om.member_id = {member_id} AND care_om.removed_at IS NULL
+      AND care_om.role = ANY(CAST(:care_roles AS text[]))
+      AND make_date({year}, extract(month FROM d.on_date)::int,
+            CASE WHEN extract(month FROM d.on_date) = 2 AND extract(day FROM d.on_date) = 29
+                      AND NOT ({year} % 4 = 0 AND ({year} % 100 <> 0 OR {year} % 400 = 0))
+                 THEN 28 ELSE extract(day FROM d.on_date)::int END) = {local_date}
+"""
+
+
+def care_dates_params() -> dict[str, Any]:
+    return {"care_roles": get_settings().account_care_roles}

@@ -104,3 +104,21 @@ def test_call_lists_and_campaigns_filter_by_organisation_and_role(session):
     assert set(leads) == {contact.id, leader.id}
     with pytest.raises(InvalidInput):
         campaigns.audience_sql({"organisation_roles": ["chairman"]}, NOW)
+
+
+def test_an_accounts_founding_anniversary_greets_its_key_contacts_once(committed_engine):
+    from domain.db import unit_of_work
+    from jobs.runner import run_job
+
+    with unit_of_work(committed_engine) as session:
+        contact, employee = person(session), person(session)
+        org = account_with(session, "Anniversary Co", key_contact=contact, employee=employee)
+        orgs.set_important_date(session, organisation_id=org.id, kind="founding_anniversary", label="founded",
+                                on_date=date(2001, 3, 10))
+        session.commit()
+    at_ten = datetime(2026, 3, 10, 2, 5, tzinfo=UTC)  # 10:05 in Shanghai
+    assert run_job("care-greetings", engine=committed_engine, as_of=at_ten).counts["enrolled"] == 1
+    assert run_job("care-greetings", engine=committed_engine, as_of=at_ten + DAY / 24).counts["enrolled"] == 0
+    with unit_of_work(committed_engine) as session:
+        refs = session.execute(sa.text("SELECT member_id, trigger_ref FROM journey_enrollments")).all()
+    assert refs == [(contact.id, f"account:{org.id}:founding_anniversary:2026")]
