@@ -217,6 +217,7 @@ WITH audience AS (
         WHEN EXISTS (SELECT 1 FROM member_channel_reachability r
                      WHERE r.member_id = a.id AND r.channel = 'phone' AND NOT r.reachable) THEN 'channel_unreachable'
         WHEN {complaint_cooldown} THEN 'complaint'
+        WHEN NOT :service AND {account_do_not_contact} THEN 'account_do_not_contact'
         WHEN (SELECT mc.status FROM member_consents mc WHERE mc.member_id = a.id AND mc.channel = 'phone') = 'opted_out'
           THEN 'consent_opted_out'
         WHEN :marketing AND (SELECT mc.status FROM member_consents mc
@@ -281,9 +282,11 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
                                                                                    audience=audience)
     sql = EXTRACT_SQL.replace("{complaint_cooldown}", COMPLAINT_COOLDOWN_SQL.format(member_id="a.id")).replace(
         "{caps_full}", caps_full).replace("{qualifying_spend}", QUALIFYING_SPEND_SQL.format(member_id="c.id")).replace(
-        "{organisation_condition}", organisation_condition)
+        "{organisation_condition}", organisation_condition).replace(
+        "{account_do_not_contact}", organisations.DO_NOT_CONTACT_SQL.format(member_id="a.id"))
     rows = session.execute(sa.text(sql), {
-        **organisation_params, **cap_params, "cap_at": now, **complaint_cooldown_params(now=now, policy=policy),
+        **organisation_params, "service": call_list.purpose == "service", **cap_params, "cap_at": now,
+        **complaint_cooldown_params(now=now, policy=policy),
         "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
         "statuses": audience.get("statuses") or ["active", "dormant"], "tiers": audience.get("tiers"),
         "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),

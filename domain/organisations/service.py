@@ -690,16 +690,24 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 # --- signals into the rest of the product ----------------------------------------------------------------------
 
+_DO_NOT_CONTACT_FROM = ("FROM organisation_members dnc_om "
+                        "JOIN organisations dnc_o ON dnc_o.id = dnc_om.organisation_id "
+                        "WHERE dnc_om.member_id = {member_id} AND dnc_om.removed_at IS NULL AND dnc_o.do_not_contact")
+
+DO_NOT_CONTACT_SQL = "EXISTS (SELECT 1 " + _DO_NOT_CONTACT_FROM + ")"
+"""The account-level do-not-contact as a SQL predicate for set-based callers (call lists); format
+``member_id``. ``accounts_not_to_contact`` reads the same condition for the gate's facts."""
+
+
 def accounts_not_to_contact(session: Session, *, member_ids: list[int]) -> dict[int, str]:
     """Member → the name of an organisation they currently belong to that is not to be contacted (for the
     contact gate's facts: the account-level do-not-contact covers all its people)."""
     if not member_ids:
         return {}
     rows = session.execute(sa.text(
-        "SELECT DISTINCT ON (om.member_id) om.member_id, o.name FROM organisation_members om "
-        "JOIN organisations o ON o.id = om.organisation_id "
-        "WHERE om.member_id = ANY(CAST(:ids AS bigint[])) AND om.removed_at IS NULL AND o.do_not_contact "
-        "ORDER BY om.member_id, o.id"), {"ids": sorted(set(member_ids))}).all()
+        "SELECT DISTINCT ON (dnc_om.member_id) dnc_om.member_id, dnc_o.name "
+        + _DO_NOT_CONTACT_FROM.format(member_id="ANY(CAST(:ids AS bigint[]))")
+        + " ORDER BY dnc_om.member_id, dnc_o.id"), {"ids": sorted(set(member_ids))}).all()
     return {int(r[0]): str(r[1]) for r in rows}
 
 

@@ -104,6 +104,11 @@ def test_call_lists_and_campaigns_filter_by_organisation_and_role(session):
     assert set(leads) == {contact.id, leader.id}
     with pytest.raises(InvalidInput):
         campaigns.audience_sql({"organisation_roles": ["chairman"]}, NOW)
+    orgs.update_organisation(session, organisation_id=org.id, changes={"do_not_contact": True}, now=NOW)
+    again = crm.create_call_list(session, name="accounts 2", product="fleet", purpose="marketing",
+                                 audience=audience, weights={}, interest_days=30, recall_hours=48,
+                                 agent_capacity=20, now=NOW)
+    assert crm.extract_leads(session, call_list_id=again.id, now=NOW)["excluded"] == {"account_do_not_contact": 2}
 
 
 def test_an_accounts_founding_anniversary_greets_its_key_contacts_once(committed_engine):
