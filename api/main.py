@@ -6,7 +6,19 @@ from fastapi import FastAPI
 
 from api.edge import install_edge
 from api.errors import install_error_handlers
-from api.routes import admin, campaigns, contacts, crm, exports, health, journeys, members, organisations, points, wechat
+from api.routes import (
+    admin,
+    campaigns,
+    contacts,
+    crm,
+    exports,
+    health,
+    journeys,
+    members,
+    organisations,
+    points,
+    wechat,
+)
 from domain.settings import get_settings
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
