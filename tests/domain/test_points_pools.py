@@ -67,10 +67,11 @@ def test_pooled_points_keep_points_verify_passing_under_concurrent_orders_of_two
                                  reason="r", actor="t", now=T0)
         session.commit()
         pool_id, ids = pool.id, (owner.id, spouse.id, child.id)
-    wide = sa.create_engine(committed_engine.url, pool_size=20, max_overflow=0, pool_timeout=120)
-    work = ([("order", ids[1], i) for i in range(15)] + [("order", ids[2], i) for i in range(15)]
-            + [("order", ids[0], i) for i in range(5)] + [("sweep", 0, i) for i in range(10)]
-            + [("redeem", ids[0], i) for i in range(5)])
+    # Few connections on purpose: the PostgreSQL server is shared, and callers queue for them as API workers do.
+    wide = sa.create_engine(committed_engine.url, pool_size=6, max_overflow=0, pool_timeout=120)
+    work = ([("order", ids[1], i) for i in range(12)] + [("order", ids[2], i) for i in range(12)]
+            + [("order", ids[0], i) for i in range(3)] + [("sweep", 0, i) for i in range(6)]
+            + [("redeem", ids[0], i) for i in range(3)])
     barrier = Barrier(len(work))
 
     def run(item) -> str:
@@ -95,7 +96,7 @@ def test_pooled_points_keep_points_verify_passing_under_concurrent_orders_of_two
     with ThreadPoolExecutor(len(work)) as executor:
         outcomes = list(executor.map(run, work))
     wide.dispose()
-    assert outcomes.count("order") == 35
+    assert outcomes.count("order") == 27
     with unit_of_work(committed_engine) as session:
         points.release_due_points(session, as_of=T0 + 8 * DAY, member_range=(0, 10**9), now=T0 + 8 * DAY)
         orgs.sweep_pool(session, pool_id=pool_id, sweep_key="after-release", now=T0 + 8 * DAY)
@@ -103,7 +104,7 @@ def test_pooled_points_keep_points_verify_passing_under_concurrent_orders_of_two
         balances = points.balances_of(session, member_ids=list(ids), now=T0 + 8 * DAY)
         redeemed = 100 * outcomes.count("redeem")
         earned = session.scalar(sa.text("SELECT sum(points_earned) FROM orders"))
-        assert earned >= 3_500  # 35 orders of 100 yuan, some at a higher tier's multiplier
+        assert earned >= 2_700  # 27 orders of 100 yuan, some at a higher tier's multiplier
         # Nothing lost or counted twice: 3 × 1,000 seeded + what the orders earned − what the owner redeemed.
         assert sum(b.available + b.pending for b in balances.values()) == 3_000 + earned - redeemed
         assert balances[ids[1]].available == balances[ids[2]].available == 0
