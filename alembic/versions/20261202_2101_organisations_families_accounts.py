@@ -1,7 +1,7 @@
 """organisations, contracts, account team, members in organisations, family links, shared treatment, visits, account complaints, points pools
 
 Revision ID: 2101
-Revises: 0010
+Revises: 1601
 Create Date: 2026-12-02 02:37:35.423288
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '2101'
-down_revision: str | None = '0010'
+down_revision: str | None = '1601'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
