@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -12,12 +12,16 @@ from sqlmodel import Session
 
 from api.edge import database_permit
 from domain.access.models import Scope
-from domain.access.rules import scope_allows
+from domain.access.rules import CredentialKind, RouteAccess, is_api_key, sees_contact_details
 from domain.access.service import authenticate, record_access
+from domain.access.tokens import token_audience
 from domain.clock import utcnow
 from domain.db import get_engine, limit_lock_waits
 from domain.errors import Forbidden, Unauthorized
+from domain.members.rules import visible_contact_details
 from domain.settings import get_settings
+from domain.staff import service as staff
+from domain.staff.models import StaffRole
 
 
 def get_session(_: Annotated[None, Depends(database_permit, scope="function")]) -> Iterator[Session]:
@@ -49,58 +53,133 @@ NowDep = Annotated[datetime, Depends(get_now)]
 
 @dataclass(frozen=True)
 class Caller:
-    key_name: str
-    scope: Scope
-    agent_id: str | None
-    """The agent behind a CRM key (``X-Agent-Id``), for the access log and action records."""
+    """Who is calling: the kind of credential, and who stands behind it.
+
+    - ``api_key``: ``name`` is the key's name, ``scope`` its scope (a system, not a person);
+    - ``staff``: ``name`` is the username, ``role`` and ``staff_id`` from the logged-in account;
+    - ``member``: ``member_id`` is the member the session belongs to (their own record only).
+    """
+
+    kind: CredentialKind
+    name: str
+    scope: Scope | None = None
+    role: StaffRole | None = None
+    staff_id: int | None = None
+    member_id: int | None = None
     pii_access: bool = False
+    """The credential's own PII grant (a ``--pii`` key, a staff account with the PII right)."""
+    session_id: str | None = None
+
+    @property
+    def key_name(self) -> str | None:
+        return self.name if self.kind == CredentialKind.API_KEY else None
+
+    @property
+    def agent_id(self) -> str | None:
+        """The staff member's username: the identity on notes, call outcomes, leads and the access log."""
+        return self.name if self.kind == CredentialKind.STAFF else None
 
     @property
     def sees_contact_details(self) -> bool:
-        """Admins and PII-enabled CRM keys see full phone numbers; other agents see them masked."""
-        return self.scope == Scope.ADMIN or self.pii_access
+        return sees_contact_details(self.kind, scope=self.scope, pii_access=self.pii_access)
 
     @property
     def actor(self) -> str:
-        return f"{self.key_name}/{self.agent_id}" if self.agent_id else self.key_name
+        """How records name who acted: the key's name, ``staff:<username>`` or ``member:<id>``."""
+        if self.kind == CredentialKind.STAFF:
+            return f"staff:{self.name}"
+        if self.kind == CredentialKind.MEMBER:
+            return f"member:{self.member_id}"
+        return self.name
 
 
-def _authenticate(request: Request, session: SessionDep,
-                  authorization: Annotated[str | None, Header()] = None,
-                  x_agent_id: Annotated[str | None, Header(max_length=64)] = None) -> Caller:
+def _authenticate(request: Request, session: SessionDep, now: NowDep,
+                  authorization: Annotated[str | None, Header()] = None) -> Caller:
     if not authorization or not authorization.lower().startswith("bearer "):
-        raise Unauthorized("send 'Authorization: Bearer <API key>'", code="missing_api_key")
-    key = authenticate(session, presented=authorization[7:].strip())
-    caller = Caller(key_name=key.name, scope=Scope(key.scope), agent_id=x_agent_id, pii_access=key.pii_access)
+        raise Unauthorized("send 'Authorization: Bearer <API key or session token>'", code="missing_api_key")
+    presented = authorization[7:].strip()
+    if is_api_key(presented):
+        key = authenticate(session, presented=presented)
+        caller = Caller(kind=CredentialKind.API_KEY, name=key.name, scope=Scope(key.scope), pii_access=key.pii_access)
+    elif token_audience(presented) == staff.STAFF_AUDIENCE:
+        account, session_id = staff.authenticate_staff(session, token=presented, now=now)
+        caller = Caller(kind=CredentialKind.STAFF, name=account.username, role=StaffRole(account.role),
+                        staff_id=account.id, pii_access=account.pii_access, session_id=session_id)
+    else:
+        raise Unauthorized("invalid or revoked API key or token", code="invalid_api_key")
     request.state.caller = caller
     return caller
 
 
-def require(*scopes: Scope):  # type: ignore[no-untyped-def]
-    """A dependency admitting callers whose key has one of ``scopes`` (admin always)."""
-    allowed = frozenset(scopes)
+def allow(access: RouteAccess) -> Callable[[Caller], Caller]:
+    """A dependency admitting exactly the callers ``access`` names. Every route has one (the
+    route-enumeration test reads ``.access``)."""
 
     def check(caller: Annotated[Caller, Depends(_authenticate)]) -> Caller:
-        if not scope_allows(caller.scope, allowed):
-            permitted = sorted(s.value for s in allowed | {Scope.ADMIN})
-            raise Forbidden(f"a {caller.scope} key may not do this", code="scope_forbidden",
-                            details={"scope": caller.scope, "allowed": permitted})
+        if not access.admits(caller.kind, scope=caller.scope, role=caller.role):
+            held = caller.scope or caller.role or caller.kind
+            raise Forbidden(f"a {caller.kind} credential ({held}) may not do this", code="scope_forbidden",
+                            details={"credential": caller.kind, "scope": caller.scope, "role": caller.role,
+                                     "allowed": access.describe()})
         return caller
 
-    check.required_scopes = allowed  # type: ignore[attr-defined]  # read by the route-enumeration test
+    check.access = access  # type: ignore[attr-defined]
     return check
 
 
-AppCaller = Annotated[Caller, Depends(require(Scope.APP, Scope.CRM))]
-"""Member self-service and everything above it."""
-CrmCaller = Annotated[Caller, Depends(require(Scope.CRM))]
-AdminCaller = Annotated[Caller, Depends(require())]
+def public(why: str) -> Callable[[], None]:
+    """A dependency marking a route that needs no credential, with the reason (read by the route-enumeration
+    test, so being public is a declared decision, not an omission)."""
+
+    def no_credential() -> None:
+        return None
+
+    no_credential.public_because = why  # type: ignore[attr-defined]
+    return no_credential
+
+
+_R = StaffRole
+CALL_CENTER = frozenset({_R.AGENT, _R.SUPERVISOR})
+MARKETING = frozenset({_R.MARKETER, _R.SUPERVISOR})
+
+MEMBER_DATA = RouteAccess(scopes=frozenset({Scope.APP, Scope.CRM}), roles=CALL_CENTER)
+"""A member's own data by id: trusted systems, the call center."""
+CRM = RouteAccess(scopes=frozenset({Scope.CRM}), roles=CALL_CENTER)
+"""Call-center work that a CRM integration may also do: lookups, complaints, list reports."""
+AGENT_ACTION = RouteAccess(roles=CALL_CENTER, keys=False)
+"""Recorded in a named agent's name (notes, pulling a lead, a call's outcome): a person, never a key."""
+MARKETING_WORK = RouteAccess(roles=MARKETING)
+"""Call lists, journeys, campaigns: marketers and supervisors (and an admin key for automation)."""
+APPROVAL = RouteAccess(roles=MARKETING, keys=False)
+"""Four-eyes approval: a second named person, never a key."""
+OPERATIONS = RouteAccess(roles=frozenset({_R.OPERATOR}))
+"""Jobs, keys, configuration: operators (and an admin key)."""
+CORRECTIONS = RouteAccess(roles=frozenset({_R.SUPERVISOR, _R.OPERATOR}))
+"""Points corrections with a reason: supervisors and operators."""
+ANY_STAFF = RouteAccess(roles=frozenset(StaffRole), keys=False)
+"""A logged-in person's own session (who am I, refresh, log out)."""
+
+AppCaller = Annotated[Caller, Depends(allow(MEMBER_DATA))]
+CrmCaller = Annotated[Caller, Depends(allow(CRM))]
+AgentCaller = Annotated[Caller, Depends(allow(AGENT_ACTION))]
+MarketingCaller = Annotated[Caller, Depends(allow(MARKETING_WORK))]
+ApproverCaller = Annotated[Caller, Depends(allow(APPROVAL))]
+AdminCaller = Annotated[Caller, Depends(allow(OPERATIONS))]
+CorrectionCaller = Annotated[Caller, Depends(allow(CORRECTIONS))]
+StaffCaller = Annotated[Caller, Depends(allow(ANY_STAFF))]
+
+
+def contact_details(caller: Caller, *, phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+    """Phone and email as this caller may see them (masked without the PII right)."""
+    return visible_contact_details(phone=phone, email=email, unmasked=caller.sees_contact_details)
 
 
 def log_personal_read(session: Session, caller: Caller, *, member_id: int, action: str, reason: str | None,
                       now: datetime) -> None:
-    """CRM reads of personal data go to the access log; app keys read on the member's own behalf.
+    """Every read of a member's personal data by anyone but the member goes to the access log.
     Only for read routes: the entry is taken to be the transaction's only write."""
-    if caller.scope in (Scope.CRM, Scope.ADMIN):
-        record_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, member_id=member_id,
-                      action=action, reason=reason or "unspecified", now=now, read_only_transaction=True)
+    if caller.kind == CredentialKind.MEMBER and caller.member_id == member_id:
+        return
+    record_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
+                  member_id=member_id, action=action, reason=reason or "unspecified", now=now,
+                  read_only_transaction=True)

@@ -62,14 +62,20 @@ def status_for(exc: DomainError) -> int:
     return 400
 
 
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    """A business refusal as an HTTP answer. Routes return it themselves when the refusal's own writes must
+    commit (a login's count of wrong passwords); otherwise they raise and the handler below calls this."""
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after_seconds" in exc.details:
+        headers = {"Retry-After": str(exc.details["retry_after_seconds"])}
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if status == 429 and "retry_after_seconds" in exc.details:
-            headers = {"Retry-After": str(exc.details["retry_after_seconds"])}
-        return error_response(status, exc.code, exc.message, exc.details, headers)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,12 +17,14 @@ from api.routes import (
     members,
     organisations,
     points,
+    staff,
     wechat,
 )
 from domain.settings import get_settings
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
-           campaigns.router, admin.router, exports.router, wechat.router, organisations.router]
+           campaigns.router, admin.router, exports.router, staff.router, wechat.router,
+           organisations.router]
 
 
 def create_app() -> FastAPI:
@@ -30,7 +32,9 @@ def create_app() -> FastAPI:
         title="Loyalty",
         version="0.1.0",
         description="Membership and loyalty backend: members, points, tiers, the contact gate, journeys, "
-                    "WeChat and the call center. Every /v1 call needs `Authorization: Bearer <API key>`.",
+                    "WeChat and the call center. Every /v1 call needs "
+                    "`Authorization: Bearer <API key or session token>` "
+                    "(README, Security).",
     )
     install_error_handlers(app)
     install_edge(app, get_settings())

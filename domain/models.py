@@ -30,6 +30,7 @@ from domain.organisations.models import (
 )
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
+from domain.staff.models import StaffAccount, StaffSession
 from domain.tiers.models import TierEvent, TierStatus
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
 from domain.wechat.models import AccessToken, Follower, OAuthState, ProcessedCallback, SubscriptionGrant
@@ -86,4 +87,6 @@ __all__ = [
     "AccountComplaint",
     "PointsPool",
     "PointsPoolMember",
+    "StaffAccount",
+    "StaffSession",
 ]

@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     """True: a CRM read's commit waits until its access-log entry is on disk (about half the lookup
     throughput here). False: a PostgreSQL crash may lose the last fraction of a second of read records."""
 
+    # --- who may call (staff and member sessions) ---------------------------------------------------
+    token_keys: dict[str, str] = {}
+    """Signing keys of session tokens, key id → secret (at least 32 characters), as JSON. Every key listed
+    verifies; ``token_signing_kid`` signs. To rotate: add the new key, sign with it, drop the old one once
+    the tokens it signed have expired — nobody is logged out. Unset: a random key kept in
+    ``data_dir/token-keys.json`` (one machine; set this for several hosts)."""
+    token_signing_kid: str = ""
+    """The key id that signs new tokens; empty: the last one in ``token_keys``."""
+    staff_token_minutes: int = 30
+    """Life of a staff access token; the console refreshes it while the session lives."""
+    staff_session_hours: int = 12
+    """Longest a staff login lasts (a shift) before the password is asked again."""
+    staff_login_max_failures: int = 5
+    staff_login_lock_minutes: int = 15
+    """After this many wrong passwords in a row, an account refuses logins for this long (429)."""
+    staff_password_min_length: int = 10
+
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 

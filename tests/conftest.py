@@ -21,7 +21,7 @@ from sqlmodel import Session
 from domain import migrations
 from domain.db import create_db_engine, embedded_database_url, normalise_url, set_engine
 from domain.settings import PROJECT_ROOT
-from tests.factories import make_api_key
+from tests.factories import make_api_key, make_staff, staff_auth
 
 
 def _test_database_url() -> str:
@@ -126,7 +126,24 @@ def app_headers(session: Session) -> dict[str, str]:
 
 @pytest.fixture
 def crm_headers(session: Session) -> dict[str, str]:
-    return {**_auth(session, "crm", "test-crm"), "X-Agent-Id": "agent-7"}
+    """A logged-in call-center agent, ``agent-7``, without the PII right (staff identity, not a header)."""
+    return staff_auth(session, make_staff(session, role="agent", username="agent-7"))
+
+
+@pytest.fixture
+def crm_key_headers(session: Session) -> dict[str, str]:
+    """A CRM integration's key (a system, not a person)."""
+    return _auth(session, "crm", "test-crm")
+
+
+@pytest.fixture
+def staff_headers(session: Session) -> Callable[..., dict[str, str]]:
+    """Headers for a logged-in staff member: ``staff_headers("supervisor", username="sup-1", pii_access=True)``."""
+
+    def make(role: str = "agent", **overrides: object) -> dict[str, str]:
+        return staff_auth(session, make_staff(session, role=role, **overrides))  # type: ignore[arg-type]
+
+    return make
 
 
 @pytest.fixture

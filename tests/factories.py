@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session
@@ -34,6 +35,39 @@ def make_api_key(session: Session, *, scope: str = "admin", name: str | None = N
     row, key = create_api_key(session, name=name or f"key-{next(_phones)}", scope=Scope(scope), now=DEFAULT_NOW)
     session.commit()
     return row, key
+
+
+TEST_PASSWORD = "correct horse battery"
+
+
+@lru_cache
+def _test_password_hash(password: str) -> str:
+    from domain.staff.rules import hash_password
+
+    return hash_password(password)  # argon2 is slow on purpose: hash each test password once per run
+
+
+def make_staff(session: Session, *, role: str = "agent", username: str | None = None, pii_access: bool = False,
+               password: str = TEST_PASSWORD, now: datetime | None = None) -> Any:
+    from domain.staff.models import StaffAccount, StaffRole
+
+    account = StaffAccount(username=username or f"staff-{next(_phones)}", display_name="Test Person",
+                           role=StaffRole(role), pii_access=pii_access, password_hash=_test_password_hash(password),
+                           created_at=now or DEFAULT_NOW)
+    session.add(account)
+    session.commit()
+    return account
+
+
+def staff_auth(session: Session, account: Any, *, now: datetime | None = None) -> dict[str, str]:
+    """Headers of a logged-in staff member (a session started without the password round trip). The session
+    starts at the real clock, as the API checks expiry against it."""
+    from domain.clock import utcnow
+    from domain.staff.service import start_session
+
+    issued = start_session(session, account=account, now=now or utcnow())
+    session.commit()
+    return {"Authorization": f"Bearer {issued.access_token}"}
 
 
 def make_order(session: Session, *, member_id: int, amount_fen: int = 10_000, order_id: str | None = None,

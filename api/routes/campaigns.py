@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import AdminCaller, NowDep, SessionDep
+from api.deps import ApproverCaller, MarketingCaller, NowDep, SessionDep
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel, from_row
 from domain.campaigns import service as campaigns
 
@@ -44,7 +44,7 @@ class CampaignOut(BaseModel):
 
 
 @router.get("", response_model=Page[CampaignOut], summary="Campaigns, newest first")
-def list_campaigns(session: SessionDep, caller: AdminCaller,
+def list_campaigns(session: SessionDep, caller: MarketingCaller,
                    status: Annotated[str | None, Query(pattern="^(draft|approved|launched)$")] = None,
                    cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[CampaignOut]:
     page = campaigns.list_campaigns(session, status=status, cursor=cursor, limit=limit)
@@ -52,32 +52,33 @@ def list_campaigns(session: SessionDep, caller: AdminCaller,
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut, summary="One campaign")
-def get_campaign(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller) -> CampaignOut:
+def get_campaign(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller) -> CampaignOut:
     return from_row(CampaignOut, campaigns.get_campaign(session, campaign_id=campaign_id))
 
 
 @router.post("", status_code=201, summary="Create a draft campaign with its audience filter")
-def create(body: CampaignIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def create(body: CampaignIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     campaign = campaigns.create_campaign(session, actor=caller.actor, now=now, **body.model_dump())
     return {"id": campaign.id, "status": campaign.status, "audience": campaign.audience}
 
 
 @router.get("/{campaign_id}/preview", summary="Audience size and a sample, before launch")
-def preview(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def preview(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     return campaigns.preview(session, campaign_id=campaign_id, now=now)
 
 
-@router.post("/{campaign_id}/approve", summary="Approve a draft (not by its author)")
-def approve(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+@router.post("/{campaign_id}/approve",
+             summary="Approve a draft: a second named person (staff), never its author or a key")
+def approve(campaign_id: CampaignId, session: SessionDep, caller: ApproverCaller, now: NowDep) -> dict[str, Any]:
     campaign = campaigns.approve(session, campaign_id=campaign_id, actor=caller.actor, now=now)
     return {"id": campaign.id, "status": campaign.status, "approved_by": campaign.approved_by}
 
 
 @router.post("/{campaign_id}/launch", summary="Fix the audience and its control group; sending follows")
-def launch(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def launch(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     return {"id": campaign_id, **campaigns.launch(session, campaign_id=campaign_id, now=now)}
 
 
 @router.get("/{campaign_id}/report", summary="Sent, deferred, suppressed by reason, uplift with a 95% CI")
-def report(campaign_id: CampaignId, session: SessionDep, caller: AdminCaller) -> dict[str, Any]:
+def report(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller) -> dict[str, Any]:
     return campaigns.report(session, campaign_id=campaign_id)

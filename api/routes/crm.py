@@ -8,7 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import AdminCaller, AppCaller, CrmCaller, NowDep, SessionDep, log_personal_read
+from api.deps import (
+    AgentCaller,
+    AppCaller,
+    Caller,
+    CrmCaller,
+    MarketingCaller,
+    NowDep,
+    SessionDep,
+    log_personal_read,
+)
 from api.schemas.common import (
     DEFAULT_PAGE_LIMIT,
     ERROR_RESPONSES,
@@ -23,8 +32,8 @@ from api.schemas.contacts import ComplaintOut
 from domain.clock import ensure_aware
 from domain.contact_policy import service as gate
 from domain.crm import service as crm
-from domain.errors import InvalidInput
 from domain.members import service as members
+from domain.staff.rules import may_work_any_lead
 
 router = APIRouter(tags=["crm"], responses=ERROR_RESPONSES)
 
@@ -64,10 +73,8 @@ def crm_lookup(session: SessionDep, caller: CrmCaller, now: NowDep,
 
 @router.post("/v1/crm/members/{member_id}/notes", response_model=NoteOut, status_code=201,
              summary="Record what the agent learned (structured fields and free text)")
-def add_note(member_id: MemberId, body: NoteIn, session: SessionDep, caller: CrmCaller, now: NowDep) -> NoteOut:
-    if not caller.agent_id:
-        raise InvalidInput("send X-Agent-Id: notes are recorded with the agent's identity", code="agent_required")
-    note = crm.add_note(session, member_id=member_id, agent_id=caller.agent_id, fields=body.fields, text=body.text,
+def add_note(member_id: MemberId, body: NoteIn, session: SessionDep, caller: AgentCaller, now: NowDep) -> NoteOut:
+    note = crm.add_note(session, member_id=member_id, agent_id=_agent(caller), fields=body.fields, text=body.text,
                         now=now)
     return NoteOut.model_validate(note, from_attributes=True)
 
@@ -113,10 +120,10 @@ class OutcomeIn(StrictModel):
     lead_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
-def _agent(caller: Any) -> str:
-    if not caller.agent_id:
-        raise InvalidInput("send X-Agent-Id: this action is recorded with the agent's identity", code="agent_required")
-    return str(caller.agent_id)
+def _agent(caller: Caller) -> str:
+    """The logged-in staff member's username (AgentCaller admits only staff, so it is always there)."""
+    assert caller.agent_id is not None
+    return caller.agent_id
 
 
 ListId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -162,21 +169,21 @@ def list_leads(call_list_id: ListId, session: SessionDep, caller: CrmCaller,
     return Page[LeadOut].of(page, lambda lead: from_row(LeadOut, lead))
 
 
-@router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (admin)")
-def create_call_list(body: CallListIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+@router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (marketers, supervisors)")
+def create_call_list(body: CallListIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     call_list = crm.create_call_list(session, now=now, **body.model_dump())
     return {"id": call_list.id, "name": call_list.name, "product": call_list.product, "weights": call_list.weights}
 
 
 @router.post("/v1/crm/call-lists/{call_list_id}/extract",
              summary="Extract prioritised leads, with exclusions by reason")
-def extract(call_list_id: ListId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def extract(call_list_id: ListId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     return crm.extract_leads(session, call_list_id=call_list_id, now=now)
 
 
 @router.post("/v1/crm/call-lists/{call_list_id}/next-lead", response_model=LeadOut | None,
              summary="The calling agent's next lead (own members first, then by priority)")
-def pull_lead(call_list_id: ListId, session: SessionDep, caller: CrmCaller, now: NowDep) -> LeadOut | None:
+def pull_lead(call_list_id: ListId, session: SessionDep, caller: AgentCaller, now: NowDep) -> LeadOut | None:
     lead = crm.next_lead(session, call_list_id=call_list_id, agent_id=_agent(caller), now=now)
     return LeadOut.model_validate(lead, from_attributes=True) if lead else None
 
@@ -188,9 +195,11 @@ def report(call_list_id: ListId, session: SessionDep, caller: CrmCaller) -> dict
 
 @router.post("/v1/crm/members/{member_id}/call-outcomes", status_code=201,
              summary="Record a call's outcome; do_not_call opts out at once, callback books a gated phone touch")
-def call_outcome(member_id: MemberId, body: OutcomeIn, session: SessionDep, caller: CrmCaller,
+def call_outcome(member_id: MemberId, body: OutcomeIn, session: SessionDep, caller: AgentCaller,
                  now: NowDep) -> dict[str, Any]:
+    assert caller.role is not None
     record = crm.record_call_outcome(session, member_id=member_id, agent_id=_agent(caller), outcome=body.outcome,
+                                     any_lead=may_work_any_lead(caller.role),
                                      note=body.note, lead_id=body.lead_id, now=now,
                                      callback_at=ensure_aware(body.callback_at) if body.callback_at else None)
     return {"id": record.id, "member_id": member_id, "outcome": record.outcome, "agent_id": record.agent_id,

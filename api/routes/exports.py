@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path
 from fastapi.responses import StreamingResponse
 
-from api.deps import AdminCaller, Caller, CrmCaller, NowDep, SessionDep
+from api.deps import Caller, CrmCaller, MarketingCaller, NowDep, SessionDep
 from api.routes.members import MemberSearchDep
 from api.schemas.common import ERROR_RESPONSES
-from domain.access.models import Scope
+from domain.access.rules import CredentialKind
 from domain.access.service import record_bulk_access
 from domain.campaigns import service as campaigns
 from domain.crm import service as crm
@@ -41,9 +41,9 @@ def csv_response(chunks: Iterator[bytes], filename: str) -> StreamingResponse:
 
 def _log_export(session: SessionDep, caller: Caller, member_ids: Any, *, action: str, reason: str | None,
                 now: datetime) -> None:
-    if caller.scope in (Scope.CRM, Scope.ADMIN):
-        record_bulk_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, member_ids=member_ids,
-                           action=action, reason=reason or "export", now=now)
+    if caller.kind != CredentialKind.MEMBER:  # every non-member read of personal data is logged
+        record_bulk_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
+                           member_ids=member_ids, action=action, reason=reason or "export", now=now)
 
 
 @router.get("/v1/crm/call-lists/{call_list_id}/leads.csv", responses=CSV_RESPONSE, response_class=StreamingResponse,
@@ -59,7 +59,7 @@ def export_leads(call_list_id: Id, session: SessionDep, caller: CrmCaller, now: 
 
 @router.get("/v1/campaigns/{campaign_id}/audience.csv", responses=CSV_RESPONSE, response_class=StreamingResponse,
             summary="A launched campaign's audience with treatment/control and the gate's decision")
-def export_audience(campaign_id: Id, session: SessionDep, caller: AdminCaller) -> StreamingResponse:
+def export_audience(campaign_id: Id, session: SessionDep, caller: MarketingCaller) -> StreamingResponse:
     campaigns.get_campaign(session, campaign_id=campaign_id)
     query = campaigns.audience_export_query(campaign_id=campaign_id)
     return csv_response(stream_csv(get_engine(), query), f"campaign-{campaign_id}-audience.csv")

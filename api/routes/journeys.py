@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.deps import AdminCaller, NowDep, SessionDep
+from api.deps import MarketingCaller, NowDep, SessionDep
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel
 from domain.journeys import service as journeys
 
@@ -58,7 +58,7 @@ def _out(journey: Any, version: Any) -> JourneyOut:
 
 
 @router.get("", response_model=Page[JourneyOut], summary="Journeys with their current version, newest first")
-def list_journeys(session: SessionDep, caller: AdminCaller, now: NowDep,
+def list_journeys(session: SessionDep, caller: MarketingCaller, now: NowDep,
                   status: Annotated[str | None, Query(pattern="^(active|paused)$")] = None,
                   trigger: Annotated[str | None, Query(pattern=TRIGGER_PATTERN)] = None,
                   cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[JourneyOut]:
@@ -68,25 +68,25 @@ def list_journeys(session: SessionDep, caller: AdminCaller, now: NowDep,
 
 
 @router.get("/{journey_id}", response_model=JourneyOut, summary="One journey with its current version")
-def get_journey(journey_id: JourneyId, session: SessionDep, caller: AdminCaller) -> JourneyOut:
+def get_journey(journey_id: JourneyId, session: SessionDep, caller: MarketingCaller) -> JourneyOut:
     return _out(*journeys.get_journey(session, journey_id=journey_id))
 
 
 @router.post("", status_code=201, summary="Create a journey (send, branch and lapse steps)")
-def create(body: JourneyCreateIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def create(body: JourneyCreateIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     journey = journeys.create_journey(session, now=now, **body.model_dump())
     return {"id": journey.id, "key": journey.key, "status": journey.status, "version": journey.current_version}
 
 
 @router.put("/{journey_id}/status", summary="Pause or resume a journey")
-def set_status(journey_id: JourneyId, body: JourneyStatusIn, session: SessionDep, caller: AdminCaller
+def set_status(journey_id: JourneyId, body: JourneyStatusIn, session: SessionDep, caller: MarketingCaller
                ) -> dict[str, Any]:
     journey = journeys.set_journey_status(session, journey_id=journey_id, status=body.status)
     return {"id": journey.id, "status": journey.status}
 
 
 @router.put("/{journey_id}", summary="Edit a journey: a new version; running members keep theirs")
-def edit(journey_id: JourneyId, body: JourneyEditIn, session: SessionDep, caller: AdminCaller,
+def edit(journey_id: JourneyId, body: JourneyEditIn, session: SessionDep, caller: MarketingCaller,
          now: NowDep) -> dict[str, Any]:
     version = journeys.edit_journey(session, journey_id=journey_id, steps=body.steps,
                                     control_share=body.control_share, now=now)
@@ -95,12 +95,12 @@ def edit(journey_id: JourneyId, body: JourneyEditIn, session: SessionDep, caller
 
 @router.post("/{journey_id}/backfill", summary="Enrol the trigger's earlier occurrences since a time (operator's "
              "explicit request; a journey never back-enrols by itself)")
-def backfill(journey_id: JourneyId, body: JourneyBackfillIn, session: SessionDep, caller: AdminCaller,
+def backfill(journey_id: JourneyId, body: JourneyBackfillIn, session: SessionDep, caller: MarketingCaller,
              now: NowDep) -> dict[str, Any]:
     enrolled = journeys.backfill_journey(session, journey_id=journey_id, since=body.since, as_of=now)
     return {"id": journey_id, "enrolled": enrolled}
 
 
 @router.get("/{journey_id}/report", summary="Enrolled, control, sent, deferred, suppressed, uplift with 95% CI")
-def report(journey_id: JourneyId, session: SessionDep, caller: AdminCaller) -> dict[str, Any]:
+def report(journey_id: JourneyId, session: SessionDep, caller: MarketingCaller) -> dict[str, Any]:
     return journeys.journey_report(session, journey_id=journey_id)

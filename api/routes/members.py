@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from sqlmodel import Session
 
-from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, log_personal_read
+from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, contact_details, log_personal_read
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
 from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
 from domain.members import service
 from domain.members.models import Member, MemberStatus
-from domain.members.rules import mask_phone
+from domain.members.rules import visible_contact_details
 from domain.orders.service import list_orders
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERROR_RESPONSES)
@@ -21,22 +21,24 @@ ReasonHeader = Annotated[str | None, Header(alias="X-Access-Reason", max_length=
                                             description="Why personal data is read (access log)")]
 
 
-def member_out(session: Session, member: Member) -> MemberOut:
+def member_out(session: Session, member: Member, caller: Caller) -> MemberOut:
+    """The member as this caller may see them: phone and email masked without the PII right."""
     assert member.id is not None
+    phone, email = contact_details(caller, phone=member.phone, email=member.email)
     return from_row(MemberOut, member, consents=service.consents_of(session, member_id=member.id),
-                    external_ids=service.external_ids_of(session, member_id=member.id))
+                    external_ids=service.external_ids_of(session, member_id=member.id), phone=phone, email=email)
 
 
 @router.post("", status_code=201, response_model=MemberOut, summary="Enrol a member")
 def create_member(body: MemberCreate, session: SessionDep, caller: AppCaller, now: NowDep) -> MemberOut:
     new = service.NewMember(**body.model_dump())
     member = service.join_member(session, new=new, actor=caller.actor, now=now)
-    return member_out(session, member)
+    return member_out(session, member, caller)
 
 
 def member_summary(member: Member, *, unmasked: bool) -> MemberSummary:
-    return from_row(MemberSummary, member, phone=member.phone if unmasked else mask_phone(member.phone),
-                    phone_masked=not unmasked)
+    phone, _ = visible_contact_details(phone=member.phone, email=None, unmasked=unmasked)
+    return from_row(MemberSummary, member, phone=phone, phone_masked=not unmasked)
 
 
 def member_search(phone: Annotated[str | None, Query(max_length=32, description="Exact, any spelling")] = None,
@@ -96,7 +98,7 @@ def read_member(member_id: MemberId, session: SessionDep, caller: AppCaller, now
 def _read(session: Session, caller: Caller, member: Member, now: NowDep, reason: str | None) -> MemberOut:
     assert member.id is not None
     log_personal_read(session, caller, member_id=member.id, action="member.read", reason=reason, now=now)
-    return member_out(session, member)
+    return member_out(session, member, caller)
 
 
 @router.patch("/{member_id}", response_model=MemberOut, summary="Change a member's profile")
@@ -104,11 +106,11 @@ def update_member(member_id: MemberId, body: MemberUpdate, session: SessionDep, 
                   now: NowDep) -> MemberOut:
     member = service.update_member(session, member_id=member_id, changes=body.model_dump(exclude_unset=True),
                                    now=now)
-    return member_out(session, member)
+    return member_out(session, member, caller)
 
 
 @router.post("/{member_id}/close", response_model=MemberOut, summary="Soft-close a member")
 def close_member(member_id: MemberId, body: MemberClose, session: SessionDep, caller: AppCaller,
                  now: NowDep) -> MemberOut:
     member = service.close_member(session, member_id=member_id, reason=body.reason, actor=caller.actor, now=now)
-    return member_out(session, member)
+    return member_out(session, member, caller)

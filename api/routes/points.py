@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import AdminCaller, AppCaller, NowDep, SessionDep
+from api.deps import AppCaller, CorrectionCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import (
     AdjustmentIn,
@@ -90,7 +90,7 @@ def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session:
 
 @router.post("/v1/members/{member_id}/points/adjustments", response_model=LedgerEntryOut, status_code=201,
              summary="Correct a balance, with a reason (admin)")
-def adjust(member_id: MemberId, body: AdjustmentIn, response: Response, session: SessionDep, caller: AdminCaller,
+def adjust(member_id: MemberId, body: AdjustmentIn, response: Response, session: SessionDep, caller: CorrectionCaller,
            now: NowDep) -> LedgerEntryOut:
     get_member(session, member_id=member_id)
     entry, replayed = points.adjust_points(session, member_id=member_id, adjustment_id=body.adjustment_id,

@@ -44,8 +44,11 @@ class AccessLogEntry(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_access_log_member_id_at", "member_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    api_key_name: str = Field(max_length=64)
+    api_key_name: str | None = Field(default=None, max_length=64)
+    """The key, when a system read it."""
     agent_id: str | None = Field(default=None, max_length=64)
+    """The staff member's username, when a person read it."""
+    staff_id: int | None = Field(default=None)
     member_id: int = Field()
     action: str = Field(max_length=64)
     """What was read: ``member.read``, ``crm.lookup`` …"""

@@ -51,8 +51,8 @@ def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.exec(select(ApiKey).order_by(ApiKey.id)))  # type: ignore[arg-type]
 
 
-def record_access(session: Session, *, api_key_name: str, agent_id: str | None, member_id: int, action: str,
-                  reason: str, now: datetime, read_only_transaction: bool = False) -> None:
+def record_access(session: Session, *, api_key_name: str | None, agent_id: str | None, member_id: int, action: str,
+                  reason: str, now: datetime, staff_id: int | None = None, read_only_transaction: bool = False) -> None:
     """Write who read whose personal data, when and why, in the reader's transaction.
 
     When the entry is the transaction's only write (a lookup), its commit need not wait for the disk
@@ -60,7 +60,7 @@ def record_access(session: Session, *, api_key_name: str, agent_id: str | None, 
     PostgreSQL crash could lose is the last fraction of a second of read records, never business data."""
     if read_only_transaction and not get_settings().access_log_durable_commit:
         session.execute(sa.text("SET LOCAL synchronous_commit = off"))
-    session.add(AccessLogEntry(api_key_name=api_key_name, agent_id=agent_id, member_id=member_id,
+    session.add(AccessLogEntry(api_key_name=api_key_name, agent_id=agent_id, staff_id=staff_id, member_id=member_id,
                                action=action, reason=reason[:200], at=now))
 
 
@@ -81,13 +81,14 @@ def list_access_log(session: Session, *, member_id: int | None, agent_id: str | 
     return keyset_page(session, query, order_by=[log.id], cursor=cursor, limit=limit)
 
 
-def record_bulk_access(session: Session, *, api_key_name: str, agent_id: str | None, member_ids: sa.Select[Any],
-                       action: str, reason: str, now: datetime) -> int:
+def record_bulk_access(session: Session, *, api_key_name: str | None, agent_id: str | None, member_ids: sa.Select[Any],
+                       action: str, reason: str, now: datetime, staff_id: int | None = None) -> int:
     """One access-log entry per member of ``member_ids`` (an export), in one statement."""
     log = AccessLogEntry.__table__.c  # type: ignore[attr-defined]
     ids = member_ids.subquery()
-    rows = sa.select(sa.literal(api_key_name), sa.literal(agent_id, sa.String), ids.c[0], sa.literal(action),
+    rows = sa.select(sa.literal(api_key_name, sa.String), sa.literal(agent_id, sa.String),
+                     sa.literal(staff_id, sa.Integer), ids.c[0], sa.literal(action),
                      sa.literal(reason[:200]), sa.literal(now, sa.DateTime(timezone=True)))
     result = session.execute(sa.insert(AccessLogEntry.__table__).from_select(  # type: ignore[attr-defined]
-        [log.api_key_name, log.agent_id, log.member_id, log.action, log.reason, log.at], rows))
+        [log.api_key_name, log.agent_id, log.staff_id, log.member_id, log.action, log.reason, log.at], rows))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -98,7 +98,8 @@ def preview(session: Session, *, campaign_id: int, now: datetime, sample: int = 
 
 
 def approve(session: Session, *, campaign_id: int, actor: str, now: datetime) -> Campaign:
-    """An admin approves a draft; the author may not approve their own campaign (four eyes)."""
+    """A second person approves a draft (four eyes): ``actor`` is the approver's staff identity
+    (``staff:<username>``; usernames are never reused), and the author may not approve their own campaign."""
     campaign = get_campaign(session, campaign_id=campaign_id, for_update=True)
     if campaign.status != "draft":
         raise Conflict(f"campaign {campaign_id} is {campaign.status}", code="campaign_not_draft")

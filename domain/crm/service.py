@@ -19,11 +19,11 @@ from domain.contact_policy.rules import (
     policy_from_settings,
 )
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
-from domain.errors import InvalidInput, NotFound, PolicyRefused
+from domain.errors import Forbidden, InvalidInput, NotFound, PolicyRefused
 from domain.exports.rules import safe_cell_sql
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Member
-from domain.members.rules import dormant_from, mask_phone, mask_phone_sql
+from domain.members.rules import dormant_from, mask_phone_sql, visible_contact_details
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points import service as points
@@ -131,11 +131,12 @@ def member_picture(session: Session, *, member: Member, unmasked: bool, now: dat
         account_do_not_contact=next((o["name"] for o in row["organisations"] or [] if o["do_not_contact"]), None)),
         channel=phone, purpose=marketing,
         policy=policy_from_settings(get_settings()), now=now)
+    shown_phone, shown_email = visible_contact_details(phone=member.phone, email=member.email, unmasked=unmasked)
     return {
         "member": {
             "id": member.id, "member_code": member.member_code, "name": member.name,
-            "phone": member.phone if unmasked else mask_phone(member.phone), "phone_masked": not unmasked,
-            "email": member.email if unmasked else None, "wechat_linked": member.wechat_openid is not None,
+            "phone": shown_phone, "phone_masked": not unmasked,
+            "email": shown_email, "wechat_linked": member.wechat_openid is not None,
             "birthday": member.birthday, "gender": member.gender, "city": member.city, "timezone": member.timezone,
             "status": member.status, "tags": member.tags, "source_channel": member.source_channel,
             "source_campaign": member.source_campaign, "joined_at": member.joined_at,
@@ -331,9 +332,11 @@ def next_lead(session: Session, *, call_list_id: int, agent_id: str, now: dateti
 
 
 def record_call_outcome(session: Session, *, member_id: int, agent_id: str, outcome: str, note: str,
-                        callback_at: datetime | None, lead_id: int | None, now: datetime) -> CallOutcome:
+                        callback_at: datetime | None, lead_id: int | None, now: datetime,
+                        any_lead: bool = False) -> CallOutcome:
     """Record a call's outcome with the agent's identity. "do_not_call" withdraws phone consent at once;
-    "callback" books a phone touch through the contact gate at the asked time."""
+    "callback" books a phone touch through the contact gate at the asked time. A lead's outcome is recorded
+    only by the agent holding it, unless ``any_lead`` (a supervisor)."""
     from domain.members.models import ContactChannel
 
     if outcome not in OUTCOMES:
@@ -346,6 +349,9 @@ def record_call_outcome(session: Session, *, member_id: int, agent_id: str, outc
         lead = session.exec(select(Lead).where(Lead.id == lead_id).with_for_update()).first()
         if lead is None or lead.member_id != member_id:
             raise NotFound(f"lead {lead_id} not found for member {member_id}", code="lead_not_found")
+        if lead.agent_id != agent_id and not any_lead:
+            raise Forbidden(f"lead {lead_id} is held by another agent", code="lead_not_yours",
+                            details={"lead_id": lead_id})
         lead.state, lead.outcome, lead.worked_at = "worked", outcome, now
         session.add(lead)
     record = CallOutcome(member_id=member_id, lead_id=lead_id, agent_id=agent_id, outcome=outcome,

@@ -63,6 +63,19 @@ def mask_phone_sql(column: Any) -> sa.ColumnElement[str]:
         else_=sa.func.concat(sa.func.substr(column, 1, 6), sa.func.repeat("*", length - 10), sa.func.right(column, 4)))
 
 
+def mask_email(email: str | None) -> str | None:
+    """First letter and the domain: enough to confirm ("l***@example.com"), not enough to write to."""
+    if not email or "@" not in email:
+        return email and "***"
+    local, domain = email.rsplit("@", 1)
+    return f"{local[:1]}***@{domain}"
+
+
+def visible_contact_details(*, phone: str | None, email: str | None, unmasked: bool) -> tuple[str | None, str | None]:
+    """The one masking rule: a caller without the PII right gets phone and email masked, on every route."""
+    return (phone, email) if unmasked else (mask_phone(phone), mask_email(email))
+
+
 def campaign_segment(campaign: str | None) -> str:
     """The campaign part of the member code: upper-case letters and digits, ``NA`` when unknown."""
     cleaned = _CAMPAIGN_CLEAN.sub("", (campaign or "").upper())[:10]

@@ -28,7 +28,7 @@ def test_eligibility_request_history_consent_and_complaint_over_http(app_client,
     assert first.status_code == 201 and again.status_code == 200 and again.json()["id"] == first.json()["id"]
 
     complaint = app_client.post(f"{base}/complaints", json={"category": "too_many_messages"}, headers=crm_headers)
-    assert complaint.status_code == 201 and complaint.json()["actor"] == "test-crm/agent-7"
+    assert complaint.status_code == 201 and complaint.json()["actor"] == "staff:agent-7"
     blocked = app_client.get(f"{base}/contact-eligibility", params={"channel": "sms", "purpose": "marketing"},
                              headers=app_headers).json()
     assert blocked["verdict"] == "rejected" and "complaint_cooldown" in blocked["reasons"]

@@ -12,7 +12,8 @@ NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
 
 def test_the_lookup_shows_the_whole_picture_masked_for_agents_and_logs_the_read(app_client, app_headers, crm_headers,
-                                                                                 admin_headers, session):
+                                                                                 admin_headers, staff_headers,
+                                                                                 session):
     app_client.app.dependency_overrides[get_now] = lambda: NOW
     m = app_client.post("/v1/members", headers=app_headers, json={
         "source_channel": "store", "phone": "13800138000", "name": "Wang Fang", "joined_at": "2025-01-01T00:00:00Z",
@@ -42,30 +43,34 @@ def test_the_lookup_shows_the_whole_picture_masked_for_agents_and_logs_the_read(
 
     unmasked = app_client.get("/v1/crm/members/lookup", params={"code": m["member_code"]}, headers=admin_headers)
     assert unmasked.json()["member"]["phone"] == "+8613800138000"
-    _, pii_key = make_api_key(session, scope="crm", name="supervisor")
-    key_row = session.exec(select(ApiKey).where(ApiKey.name == "supervisor")).one()
+    _, pii_key = make_api_key(session, scope="crm", name="fraud-desk")
+    key_row = session.exec(select(ApiKey).where(ApiKey.name == "fraud-desk")).one()
     key_row.pii_access = True
     session.add(key_row)
     session.commit()
-    supervisor = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138000"},
+    fraud_desk = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138000"},
                                 headers={"Authorization": f"Bearer {pii_key}", "X-Agent-Id": "sup-1"})
+    assert fraud_desk.json()["member"]["phone"] == "+8613800138000"
+    supervisor = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138000"},
+                                headers=staff_headers("supervisor", username="sup-1", pii_access=True))
     assert supervisor.json()["member"]["phone"] == "+8613800138000"
 
     log = session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == m["id"])
                        .order_by(AccessLogEntry.id)).all()
+    # X-Agent-Id is no identity any more: the key's read is logged under the key alone.
     assert [(e.api_key_name, e.agent_id, e.action, e.reason) for e in log] == [
-        ("test-crm", "agent-7", "crm.lookup", "inbound call"), ("test-admin", None, "crm.lookup", "call"),
-        ("supervisor", "sup-1", "crm.lookup", "call")]
+        (None, "agent-7", "crm.lookup", "inbound call"), ("test-admin", None, "crm.lookup", "call"),
+        ("fraud-desk", None, "crm.lookup", "call"), (None, "sup-1", "crm.lookup", "call")]
 
 
-def test_the_lookup_is_for_agents_and_notes_need_an_agent(app_client, app_headers, crm_headers):
+def test_the_lookup_is_for_agents_and_notes_need_a_named_agent_not_a_key(app_client, app_headers, crm_key_headers):
     assert app_client.get("/v1/crm/members/lookup", params={"phone": "13800138000"},
                           headers=app_headers).status_code == 403
     m = app_client.post("/v1/members", headers=app_headers, json={"source_channel": "store",
                                                                    "phone": "13800138001"}).json()
-    no_agent = {k: v for k, v in crm_headers.items() if k != "X-Agent-Id"}
-    response = app_client.post(f"/v1/crm/members/{m['id']}/notes", headers=no_agent, json={"text": "x"})
-    assert response.status_code == 422 and response.json()["error"]["code"] == "agent_required"
+    response = app_client.post(f"/v1/crm/members/{m['id']}/notes", json={"text": "x"},
+                               headers={**crm_key_headers, "X-Agent-Id": "agent-7"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "scope_forbidden"
 
 
 def test_an_agent_recorded_opt_out_blocks_the_next_call_at_once(app_client, app_headers, crm_headers):

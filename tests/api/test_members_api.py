@@ -79,13 +79,17 @@ def test_a_key_of_the_wrong_scope_is_403(app_client, app_headers, admin_headers)
     assert app_client.get("/v1/admin/job-runs", headers=admin_headers).status_code == 200
 
 
-def test_a_crm_read_of_personal_data_is_written_to_the_access_log(app_client, app_headers, crm_headers, session):
+def test_every_read_of_personal_data_by_a_system_or_a_person_is_written_to_the_access_log(
+        app_client, app_headers, crm_headers, session):
     member = create(app_client, app_headers, phone="13800138000").json()
     app_client.get(f"/v1/members/{member['id']}", headers=app_headers)
     app_client.get("/v1/members/lookup", params={"phone": "13800138000"},
                    headers={**crm_headers, "X-Access-Reason": "inbound call"})
-    log = session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == member["id"])).all()
-    assert [(e.api_key_name, e.agent_id, e.reason) for e in log] == [("test-crm", "agent-7", "inbound call")]
+    log = session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == member["id"])
+                       .order_by(AccessLogEntry.id)).all()
+    assert [(e.api_key_name, e.agent_id, e.reason) for e in log] == [
+        ("test-app", None, "unspecified"), (None, "agent-7", "inbound call")]
+    assert log[1].staff_id is not None
 
 
 def test_closing_a_member_over_http(app_client, app_headers):

@@ -1,6 +1,7 @@
-"""Every /v1 route refuses a missing key and a key of the wrong scope.
+"""Every /v1 route declares which credentials may call it, and answers each kind of credential as declared.
 
-The routes are enumerated from the app, so a new route cannot forget its scope.
+The routes are enumerated from the app, so a new route cannot forget: it must name a ``RouteAccess``
+(``api.deps.allow``) or say why it is public (``api.deps.public``).
 """
 
 import re
@@ -10,53 +11,90 @@ from fastapi.routing import APIRoute
 
 from api.main import ROUTERS
 from domain.access.models import Scope
-from tests.factories import make_api_key
+from domain.access.rules import CredentialKind, RouteAccess
+from domain.staff.models import StaffRole
+from tests.factories import make_api_key, make_staff, staff_auth
 
 
-def _required_scopes(route: APIRoute) -> frozenset[Scope] | None:
-    found = [getattr(dep.call, "required_scopes", None) for dep in route.dependant.dependencies
-             for dep in [dep, *dep.dependencies]]
-    scopes = [s for s in found if s is not None]
-    return scopes[0] if scopes else None
+def _declared(route: APIRoute) -> RouteAccess | str | None:
+    """The route's RouteAccess, or the reason it is public, found among its dependencies (at any depth)."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if hasattr(dep.call, "access"):
+            return dep.call.access  # type: ignore[union-attr]
+        if hasattr(dep.call, "public_because"):
+            return dep.call.public_because  # type: ignore[union-attr]
+        stack.extend(dep.dependencies)
+    return None
 
 
 # Every router the app serves (api.main.ROUTERS), flattened to (method, route).
 V1_ROUTES = [(method, route) for router in ROUTERS for route in router.routes
              if isinstance(route, APIRoute) and route.path.startswith("/v1") for method in sorted(route.methods)]
+GUARDED = [(m, r) for m, r in V1_ROUTES if isinstance(_declared(r), RouteAccess)]
+IDS = [f"{m} {r.path}" for m, r in V1_ROUTES]
+
+# Each kind of credential the API knows, as (kind, scope or role).
+CREDENTIALS: list[tuple[CredentialKind, Scope | StaffRole]] = [
+    *[(CredentialKind.API_KEY, scope) for scope in Scope],
+    *[(CredentialKind.STAFF, role) for role in StaffRole],
+]
 
 
 def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
+def _headers(session, kind: CredentialKind, what: Scope | StaffRole) -> dict[str, str]:
+    if kind == CredentialKind.API_KEY:
+        return {"Authorization": f"Bearer {make_api_key(session, scope=what.value)[1]}"}
+    return staff_auth(session, make_staff(session, role=what.value))
+
+
 def test_there_are_v1_routes_to_check():
-    assert len(V1_ROUTES) >= 5
+    assert len(GUARDED) >= 30
 
 
-@pytest.mark.parametrize(("method", "route"), V1_ROUTES, ids=[f"{m} {r.path}" for m, r in V1_ROUTES])
-def test_every_v1_route_declares_a_scope(method, route):
-    assert _required_scopes(route) is not None, f"{method} {route.path} has no scope dependency"
+@pytest.mark.parametrize(("method", "route"), V1_ROUTES, ids=IDS)
+def test_every_v1_route_declares_who_may_call_it(method, route):
+    assert _declared(route) is not None, f"{method} {route.path} declares neither allow(...) nor public(...)"
 
 
-@pytest.mark.parametrize(("method", "route"), V1_ROUTES, ids=[f"{m} {r.path}" for m, r in V1_ROUTES])
-def test_every_v1_route_refuses_a_missing_key(app_client, method, route):
+@pytest.mark.parametrize(("method", "route"), GUARDED, ids=[f"{m} {r.path}" for m, r in GUARDED])
+def test_every_guarded_v1_route_refuses_a_missing_or_forged_credential(app_client, method, route):
     response = app_client.request(method, _concrete(route.path), json={})
     assert response.status_code == 401, (method, route.path, response.text)
     assert response.json()["error"]["code"] == "missing_api_key"
+    forged = app_client.request(method, _concrete(route.path), json={},
+                                headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJhdWQiOiJzdGFmZiJ9."})
+    assert forged.status_code == 401, (method, route.path, forged.text)
 
 
-WRONG_SCOPE_CASES = [(method, route, scope) for method, route in V1_ROUTES for scope in (Scope.APP, Scope.CRM)
-                     if scope not in (_required_scopes(route) or frozenset())]
+@pytest.mark.parametrize(("method", "route"), GUARDED, ids=[f"{m} {r.path}" for m, r in GUARDED])
+def test_every_guarded_v1_route_answers_each_credential_as_declared(app_client, session, method, route):
+    access = _declared(route)
+    assert isinstance(access, RouteAccess)
+    for kind, what in CREDENTIALS:
+        admitted = access.admits(kind, scope=what if kind == CredentialKind.API_KEY else None,  # type: ignore[arg-type]
+                                 role=what if kind == CredentialKind.STAFF else None)  # type: ignore[arg-type]
+        response = app_client.request(method, _concrete(route.path), json={}, headers=_headers(session, kind, what))
+        body = response.json() if response.content else None
+        code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+        if admitted:
+            assert response.status_code not in (401, 403) or code not in ("scope_forbidden", "missing_api_key"), (
+                kind, what, method, route.path, response.text)
+        else:
+            assert (response.status_code, code) == (403, "scope_forbidden"), (kind, what, method, route.path,
+                                                                              response.text)
 
 
-def test_admin_only_routes_exist_to_refuse_other_scopes():
-    assert any(scope == Scope.CRM for _, _, scope in WRONG_SCOPE_CASES)
+def test_routes_where_a_person_must_act_refuse_even_an_admin_key():
+    person_only = {f"{m} {r.path}" for m, r in GUARDED if not _declared(r).keys}  # type: ignore[union-attr]
+    assert {"POST /v1/campaigns/{campaign_id}/approve", "POST /v1/crm/members/{member_id}/notes",
+            "POST /v1/crm/members/{member_id}/call-outcomes",
+            "POST /v1/crm/call-lists/{call_list_id}/next-lead"} <= person_only
 
 
-@pytest.mark.parametrize(("method", "route", "scope"), WRONG_SCOPE_CASES,
-                         ids=[f"{m} {r.path} as {s}" for m, r, s in WRONG_SCOPE_CASES])
-def test_every_v1_route_refuses_a_key_of_the_wrong_scope(app_client, session, method, route, scope):
-    _, key = make_api_key(session, scope=scope.value)
-    response = app_client.request(method, _concrete(route.path), json={}, headers={"Authorization": f"Bearer {key}"})
-    assert response.status_code == 403, (scope, method, route.path, response.text)
-    assert response.json()["error"]["code"] == "scope_forbidden"
+def test_the_only_public_v1_route_is_staff_login():
+    assert [f"{m} {r.path}" for m, r in V1_ROUTES if isinstance(_declared(r), str)] == ["POST /v1/staff/sessions"]

@@ -3,10 +3,11 @@ from datetime import date
 import pytest
 
 from domain.access.models import Scope
-from domain.access.rules import hash_key, new_key, prefix_of, scope_allows
+from domain.access.rules import CredentialKind, RouteAccess, hash_key, new_key, prefix_of, sees_contact_details
 from domain.errors import InvalidInput
 from domain.members.models import SourceChannel
-from domain.members.rules import mask_phone, member_code, normalise_phone, parse_member_code
+from domain.members.rules import mask_email, mask_phone, member_code, normalise_phone, parse_member_code
+from domain.staff.models import StaffRole
 
 
 @pytest.mark.parametrize("raw", ["13800138000", "+86 138-0013-8000", "0086 138 0013 8000", " +8613800138000 ",
@@ -59,5 +60,27 @@ def test_api_keys_are_random_and_only_their_hash_identifies_them():
     (Scope.ADMIN, set(), True),
     (Scope.CRM, set(), False),
 ])
-def test_admin_may_do_everything_other_scopes_what_the_route_names(held, allowed, ok):
-    assert scope_allows(held, frozenset(allowed)) is ok
+def test_an_admin_key_may_call_every_keyed_route_other_scopes_what_the_route_names(held, allowed, ok):
+    assert RouteAccess(scopes=frozenset(allowed)).admits(CredentialKind.API_KEY, scope=held) is ok
+
+
+def test_a_route_where_a_person_must_act_refuses_every_key_and_admits_only_its_roles():
+    approval = RouteAccess(roles=frozenset({StaffRole.MARKETER}), keys=False)
+    assert not approval.admits(CredentialKind.API_KEY, scope=Scope.ADMIN)
+    assert approval.admits(CredentialKind.STAFF, role=StaffRole.MARKETER)
+    assert not approval.admits(CredentialKind.STAFF, role=StaffRole.AGENT)
+    assert not approval.admits(CredentialKind.MEMBER)
+
+
+@pytest.mark.parametrize(("kind", "scope", "pii", "sees"), [
+    (CredentialKind.STAFF, None, False, False), (CredentialKind.STAFF, None, True, True),
+    (CredentialKind.API_KEY, Scope.CRM, False, False), (CredentialKind.API_KEY, Scope.CRM, True, True),
+    (CredentialKind.API_KEY, Scope.ADMIN, False, True), (CredentialKind.MEMBER, None, False, True),
+])
+def test_who_sees_full_phone_numbers_and_emails(kind, scope, pii, sees):
+    assert sees_contact_details(kind, scope=scope, pii_access=pii) is sees
+
+
+def test_an_email_is_masked_to_its_first_letter_and_domain():
+    assert mask_email("wang.fang@example.com") == "w***@example.com"
+    assert mask_email(None) is None and mask_email("broken") == "***"

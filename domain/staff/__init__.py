@@ -1,0 +1,1 @@
+"""Staff accounts: the named people behind the back office (agents, supervisors, marketers, operators)."""
