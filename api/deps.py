@@ -156,6 +156,8 @@ OPERATIONS = RouteAccess(roles=frozenset({_R.OPERATOR}))
 """Jobs, keys, configuration: operators (and an admin key)."""
 CORRECTIONS = RouteAccess(roles=frozenset({_R.SUPERVISOR, _R.OPERATOR}))
 """Points corrections with a reason: supervisors and operators."""
+AUDIT = RouteAccess(roles=frozenset({_R.SUPERVISOR, _R.OPERATOR}))
+"""Reading the access log (who read whose personal data): supervisors and operators (and an admin key)."""
 ANY_STAFF = RouteAccess(roles=frozenset(StaffRole), keys=False)
 """A logged-in person's own session (who am I, refresh, log out)."""
 
@@ -166,6 +168,7 @@ MarketingCaller = Annotated[Caller, Depends(allow(MARKETING_WORK))]
 ApproverCaller = Annotated[Caller, Depends(allow(APPROVAL))]
 AdminCaller = Annotated[Caller, Depends(allow(OPERATIONS))]
 CorrectionCaller = Annotated[Caller, Depends(allow(CORRECTIONS))]
+AuditCaller = Annotated[Caller, Depends(allow(AUDIT))]
 StaffCaller = Annotated[Caller, Depends(allow(ANY_STAFF))]
 
 

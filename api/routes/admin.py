@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import AdminCaller, SessionDep
+from api.deps import AdminCaller, AuditCaller, SessionDep
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, from_row
 from domain.access.service import list_access_log
 from domain.operations.models import JobRunStatus
@@ -33,8 +33,9 @@ class JobRunOut(BaseModel):
 
 class AccessLogOut(BaseModel):
     id: int
-    api_key_name: str
+    api_key_name: str | None
     agent_id: str | None
+    staff_id: int | None
     member_id: int
     action: str
     reason: str
@@ -51,7 +52,7 @@ def job_runs(session: SessionDep, caller: AdminCaller, job: Annotated[str | None
 
 @router.get("/access-log", response_model=Page[AccessLogOut],
             summary="Who read whose personal data, when and why; latest first (supervisors)")
-def access_log(session: SessionDep, caller: AdminCaller,
+def access_log(session: SessionDep, caller: AuditCaller,
                member_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                agent_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                api_key_name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,

@@ -17,7 +17,7 @@ from domain.db import unit_of_work
 from domain.exports.rules import safe_cell, safe_cell_sql
 from domain.members.models import ContactChannel
 from domain.members.rules import mask_phone, mask_phone_sql
-from tests.factories import make_api_key, make_member
+from tests.factories import make_api_key, make_member, make_staff, staff_auth
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=200)
@@ -35,12 +35,11 @@ def live(committed_engine):
     from api.main import create_app
 
     with unit_of_work(committed_engine) as session:
-        _, crm_key = make_api_key(session, scope="crm", name="agents")
+        agent = staff_auth(session, make_staff(session, role="agent", username="agent-7"))
         _, admin_key = make_api_key(session, scope="admin", name="supervisor")
         session.commit()
     with TestClient(create_app(), raise_server_exceptions=False) as client:
-        yield client, {"Authorization": f"Bearer {crm_key}", "X-Agent-Id": "agent-7"}, \
-            {"Authorization": f"Bearer {admin_key}"}
+        yield client, agent, {"Authorization": f"Bearer {admin_key}"}
 
 
 def make_call_list(engine, members=3):
@@ -78,8 +77,9 @@ def test_a_call_list_exports_for_a_dialer_formula_safe_and_masked_for_agents(liv
     assert {r["phone"] for r in full} == {m.phone for m in made}
     with Session(committed_engine) as session:
         logged = session.exec(select(AccessLogEntry).where(AccessLogEntry.action == "export.call_list")).all()
-    assert sorted((e.member_id, e.api_key_name, e.agent_id, e.reason) for e in logged if e.api_key_name == "agents") \
-        == sorted((m.id, "agents", "agent-7", "dialer") for m in made)
+    assert sorted((e.member_id, e.api_key_name, e.agent_id, e.reason) for e in logged if e.agent_id == "agent-7") \
+        == sorted((m.id, None, "agent-7", "dialer") for m in made)
+    assert all(e.staff_id is not None for e in logged if e.agent_id == "agent-7")
     assert client.get("/v1/crm/call-lists/999999/leads.csv", headers=agent).status_code == 404
 
 

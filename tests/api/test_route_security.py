@@ -79,7 +79,7 @@ def test_every_guarded_v1_route_answers_each_credential_as_declared(app_client, 
         admitted = access.admits(kind, scope=what if kind == CredentialKind.API_KEY else None,  # type: ignore[arg-type]
                                  role=what if kind == CredentialKind.STAFF else None)  # type: ignore[arg-type]
         response = app_client.request(method, _concrete(route.path), json={}, headers=_headers(session, kind, what))
-        body = response.json() if response.content else None
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
         code = body.get("error", {}).get("code") if isinstance(body, dict) else None
         if admitted:
             assert response.status_code not in (401, 403) or code not in ("scope_forbidden", "missing_api_key"), (
