@@ -10,10 +10,12 @@ from sqlmodel import Session
 from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, contact_details, log_personal_read
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
 from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
+from api.schemas.organisations import TreatmentOut
 from domain.members import service
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import visible_contact_details
 from domain.orders.service import list_orders
+from domain.organisations import service as organisations
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ERROR_RESPONSES)
 
@@ -25,8 +27,10 @@ def member_out(session: Session, member: Member, caller: Caller) -> MemberOut:
     """The member as this caller may see them: phone and email masked without the PII right."""
     assert member.id is not None
     phone, email = contact_details(caller, phone=member.phone, email=member.email)
+    served = organisations.treatment_of(session, member_id=member.id, own_tier=member.tier)
     return from_row(MemberOut, member, consents=service.consents_of(session, member_id=member.id),
-                    external_ids=service.external_ids_of(session, member_id=member.id), phone=phone, email=email)
+                    external_ids=service.external_ids_of(session, member_id=member.id), phone=phone, email=email,
+                    treatment=TreatmentOut.model_validate(served.as_dict()))
 
 
 @router.post("", status_code=201, response_model=MemberOut, summary="Enrol a member")

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from api.schemas.common import StrictModel
+from api.schemas.organisations import TreatmentOut
 from domain.members.models import ConsentStatus, ContactChannel, Gender, MemberStatus, SourceChannel
 
 Text64 = Field(default=None, max_length=64)
@@ -74,6 +75,9 @@ class MemberOut(BaseModel):
     closed_at: datetime | None
     consents: dict[ContactChannel, ConsentStatus]
     external_ids: dict[str, str]
+    treatment: TreatmentOut | None = Field(default=None, description=(
+        "The tier the member is served at: the best of their own (`tier`) and one shared through an organisation "
+        "or family link, with its source"))
 
 
 class MemberSummary(BaseModel):

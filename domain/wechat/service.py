@@ -12,6 +12,7 @@ from domain.errors import Conflict, Forbidden, TooSoon
 from domain.members import service as members
 from domain.members.models import ContactChannel, Member, MemberStatus, SourceChannel
 from domain.members.rules import normalise_phone
+from domain.organisations import service as organisations
 from domain.points.service import balance_of
 from domain.rebates.service import coupons_of
 from domain.settings import get_settings
@@ -97,7 +98,12 @@ def _menu_answer(session: Session, member: Member | None, key: str, now: datetim
     if key == "MY_TIER":
         t = explain_tier(session, member_id=member.id, now=now)
         nxt = f" {t.missing_fen // 100} yuan more reaches {t.next_tier}." if t.next_tier and t.missing_fen else ""
-        return f"You are a {t.tier} member.{nxt}"
+        served = organisations.treatment_of(session, member_id=member.id, own_tier=t.tier)
+        if served.treatment.grant is None:
+            return f"You are a {t.tier} member.{nxt}"
+        via = (f"as family of {served.via_name}" if served.treatment.source == "family"
+               else f"through {served.organisation_name}")
+        return f"You are served at tier {served.treatment.tier} {via}; your own tier is {t.tier}.{nxt}"
     if key == "MY_COUPONS":
         open_coupons = [c for c in coupons_of(session, member_id=member.id) if c.redeemed_at is None
                         and c.expires_at > now]

@@ -54,6 +54,8 @@ def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(a
 
     tier = app_client.get(f"/v1/members/{spouse['id']}/tier", headers=app_headers).json()
     assert (tier["tier"], tier["treatment"]["tier"], tier["treatment"]["source"]) == ("D", "A", "family")
+    read = app_client.get(f"/v1/members/{spouse['id']}", headers=app_headers).json()
+    assert (read["tier"], read["treatment"]["tier"], read["treatment"]["source"]) == ("D", "A", "family")
     own = app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=app_headers).json()
     assert own["via_member_id"] == leader["id"]
 

@@ -247,3 +247,21 @@ def test_a_subscription_send_report_is_stored_on_its_touch(app_client, session):
     assert post(app_client, xml).text == "success"
     session.refresh(touch)
     assert touch.delivery_status == "success"
+
+
+def test_my_tier_tells_a_family_member_where_their_tier_comes_from(app_client, session):
+    from domain.organisations import service as orgs
+    from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    leader = make_member(session, name="Zhao Lei")
+    spouse = make_member(session, wechat_openid="o-spouse", name="Sun Li")
+    org = orgs.create_organisation(session, name="Spring Foods", revenue_class=RevenueClass.KEY, now=at)
+    orgs.link_member(session, organisation_id=org.id, member_id=leader.id, role=OrganisationRole.LEADER, actor="t",
+                     now=at)
+    orgs.link_family(session, member_id=leader.id, relative_id=spouse.id, relation=FamilyRelation.SPOUSE,
+                     consent_source="app", consented_at=at, actor="t", now=at)
+    session.commit()
+    app_client.app.dependency_overrides[get_now] = lambda: datetime.fromtimestamp(int(time.time()), UTC)
+    tier = post(app_client, event_xml("o-spouse", "CLICK", "MY_TIER", create_time=1_772_000_021))
+    assert "served at tier A as family of Zhao Lei; your own tier is D" in tier.text
