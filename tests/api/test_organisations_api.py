@@ -82,3 +82,13 @@ def test_bad_group_input_answers_4xx_in_the_one_error_shape(app_client, app_head
     assert self_link.status_code == 422
     assert app_client.post("/v1/organisations", headers=crm_headers,
                            json={"name": "X", "revenue_class": "key"}).status_code == 403
+
+
+def test_the_eleventh_key_account_for_one_manager_is_refused(app_client, admin_headers):
+    ids = [app_client.post("/v1/organisations", headers=admin_headers,
+                           json={"name": f"Key {i}", "revenue_class": "key"}).json()["id"] for i in range(11)]
+    answers = [app_client.put(f"/v1/organisations/{i}/manager", headers=admin_headers, json={"staff_id": 9})
+               for i in ids]
+    assert [a.status_code for a in answers] == [200] * 10 + [422]
+    assert answers[-1].json()["error"]["code"] == "manager_at_capacity"
+    assert answers[-1].json()["error"]["details"] == {"staff_id": 9, "held": 10, "cap": 10}
