@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.observability import REQUEST_ID
 from domain.db import LOCK_BUSY_SQLSTATE, locked_relation
 from domain.errors import (
     Conflict,
@@ -47,11 +48,17 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details or {})}}
+    """The one error shape; ``request_id`` is the id in the response's ``X-Request-ID`` and in the log lines
+    of the request, so a caller reporting an error hands the operator the key to its logs."""
+    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details or {}),
+                      "request_id": REQUEST_ID.get()}}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
+    request_id = REQUEST_ID.get()
+    if request_id:  # a 500 is sent by Starlette's outermost layer, past the middleware that adds it to others
+        headers = {**(headers or {}), "X-Request-ID": request_id}
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 

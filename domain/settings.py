@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     log_level: str = "info"
+    log_format: str = "auto"
+    """``json`` (one JSON object a line: app, uvicorn and jobs alike), ``console`` (for a person at a terminal),
+    or ``auto``: console when stderr is a terminal, else JSON."""
+    metrics_token: str = ""
+    """Bearer token Prometheus sends to ``/metrics`` (API and jobs process). Empty: ``/metrics`` is refused."""
+    jobs_http_host: str = "127.0.0.1"
+    jobs_http_port: int = 9108
+    """The jobs process's own listener: ``/metrics`` and ``/healthz`` (0 turns it off)."""
+    shutdown_grace_seconds: float = 8.0
+    """After SIGTERM, how long a running job may take to finish its current chunk before it is abandoned."""
     default_timezone: str = "Asia/Shanghai"
     default_country: str = "CN"
     """Region used to read phone numbers written without a country code."""

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from domain import telemetry
 from domain.contact_policy.service import address_of, recheck_before_send
 from domain.db import unit_of_work
 from domain.journeys.rules import render_template
@@ -97,6 +98,7 @@ def dispatch_due(engine: Engine, *, adapters: Mapping[str, ChannelAdapter], now:
                                             max_attempts=settings.delivery_max_attempts, backoff=backoff)
                 session.commit()
             key = {DeliveryOutcome.SENT: "sent", DeliveryOutcome.RETRY: "retry"}.get(result.outcome, "failed")
+            telemetry.CHANNEL_DELIVERIES.labels(message.channel, key).inc()
             counts[key] += 1
     return counts
 

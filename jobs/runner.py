@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Engine
 
+from domain import telemetry
 from domain.clock import ensure_aware, utcnow
 from domain.db import advisory_unlock, try_advisory_lock, unit_of_work
 from domain.operations.models import JobRunStatus
@@ -58,6 +61,8 @@ def run_job(name: str, *, engine: Engine, as_of: datetime | None = None, trigger
         if not locked:
             job_log.warning("skipped: another process is running %s", name)
             return RunOutcome(name, run_id, JobRunStatus.SKIPPED, {})
+        started = time.monotonic()
+        structlog.contextvars.bind_contextvars(job=name, run_id=run_id)
         try:
             ctx = JobContext(engine=engine, as_of=as_of, log=job_log, progress=Progress(on_progress),
                              options=options or {})
@@ -70,9 +75,11 @@ def run_job(name: str, *, engine: Engine, as_of: datetime | None = None, trigger
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             job_log.exception("failed: %s", error)
         finally:
+            structlog.contextvars.unbind_contextvars("job", "run_id")
             if spec.exclusive:
                 advisory_unlock(lock_conn, f"job:{name}")
                 lock_conn.commit()
+        telemetry.count_job_run(name, status.value, time.monotonic() - started, counts)
         with unit_of_work(engine) as session:
             finish_job_run(session, run_id=run_id, status=status, counts=counts, error=error, now=utcnow())
             session.commit()

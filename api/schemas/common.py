@@ -16,6 +16,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     details: dict[str, Any]
+    request_id: str | None = None
+    """The request's id (also in ``X-Request-ID`` and in its log lines): quote it when reporting an error."""
 
 
 class ErrorResponse(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from domain import telemetry
 from domain.contact_policy.rules import Decision, Verdict
 from domain.events.service import record_event
 from domain.members.models import ContactChannel
@@ -50,6 +51,7 @@ def insert_touches(session: Session, rows: list[dict[str, Any]]) -> list[Touch]:
     payload = json.dumps(rows, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
     stored = session.scalars(sa.select(Touch).from_statement(sa.text(INSERT_TOUCHES_SQL)), {"rows": payload})
     by_key = {(t.source, t.idempotency_key): t for t in stored}
+    telemetry.count_gate_decisions((t.decision, t.purpose, t.channel, t.reasons) for t in by_key.values())
     return [by_key[(r["source"], r["idempotency_key"])] for r in rows]
 
 

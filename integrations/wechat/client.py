@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from domain.telemetry import WECHAT_API_ERRORS
+
 TOKEN_ERRORS = {40001, 40014, 42001}
 MIN_TTL = timedelta(minutes=5)
 """A stored token is used only while it has this long to live; after that it is refreshed."""
@@ -83,12 +85,25 @@ class LoyaltyWeChatClient(WeChatClient):  # type: ignore[misc]
                 "force_refresh": False}, timeout=self.timeout)
             result = response.json()
             if result.get("errcode"):
+                WECHAT_API_ERRORS.labels(str(result["errcode"])).inc()
                 raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self)
             expires_in = int(result.get("expires_in", 7200))
             conn.execute(UPSERT_TOKEN, {"a": self.appid, "v": result["access_token"],
                                         "e": datetime.now(UTC) + timedelta(seconds=expires_in)})
         self.expires_at = int(time.time()) + expires_in
         return dict(result)
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        """Every API call, counted by WeChat's errcode when it fails (``http`` for an HTTP error status,
+        ``network`` when no answer came)."""
+        try:
+            return super()._request(method, url_or_endpoint, **kwargs)
+        except WeChatClientException as exc:
+            WECHAT_API_ERRORS.labels(str(exc.errcode) if exc.errcode is not None else "http").inc()
+            raise
+        except requests.RequestException:
+            WECHAT_API_ERRORS.labels("network").inc()
+            raise
 
     def call_with_one_refresh(self, method: str, endpoint: str, *, params: dict[str, str] | None = None,
                               **kwargs: Any) -> Any:

@@ -98,3 +98,27 @@ def test_routes_where_a_person_must_act_refuse_even_an_admin_key():
 
 def test_the_only_public_v1_route_is_staff_login():
     assert [f"{m} {r.path}" for m, r in V1_ROUTES if isinstance(_declared(r), str)] == ["POST /v1/staff/sessions"]
+
+
+# Routes outside /v1 and the credential kind each takes. A new one must be added here, on purpose.
+OTHER_ROUTE_CREDENTIALS = {
+    "/healthz": "none",  # liveness: says nothing but "ok"
+    "/readyz": "none",  # readiness: database reachable and at head, nothing more
+    "/metrics": "metrics_token",  # LOYALTY_METRICS_TOKEN, never an API key (docs/operations.md)
+    "/wechat/callback": "wechat_signature",
+    "/wechat/oauth/start": "wechat_oauth_state",
+    "/wechat/oauth/callback": "wechat_oauth_state",
+    "/wechat/oauth/code": "wechat_oauth_state",
+    "/wechat/oauth/bind": "wechat_oauth_state",
+}
+OTHER_ROUTES = [route for router in ROUTERS for route in router.routes
+                if isinstance(route, APIRoute) and not route.path.startswith("/v1")]
+
+
+def test_every_route_outside_v1_declares_its_credential_kind():
+    assert {route.path for route in OTHER_ROUTES} == set(OTHER_ROUTE_CREDENTIALS)
+    for route in OTHER_ROUTES:
+        kinds = {getattr(dep.call, "credential_kind", None) for dep in route.dependant.dependencies} - {None}
+        expected = OTHER_ROUTE_CREDENTIALS[route.path]
+        if expected == "metrics_token":
+            assert kinds == {"metrics_token"}, route.path
