@@ -10,7 +10,7 @@ def create(client, headers, **body):
 def assert_error_shape(response, status, code=None):
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details", "request_id"}
     if code:
         assert body["error"]["code"] == code
 
