@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+import signal
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +17,9 @@ import click
 from cli.common import AS_OF, engine
 from domain.settings import get_settings
 from jobs.registry import load_all
-from jobs.runner import run_job
+from jobs.runner import ACTIVE, STOP, abandon_active_runs, abandon_orphaned_runs, run_job
+
+log = logging.getLogger("jobs")
 
 
 class ProgressBar:
@@ -49,15 +56,23 @@ def jobs_group(ctx: click.Context) -> None:
         from jobs.scheduler import build_scheduler
 
         settings = get_settings()
-        scheduler = build_scheduler(engine(), timezone=settings.scheduler_timezone, blocking=True)
+        stop_on_signals()
+        abandon_orphaned_runs(engine())
+        scheduler = build_scheduler(engine(), timezone=settings.scheduler_timezone, blocking=False)
         if settings.jobs_http_port:
             from jobs.http import start_jobs_http
 
             start_jobs_http(engine(), host=settings.jobs_http_host, port=settings.jobs_http_port,
-                            healthy=lambda: bool(scheduler.running))
-        click.echo("scheduler running; Ctrl-C to stop", err=True)
-        with contextlib.suppress(KeyboardInterrupt, SystemExit):
-            scheduler.start()
+                            healthy=lambda: bool(scheduler.running) and not STOP.is_set())
+        scheduler.start()
+        log.info("scheduler running; SIGTERM or Ctrl-C to stop")
+        while not STOP.wait(1):
+            pass
+        scheduler.shutdown(wait=False)  # no new runs; the running ones stop at their next chunk
+        deadline = time.monotonic() + settings.shutdown_grace_seconds
+        while ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log.info("scheduler stopped")
 
 
 @jobs_group.command("list")
@@ -78,6 +93,8 @@ def run(name: str, as_of: datetime | None, progress: bool) -> None:
     if name not in specs:
         raise click.BadParameter(f"unknown job {name!r}; known: {', '.join(sorted(specs))}", param_hint="NAME")
     bar = ProgressBar(name) if progress else None
+    stop_on_signals()
+    abandon_orphaned_runs(engine(), job=name)
     try:
         outcome = run_job(name, engine=engine(), as_of=as_of, on_progress=bar.update if bar else None)
     finally:
@@ -85,8 +102,34 @@ def run(name: str, as_of: datetime | None, progress: bool) -> None:
             bar.close()
     click.echo(json.dumps({"job": name, "run_id": outcome.run_id, "status": outcome.status,
                            "counts": outcome.counts, "error": outcome.error}, default=str))
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "abandoned"):
         raise SystemExit(1)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (``docker stop``, also as PID 1, where the default action is to ignore it) and SIGINT set the
+    stop flag: running jobs end at their next chunk boundary and are recorded as abandoned. A job that reaches
+    no boundary within the grace period is recorded as abandoned and the process exits anyway (its
+    transaction in flight rolls back with the connection)."""
+    grace = get_settings().shutdown_grace_seconds
+
+    def force_exit() -> None:
+        time.sleep(grace)
+        if ACTIVE:
+            with contextlib.suppress(Exception):
+                abandon_active_runs(engine(), f"the process was stopped and the run reached no chunk boundary "
+                                              f"within {grace:g} s")
+            logging.shutdown()
+            os._exit(1)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not STOP.is_set():
+            log.warning("%s: stopping after the current chunk", signal.Signals(signum).name)
+            STOP.set()
+            threading.Thread(target=force_exit, name="stop-deadline", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def register(main: click.Group) -> None:

@@ -34,8 +34,10 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
         click.echo("migrations applied", err=True)
     scheduler = None
     if with_jobs:
+        from jobs.runner import abandon_orphaned_runs
         from jobs.scheduler import build_scheduler
 
+        abandon_orphaned_runs(eng)
         scheduler = build_scheduler(eng, timezone=settings.scheduler_timezone, blocking=False)
         scheduler.start()
     workers = workers or settings.workers
@@ -47,6 +49,9 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
                     log_config=logging_config(), **uvicorn_options(settings))
     finally:
         if scheduler is not None:
+            from jobs.runner import STOP
+
+            STOP.set()  # in-process runs stop at their next chunk and are recorded as abandoned
             scheduler.shutdown(wait=False)
 
 

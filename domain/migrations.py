@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import Engine
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from alembic import command
@@ -19,6 +22,17 @@ def alembic_config(engine: Engine | None = None) -> Config:
         config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False)
                                .replace("%", "%%"))
     return config
+
+
+@lru_cache
+def head_revisions() -> frozenset[str]:
+    """The revisions this code's migrations end at (one, normally)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def database_revisions(conn: Connection) -> frozenset[str]:
+    """The revisions the database is at (empty if it was never migrated)."""
+    return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

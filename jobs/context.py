@@ -15,21 +15,31 @@ from sqlmodel import Session
 from domain.db import unit_of_work
 
 
+class JobStopped(Exception):
+    """Raised at a chunk boundary once the process is stopping: the chunks before it are committed, the run
+    is recorded as abandoned, and the next run carries on (jobs are idempotent)."""
+
+
 class Progress:
     """Counts work done; the CLI draws it as a bar, the scheduler only logs it."""
 
-    def __init__(self, on_update: Callable[[int, int | None], None] | None = None):
+    def __init__(self, on_update: Callable[[int, int | None], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         self.done = 0
         self.total: int | None = None
         self._on_update = on_update
+        self._should_stop = should_stop
 
     def start(self, total: int | None) -> None:
         self.total = total
         self._emit()
 
     def advance(self, n: int = 1) -> None:
+        """Called by jobs after each committed chunk: the place a stopping process abandons the run cleanly."""
         self.done += n
         self._emit()
+        if self._should_stop and self._should_stop():
+            raise JobStopped
 
     def _emit(self) -> None:
         if self._on_update:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from domain.db import get_engine
+from domain.migrations import database_revisions, head_revisions
 
 router = APIRouter(tags=["health"])
 
@@ -16,11 +17,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The process can serve: the database answers and is migrated")
+@router.get("/readyz", summary="The process can serve: the database answers and its schema is at this code's head")
 def readyz() -> JSONResponse:
+    """503 while the database is unreachable or at another revision than this code's migrations end at: a
+    schema behind head would fail requests that need the new columns, one ahead means old code is serving."""
     try:
         with get_engine().connect() as conn:
-            revision = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            current = database_revisions(conn)
     except sa.exc.SQLAlchemyError:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "revision": revision})
+    head = head_revisions()
+    body = {"database": "ok", "revision": ",".join(sorted(current)) or None, "head": ",".join(sorted(head))}
+    if current != head:
+        return JSONResponse({**body, "status": "unavailable", "database": "not_at_head"}, status_code=503)
+    return JSONResponse({**body, "status": "ok"})

@@ -19,6 +19,9 @@ class JobRunStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     """Another process held the job's lock: this run did nothing."""
+    ABANDONED = "abandoned"
+    """Stopped before the end: its process was told to stop (SIGTERM) or died. Chunks it committed stay
+    committed (every job is idempotent), the chunk in flight was rolled back; the next run picks up."""
 
 
 class JobRun(SQLModel, table=True):

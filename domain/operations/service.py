@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from domain.operations.models import JobRun, JobRunStatus
 from domain.paging import Page, keyset_page
@@ -30,6 +30,22 @@ def finish_job_run(session: Session, *, run_id: int, status: JobRunStatus, count
     run.status, run.counts, run.error, run.finished_at = status, counts, error, now
     session.add(run)
     return run
+
+
+def running_job_runs(session: Session, *, job: str | None = None) -> list[JobRun]:
+    """Runs recorded as running (their process may be gone: see ``jobs.runner.abandon_orphaned_runs``)."""
+    query = select(JobRun).where(JobRun.status == JobRunStatus.RUNNING)
+    if job:
+        query = query.where(JobRun.job == job)
+    return list(session.exec(query.order_by(JobRun.id)))  # type: ignore[arg-type]
+
+
+def abandon_job_run(session: Session, *, run_id: int, reason: str, now: datetime) -> None:
+    """Record that a run ended without finishing (still ``running`` only: a run that finished keeps its end)."""
+    run = session.get(JobRun, run_id, with_for_update=True)
+    if run is not None and run.status == JobRunStatus.RUNNING:
+        run.status, run.error, run.finished_at = JobRunStatus.ABANDONED, reason, now
+        session.add(run)
 
 
 def list_job_runs(session: Session, *, job: str | None = None, status: JobRunStatus | None = None,
