@@ -49,7 +49,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in [(400, "Bad request"), (401, "Missing or invalid API key"),
                          (403, "The key's scope does not allow this"), (404, "Not found"),
-                         (409, "Conflict with stored data"), (422, "Invalid input"),
+                         (409, "Conflict with stored data"), (413, "Request body too large"),
+                         (422, "Invalid input"),
                          (429, "Rate limit, or the member is busy with another request; retry after Retry-After"),
                          (503, "Database unavailable; retry")]
 }
