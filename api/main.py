@@ -24,6 +24,7 @@ from api.routes import (
     organisations,
     points,
     staff,
+    webhooks,
     wechat,
 )
 from domain import telemetry
@@ -31,7 +32,7 @@ from domain.settings import get_settings
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, admin.router, exports.router, staff.router, wechat.router,
-           organisations.router, metrics.router]
+           organisations.router, metrics.router, webhooks.router]
 
 
 @asynccontextmanager

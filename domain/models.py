@@ -33,6 +33,7 @@ from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.staff.models import StaffAccount, StaffSession
 from domain.tiers.models import TierEvent, TierStatus
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
+from domain.webhooks.models import WebhookDelivery, WebhookSubscription
 from domain.wechat.models import AccessToken, Follower, OAuthState, ProcessedCallback, SubscriptionGrant
 
 __all__ = [
@@ -89,4 +90,6 @@ __all__ = [
     "PointsPoolMember",
     "StaffAccount",
     "StaffSession",
+    "WebhookSubscription",
+    "WebhookDelivery",
 ]

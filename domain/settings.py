@@ -105,6 +105,18 @@ class Settings(BaseSettings):
 
     welcome_window_days: int = 7
     """Only members who joined within this many days of being enrolled get the welcome journey."""
+    webhook_event_timeout_seconds: float = 5.0
+    webhook_event_window_hours: int = 24
+    """How far back the deliver-webhooks job looks for events to queue (it runs every 30 s; a day covers a
+    long outage of the jobs process)."""
+    webhook_event_lease_seconds: int = 60
+    webhook_event_max_attempts: int = 10
+    webhook_event_backoff_seconds: int = 30
+    webhook_event_backoff_cap_seconds: int = 3600
+    webhook_event_max_batches: int = 100
+    webhook_secret_overlap_hours: int = 24
+    """After a secret rotation, deliveries are also signed with the old secret this long."""
+
     dormancy_days: int = 180
     """No purchase for this long makes a member dormant and starts the reactivation journey."""
     care_greeting_time: str = "10:00"

@@ -1,3 +1,13 @@
 """The job modules; importing this registers them all."""
 
-from jobs import campaigns, crm, dispatch, housekeeping, journeys, loyalty_program, organisations, wechat  # noqa: F401
+from jobs import (  # noqa: F401
+    campaigns,
+    crm,
+    dispatch,
+    housekeeping,
+    journeys,
+    loyalty_program,
+    organisations,
+    webhooks,
+    wechat,
+)
