@@ -87,7 +87,7 @@ def test_concurrent_agents_never_get_the_same_lead(committed_engine):
         crm.extract_leads(session, call_list_id=call_list.id, now=NOW)
         session.commit()
     agents = 6
-    barrier = Barrier(agents)
+    barrier = Barrier(agents, timeout=60)
 
     def pull(i: int) -> list[int]:
         got = []

@@ -106,7 +106,7 @@ def test_concurrent_requests_never_both_take_the_last_slot(committed_engine):
         member = marketing_member(session)
         session.commit()
     attempts = 12
-    barrier = Barrier(attempts)
+    barrier = Barrier(attempts, timeout=60)
 
     def ask(i: int) -> str:
         with unit_of_work(committed_engine) as session:
@@ -171,7 +171,7 @@ def test_two_batches_over_the_same_members_at_once_take_each_last_slot_once(comm
     with unit_of_work(committed_engine) as session:
         people = [marketing_member(session).id for _ in range(15)]
         session.commit()
-    barrier = Barrier(2)
+    barrier = Barrier(2, timeout=60)
 
     def campaign(source: str, order: list[int]) -> list[str]:
         with unit_of_work(committed_engine) as session:
@@ -213,7 +213,7 @@ def _queue(engine, n, channel="sms", purpose="service"):
 def test_two_dispatchers_at_once_send_each_touch_exactly_once(committed_engine):
     _queue(committed_engine, 60)
     adapter = CountingAdapter()
-    barrier = Barrier(2)
+    barrier = Barrier(2, timeout=60)
 
     def run(_):
         barrier.wait()
@@ -311,8 +311,8 @@ def test_two_dispatcher_processes_send_each_touch_once_through_a_real_gateway(co
     import subprocess
     import sys
 
-    _queue(committed_engine, 40)
-    with webhook_gateway([200]) as (url, gateway):
+    _queue(committed_engine, 150)  # more than one claim (100): the second process has work of its own
+    with webhook_gateway([200], rendezvous=2) as (url, gateway):
         env = {**os.environ, "LOYALTY_WEBHOOK_URLS": json.dumps({"sms": url}), "LOYALTY_LOG_LEVEL": "warning"}
         command = [sys.executable, "-m", "cli", "jobs", "run", "dispatch-outbox", "--as-of", NOW.isoformat(),
                    "--no-progress"]
@@ -321,4 +321,5 @@ def test_two_dispatcher_processes_send_each_touch_once_through_a_real_gateway(co
     assert all(p.returncode == 0 for p in procs), outputs
     sent_by = [json.loads(out.decode().strip().splitlines()[-1])["counts"]["sent"] for out, _ in outputs]
     touch_ids = [r["body"]["touch_id"] for r in gateway.received]
-    assert sum(sent_by) == 40 and len(touch_ids) == 40 and len(set(touch_ids)) == 40
+    assert sum(sent_by) == 150 and len(touch_ids) == 150 and len(set(touch_ids)) == 150
+    assert all(n > 0 for n in sent_by), sent_by  # both processes claimed and both sent

@@ -87,7 +87,7 @@ def test_closing_keeps_the_member_and_refuses_later_updates(session):
 def test_concurrent_joins_with_one_phone_make_exactly_one_member(committed_engine):
     phone = next_phone()
     attempts = 8
-    barrier = Barrier(attempts)
+    barrier = Barrier(attempts, timeout=60)
 
     def join(_: int) -> str:
         with unit_of_work(committed_engine) as session:

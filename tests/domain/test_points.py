@@ -188,7 +188,7 @@ def test_a_hundred_concurrent_redemptions_succeed_exactly_as_far_as_the_balance_
     member_id = _funded_member(committed_engine, 1_000)
     attempts = 100
     wide = _wide_engine(committed_engine)
-    barrier = Barrier(attempts)
+    barrier = Barrier(attempts, timeout=60)
 
     def redeem(i: int) -> str:
         barrier.wait()

@@ -83,7 +83,7 @@ def test_the_daily_quota_defers_sends_by_an_hour_without_failing_or_doubling_the
 
 def test_two_processes_share_one_token(committed_engine):
     with fake_wechat() as (base, fake):
-        barrier = Barrier(4)
+        barrier = Barrier(4, timeout=60)
 
         def call(_):
             client = LoyaltyWeChatClient("wxapp", "s3cret", engine=committed_engine, api_base_url=base, timeout=3)
@@ -210,7 +210,7 @@ def test_a_grant_wechat_no_longer_honours_is_a_permanent_failure(committed_engin
 def test_concurrent_touches_never_spend_one_grant_twice(committed_engine, subscribing):
     fake, _ = subscribing
     grant(committed_engine, fake, "o-race", "SUB-POINTS", n=2)
-    barrier = Barrier(6)
+    barrier = Barrier(6, timeout=60)
 
     def spend(i):
         with unit_of_work(committed_engine) as session:

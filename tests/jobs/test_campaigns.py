@@ -10,6 +10,7 @@ from domain.campaigns.models import CampaignMember
 from domain.contact_policy import service as gate
 from domain.db import unit_of_work
 from domain.errors import Conflict
+from domain.journeys.rules import in_control_group
 from domain.members.models import ContactChannel
 from jobs.runner import run_job
 from tests.factories import make_member, make_order
@@ -52,8 +53,11 @@ def test_unknown_filters_are_refused_when_the_campaign_is_created(session):
 def test_a_launched_campaign_goes_through_the_gate_with_a_control_group_and_a_report(committed_engine):
     with unit_of_work(committed_engine) as session:
         people = [make_member(session, now=OLD, consents=SMS) for _ in range(40)]
-        gate.record_complaint(session, member_id=people[0].id, category="x", note="", actor="a", now=NOW)
         campaign = draft(session, {"statuses": ["active"]}, control_share=0.25)
+        # The complainer is one the campaign would contact (not control), so the gate's suppression is tested.
+        complainer = next(p for p in people if not in_control_group(
+            member_id=p.id, experiment=f"campaign:{campaign.id}", control_share=campaign.control_share))
+        gate.record_complaint(session, member_id=complainer.id, category="x", note="", actor="a", now=NOW)
         campaigns.approve(session, campaign_id=campaign.id, actor="manager", now=NOW)
         campaigns.launch(session, campaign_id=campaign.id, now=NOW)
         session.commit()
@@ -72,6 +76,6 @@ def test_a_launched_campaign_goes_through_the_gate_with_a_control_group_and_a_re
         result = campaigns.report(session, campaign_id=campaign.id)
     assert result["audience"] == 40 and result["control"] == len(control)
     assert result["converted"] == {"treatment": 5, "control": 1}
-    complained_was_treated = people[0].id in [r.member_id for r in treated]
-    assert result["suppressed"] == ({"complaint_cooldown": 1} if complained_was_treated else {})
+    assert complainer.id in [r.member_id for r in treated]
+    assert result["suppressed"] == {"complaint_cooldown": 1}
     assert result["uplift"]["uplift"] == pytest.approx(5 / len(treated) - 1 / len(control))

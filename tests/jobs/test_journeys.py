@@ -142,7 +142,7 @@ def test_two_journey_runners_at_once_execute_each_step_once(committed_engine):
         for _ in range(40):
             make_member(session, now=T, preferred_channel=ContactChannel.SMS, consents=SMS)
     run(committed_engine, "enroll-journeys", T + timedelta(hours=1))
-    barrier = Barrier(2)
+    barrier = Barrier(2, timeout=60)
 
     def go(_):
         barrier.wait()

@@ -57,7 +57,7 @@ def test_two_runners_starting_one_job_at_once_run_it_once(committed_engine):
         return {"ran": 1}
 
     register(JobSpec(name="test-slow", func=slow, description="test"))
-    barrier = Barrier(2)
+    barrier = Barrier(2, timeout=60)
 
     def start(_):
         barrier.wait()
