@@ -1,7 +1,7 @@
 """webhook subscriptions and the webhook delivery outbox
 
 Revision ID: 2001
-Revises: 2101
+Revises: 1501
 Create Date: 2026-12-02 03:00:00
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision: str = '2001'
-down_revision: str | None = '2101'
+down_revision: str | None = '1501'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
