@@ -28,7 +28,7 @@ def test_a_revoked_key_is_refused_at_once(app_client, session):
 
 
 @pytest.mark.timeout(180)
-def test_one_order_sent_twenty_times_at_once_to_a_real_server_is_credited_once(committed_engine):
+def test_one_order_sent_twenty_times_at_once_to_a_real_server_is_credited_exactly_once(committed_engine):
     with unit_of_work(committed_engine) as session:
         member = make_member(session, now=datetime(2025, 1, 1, tzinfo=UTC))
         _, key = make_api_key(session, scope="app", name="pos")
@@ -63,7 +63,9 @@ def test_one_order_sent_twenty_times_at_once_to_a_real_server_is_credited_once(c
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert statuses.count(201) == 1 and statuses.count(200) == 19, statuses
+    # One credit; the others are replays (200) or, while the member's row is locked by the first, 429
+    # member_busy from the edge's short lock timeout (retryable, and a retry is a replay).
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 429}, statuses
     with committed_engine.connect() as conn:
         earned = conn.execute(sa.text("SELECT count(*) FROM points_ledger WHERE member_id = :m"),
                               {"m": member.id}).one()
