@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from api.deps import AdminCaller, AppCaller, CrmCaller, NowDep, SessionDep
+from api.deps import AdminCaller, AppCaller, Caller, CrmCaller, NowDep, SessionDep, allow
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, from_row
 from api.schemas.organisations import (
     AccountComplaintIn,
@@ -28,11 +28,19 @@ from api.schemas.organisations import (
     TreatmentOut,
     VisitIn,
 )
+from domain.access.rules import RouteAccess
 from domain.clock import ensure_aware
+from domain.errors import InvalidInput
 from domain.members.service import get_member
 from domain.organisations import service as orgs
+from domain.staff.models import StaffRole
 
 router = APIRouter(tags=["organisations"], responses=ERROR_RESPONSES)
+
+ACCOUNT_WORK = RouteAccess(roles=frozenset({StaffRole.SUPERVISOR, StaffRole.OPERATOR}))
+"""Opening and changing accounts, contracts, the account team and managers' allocation: supervisors lead the
+account managers (and operators, and an admin key for automation)."""
+AccountCaller = Annotated[Caller, Depends(allow(ACCOUNT_WORK))]
 
 OrganisationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The organisation's id")]
 StaffPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A staff account's id")]
@@ -42,7 +50,7 @@ KindPath = Annotated[str, Path(min_length=1, max_length=40, pattern="^[a-z_]+$")
 
 @router.post("/v1/organisations", response_model=OrganisationOut, status_code=201,
              summary="Open an account (service level and key-account status default by revenue class)")
-def create_organisation(body: OrganisationCreate, session: SessionDep, caller: AdminCaller,
+def create_organisation(body: OrganisationCreate, session: SessionDep, caller: AccountCaller,
                         now: NowDep) -> OrganisationOut:
     org = orgs.create_organisation(session, now=now, **body.model_dump())
     return from_row(OrganisationOut, org)
@@ -64,7 +72,7 @@ def read_organisation(organisation_id: OrganisationId, session: SessionDep, call
 @router.patch("/v1/organisations/{organisation_id}", response_model=OrganisationOut,
               summary="Change the account (a lower service level reaches its people at the next evaluation)")
 def update_organisation(organisation_id: OrganisationId, body: OrganisationUpdate, session: SessionDep,
-                        caller: AdminCaller, now: NowDep) -> OrganisationOut:
+                        caller: AccountCaller, now: NowDep) -> OrganisationOut:
     org = orgs.update_organisation(session, organisation_id=organisation_id,
                                    changes=body.model_dump(exclude_unset=True), now=now)
     return from_row(OrganisationOut, org)
@@ -73,7 +81,7 @@ def update_organisation(organisation_id: OrganisationId, body: OrganisationUpdat
 @router.post("/v1/organisations/{organisation_id}/contracts", response_model=ContractOut, status_code=201,
              summary="Record a contract or framework agreement (idempotent by reference)")
 def add_contract(organisation_id: OrganisationId, body: ContractIn, response: Response, session: SessionDep,
-                 caller: AdminCaller, now: NowDep) -> ContractOut:
+                 caller: AccountCaller, now: NowDep) -> ContractOut:
     contract, replayed = orgs.add_contract(session, organisation_id=organisation_id, now=now, **body.model_dump())
     if replayed:
         response.status_code = 200
@@ -91,7 +99,7 @@ def set_important_date(organisation_id: OrganisationId, kind: KindPath, body: Im
 
 @router.put("/v1/organisations/{organisation_id}/manager", response_model=OrganisationOut,
             summary="Allocate the account to a manager (refused over the manager's key-account cap)")
-def allocate_manager(organisation_id: OrganisationId, body: ManagerIn, session: SessionDep, caller: AdminCaller,
+def allocate_manager(organisation_id: OrganisationId, body: ManagerIn, session: SessionDep, caller: AccountCaller,
                      now: NowDep) -> OrganisationOut:
     org = orgs.allocate_manager(session, organisation_id=organisation_id, staff_id=body.staff_id, now=now)
     return from_row(OrganisationOut, org)
@@ -100,7 +108,7 @@ def allocate_manager(organisation_id: OrganisationId, body: ManagerIn, session: 
 @router.put("/v1/organisations/{organisation_id}/team/{staff_id}/{role}", status_code=200,
             summary="Name a staff member in a role of the account team")
 def set_team_role(organisation_id: OrganisationId, staff_id: StaffPath, role: RolePath, session: SessionDep,
-                  caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+                  caller: AccountCaller, now: NowDep) -> dict[str, Any]:
     return orgs.set_team_role(session, organisation_id=organisation_id, staff_id=staff_id, role=role,
                               now=now).model_dump()
 
@@ -108,7 +116,7 @@ def set_team_role(organisation_id: OrganisationId, staff_id: StaffPath, role: Ro
 @router.delete("/v1/organisations/{organisation_id}/team/{staff_id}/{role}", status_code=204,
                summary="Remove a staff member's role in the account team")
 def remove_team_role(organisation_id: OrganisationId, staff_id: StaffPath, role: RolePath, session: SessionDep,
-                     caller: AdminCaller) -> Response:
+                     caller: AccountCaller) -> Response:
     orgs.remove_team_role(session, organisation_id=organisation_id, staff_id=staff_id, role=role)
     return Response(status_code=204)
 
@@ -198,7 +206,7 @@ def sweep_pool(pool_id: PoolId, session: SessionDep, caller: AdminCaller, now: N
 
 @router.post("/v1/organisations/allocate",
              summary="Allocate accounts without a manager: key accounts first, relationship, load, the cap")
-def allocate_accounts(body: AllocationIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
+def allocate_accounts(body: AllocationIn, session: SessionDep, caller: AccountCaller, now: NowDep) -> dict[str, Any]:
     return orgs.allocate_accounts(session, staff_ids=body.staff_ids, now=now)
 
 
@@ -206,8 +214,11 @@ def allocate_accounts(body: AllocationIn, session: SessionDep, caller: AdminCall
              summary="Log a visit with needs and follow-ups (the same visit again is a replay)")
 def record_visit(organisation_id: OrganisationId, body: VisitIn, response: Response, session: SessionDep,
                  caller: CrmCaller, now: NowDep) -> dict[str, Any]:
+    staff_id = body.staff_id or caller.staff_id
+    if staff_id is None:
+        raise InvalidInput("name the visiting staff member (staff_id) or log in as them", code="staff_required")
     visit, replayed = orgs.record_visit(
-        session, organisation_id=organisation_id, staff_id=body.staff_id, visited_at=ensure_aware(body.visited_at),
+        session, organisation_id=organisation_id, staff_id=staff_id, visited_at=ensure_aware(body.visited_at),
         summary=body.summary, needs=body.needs, now=now,
         follow_ups=[f.model_dump(mode="json") for f in body.follow_ups])
     if replayed:

@@ -145,7 +145,7 @@ class FollowUp(StrictModel):
 
 
 class VisitIn(StrictModel):
-    staff_id: StaffId
+    staff_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the logged-in staff member")
     visited_at: datetime
     summary: str = Field(default="", max_length=4000)
     needs: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)

@@ -92,3 +92,16 @@ def test_the_eleventh_key_account_for_one_manager_is_refused(app_client, admin_h
     assert [a.status_code for a in answers] == [200] * 10 + [422]
     assert answers[-1].json()["error"]["code"] == "manager_at_capacity"
     assert answers[-1].json()["error"]["details"] == {"staff_id": 9, "held": 10, "cap": 10}
+
+
+def test_supervisors_run_accounts_and_a_logged_in_agent_logs_visits_in_their_own_name(app_client, staff_headers):
+    supervisor, agent = staff_headers("supervisor"), staff_headers("agent")
+    assert app_client.post("/v1/organisations", headers=agent,
+                           json={"name": "Staff Co", "revenue_class": "large"}).status_code == 403
+    org = app_client.post("/v1/organisations", headers=supervisor, json={"name": "Staff Co", "revenue_class": "large"})
+    assert org.status_code == 201, org.text
+    visit = app_client.post(f"/v1/organisations/{org.json()['id']}/visits", headers=agent, json={
+        "visited_at": "2026-03-05T02:00:00Z", "needs": ["fleet cards"],
+        "follow_ups": [{"action": "send a quote", "due_on": "2026-03-12"}]})
+    assert visit.status_code == 201, visit.text
+    assert visit.json()["staff_id"] is not None and visit.json()["follow_ups"][0]["action"] == "send a quote"
