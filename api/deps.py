@@ -93,6 +93,13 @@ class Caller:
         return self.name
 
 
+def staff_caller_from_token(session: Session, *, token: str, now: datetime) -> Caller:
+    """The logged-in person behind a staff access token (from a header here, from the console's cookie there)."""
+    account, session_id = staff.authenticate_staff(session, token=token, now=now)
+    return Caller(kind=CredentialKind.STAFF, name=account.username, role=StaffRole(account.role),
+                  staff_id=account.id, pii_access=account.pii_access, session_id=session_id)
+
+
 def _authenticate(request: Request, session: SessionDep, now: NowDep,
                   authorization: Annotated[str | None, Header()] = None) -> Caller:
     if not authorization or not authorization.lower().startswith("bearer "):
@@ -102,9 +109,7 @@ def _authenticate(request: Request, session: SessionDep, now: NowDep,
         key = authenticate(session, presented=presented)
         caller = Caller(kind=CredentialKind.API_KEY, name=key.name, scope=Scope(key.scope), pii_access=key.pii_access)
     elif token_audience(presented) == staff.STAFF_AUDIENCE:
-        account, session_id = staff.authenticate_staff(session, token=presented, now=now)
-        caller = Caller(kind=CredentialKind.STAFF, name=account.username, role=StaffRole(account.role),
-                        staff_id=account.id, pii_access=account.pii_access, session_id=session_id)
+        caller = staff_caller_from_token(session, token=presented, now=now)
     else:
         raise Unauthorized("invalid or revoked API key or token", code="invalid_api_key")
     request.state.caller = caller

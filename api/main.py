@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from api.console import install_console
 from api.edge import install_edge
 from api.errors import install_error_handlers
 from api.observability import RequestEdgeMiddleware
@@ -42,8 +44,11 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc from Swagger UI and ReDoc files shipped inside the fastapi-offline package: the docs
+    # work on a machine without internet access (FastAPI's own pages load them from a CDN).
+    app = FastAPIOffline(
         lifespan=lifespan,
+        redoc_url=None,  # served by api.console with a content policy: ReDoc's bundle fetches a logo from its CDN
         title="Loyalty",
         version="0.1.0",
         description="Membership and loyalty backend: members, points, tiers, the contact gate, journeys, "
@@ -57,4 +62,5 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestEdgeMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)
     return app

@@ -37,8 +37,8 @@ def _write(query: Any, out: BinaryIO, *, label: str) -> int:
 
 def _log(member_ids: Any, *, action: str, reason: str) -> None:
     with session_scope() as session:
-        record_bulk_access(session, api_key_name="cli", agent_id=getpass.getuser(), member_ids=member_ids,
-                           action=action, reason=reason, now=utcnow())
+        record_bulk_access(session, api_key_name="cli", agent_id=getpass.getuser(), staff_id=None,
+                           member_ids=member_ids, action=action, reason=reason, now=utcnow())
 
 
 @click.group("export")

@@ -39,8 +39,9 @@ def csv_response(chunks: Iterator[bytes], filename: str) -> StreamingResponse:
                                       "Cache-Control": "no-store"})
 
 
-def _log_export(session: SessionDep, caller: Caller, member_ids: Any, *, action: str, reason: str | None,
-                now: datetime) -> None:
+def log_export(session: SessionDep, caller: Caller, member_ids: Any, *, action: str, reason: str | None,
+               now: datetime) -> None:
+    """Every member in an export of personal data is in the access log, under the exporting key or person."""
     if caller.kind != CredentialKind.MEMBER:  # every non-member read of personal data is logged
         record_bulk_access(session, api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
                            member_ids=member_ids, action=action, reason=reason or "export", now=now)
@@ -51,8 +52,8 @@ def _log_export(session: SessionDep, caller: Caller, member_ids: Any, *, action:
 def export_leads(call_list_id: Id, session: SessionDep, caller: CrmCaller, now: NowDep,
                  reason: ReasonHeader = None) -> StreamingResponse:
     crm.get_call_list(session, call_list_id=call_list_id)
-    _log_export(session, caller, crm.lead_member_ids(call_list_id=call_list_id), action="export.call_list",
-                reason=reason, now=now)
+    log_export(session, caller, crm.lead_member_ids(call_list_id=call_list_id), action="export.call_list",
+               reason=reason, now=now)
     query = crm.leads_export_query(call_list_id=call_list_id, unmasked=caller.sees_contact_details)
     return csv_response(stream_csv(get_engine(), query), f"call-list-{call_list_id}-leads.csv")
 
@@ -69,6 +70,6 @@ def export_audience(campaign_id: Id, session: SessionDep, caller: MarketingCalle
             summary="A member search as CSV (same filters as GET /v1/members); access-logged")
 def export_members(session: SessionDep, caller: CrmCaller, now: NowDep, search: MemberSearchDep,
                    reason: ReasonHeader = None) -> StreamingResponse:
-    _log_export(session, caller, members.search_member_ids(search), action="export.members", reason=reason, now=now)
+    log_export(session, caller, members.search_member_ids(search), action="export.members", reason=reason, now=now)
     query = members.search_export_query(search, unmasked=caller.sees_contact_details)
     return csv_response(stream_csv(get_engine(), query), "members.csv")

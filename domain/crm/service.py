@@ -437,3 +437,33 @@ def lead_member_ids(*, call_list_id: int) -> sa.Select[Any]:
     """The members a call list's export shows (for the access log, set-based)."""
     leads = Lead.__table__.c  # type: ignore[attr-defined]
     return sa.select(leads.member_id).where(leads.call_list_id == call_list_id)
+
+
+def call_list_progress_by_agent(session: Session, *, call_list_id: int) -> list[dict[str, Any]]:
+    """Per agent: leads held now, dialled, reached, accepted and the hit rate (accepted / dialled)."""
+    get_call_list(session, call_list_id=call_list_id)
+    rows = session.execute(sa.text("""
+        SELECT agent_id, count(*) FILTER (WHERE state = 'assigned') AS holding, count(outcome) AS dialled,
+               count(*) FILTER (WHERE outcome IN ('reached', 'accepted', 'declined', 'callback', 'do_not_call'))
+                 AS reached,
+               count(*) FILTER (WHERE outcome = 'accepted') AS accepted
+        FROM leads WHERE call_list_id = :list AND agent_id IS NOT NULL GROUP BY agent_id ORDER BY agent_id"""),
+        {"list": call_list_id}).mappings().all()
+    return [{**dict(r), "hit_rate": round(r["accepted"] / r["dialled"], 4) if r["dialled"] else None} for r in rows]
+
+
+def recall_agent_leads(session: Session, *, call_list_id: int, agent_id: str | None) -> int:
+    """A supervisor takes back unworked leads now (one agent's, or everyone's): they return to the pool."""
+    get_call_list(session, call_list_id=call_list_id)
+    result = session.execute(sa.text("""
+        UPDATE leads SET state = 'pooled', agent_id = NULL, assigned_at = NULL, recalls = recalls + 1
+        WHERE call_list_id = :list AND state = 'assigned' AND (CAST(:agent AS text) IS NULL OR agent_id = :agent)"""),
+        {"list": call_list_id, "agent": agent_id})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def get_lead(session: Session, *, lead_id: int) -> Lead:
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        raise NotFound(f"lead {lead_id} not found", code="lead_not_found")
+    return lead

@@ -142,3 +142,18 @@ def record_delivery_receipt(session: Session, *, channel: str, provider_ref: str
 def attempts_of(session: Session, *, touch_id: int) -> list[DeliveryAttempt]:
     return list(session.exec(select(DeliveryAttempt).where(DeliveryAttempt.touch_id == touch_id)
                              .order_by(col(DeliveryAttempt.id))))
+
+
+def suppressions_by_day(session: Session, *, since: datetime, until: datetime, timezone: str
+                        ) -> list[tuple[str, str, int]]:
+    """How many touches the gate refused, per local day and reason (a refusal with two reasons counts under
+    both), plus those suppressed at send time: the supervisor's view of what the policy holds back."""
+    rows = session.execute(sa.text("""
+        SELECT to_char(t.requested_at AT TIME ZONE :tz, 'YYYY-MM-DD') AS day, r.reason, count(*) AS n
+        FROM touches t
+        CROSS JOIN LATERAL unnest(CASE WHEN t.status = 'suppressed' THEN ARRAY['suppressed_at_send']
+                                       ELSE t.reasons END) AS r(reason)
+        WHERE t.requested_at >= :since AND t.requested_at < :until
+          AND (t.decision = 'rejected' OR t.status = 'suppressed')
+        GROUP BY 1, 2 ORDER BY 1, 2"""), {"since": since, "until": until, "tz": timezone}).all()
+    return [(str(day), str(reason), int(n)) for day, reason, n in rows]
