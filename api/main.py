@@ -31,6 +31,7 @@ from api.routes import (
 )
 from domain import telemetry
 from domain.settings import get_settings
+from domain.wechat.rules import configuration_problem
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, admin.router, exports.router, staff.router, wechat.router,
@@ -44,6 +45,11 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
+    problem = configuration_problem(app_id=settings.wechat_app_id, token=settings.wechat_token,
+                                    encoding_aes_key=settings.wechat_encoding_aes_key)
+    if problem:
+        raise RuntimeError(problem)  # refuse to start: every way of serving the API builds it here
     # /docs and /redoc from Swagger UI and ReDoc files shipped inside the fastapi-offline package: the docs
     # work on a machine without internet access (FastAPI's own pages load them from a CDN).
     app = FastAPIOffline(
@@ -57,7 +63,7 @@ def create_app() -> FastAPI:
                     "(README, Security).",
     )
     install_error_handlers(app)
-    install_edge(app, get_settings())
+    install_edge(app, settings)
     # Outermost: 413/429 answers of the edge get a request id and are counted too.
     app.add_middleware(RequestEdgeMiddleware)
     for router in ROUTERS:

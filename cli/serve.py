@@ -12,6 +12,7 @@ from cli.common import engine
 from cli.logs import logging_config
 from domain import migrations
 from domain.settings import get_settings
+from domain.wechat.rules import configuration_problem
 
 
 @click.command("serve")
@@ -28,6 +29,10 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
     from api.serving import uvicorn_options
 
     settings = get_settings()
+    problem = configuration_problem(app_id=settings.wechat_app_id, token=settings.wechat_token,
+                                    encoding_aes_key=settings.wechat_encoding_aes_key)
+    if problem:
+        raise click.ClickException(problem)
     eng = engine()
     if migrate:
         migrations.upgrade(eng)

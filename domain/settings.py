@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     wechat_token: str = "loyalty-dev-token"
     """The callback token configured in the official account's console (signs every callback)."""
     wechat_encoding_aes_key: str = ""
+    """Set: the callback takes only AES (safe-mode) messages, whose body is signed; plaintext ones are refused."""
     wechat_previous_encoding_aes_key: str = ""
     """After rotating the EncodingAESKey, the old one stays valid here until removed."""
     wechat_api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
@@ -160,6 +161,8 @@ class Settings(BaseSettings):
         {"type": "view", "name": "Bind phone", "url": "http://127.0.0.1:8000/wechat/oauth/start"}]}
     """The official account's menu as WeChat's menu/create JSON."""
     wechat_max_clock_skew_seconds: int = 300
+    wechat_max_body_bytes: int = 65_536
+    """WeChat's callbacks are a few kilobytes; a bigger body is refused (413) before it is parsed."""
     wechat_public_base_url: str = "http://127.0.0.1:8000"
     """Where members' browsers reach this service (for the phone-binding link in replies)."""
     wechat_welcome_text: str = "Welcome! Tap My points, My tier or My coupons in the menu, or bind your phone."

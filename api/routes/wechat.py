@@ -26,7 +26,7 @@ from domain.members.rules import mask_phone
 from domain.ports import DeliveryOutcome, OutboundMessage
 from domain.settings import get_settings
 from domain.wechat import service as wechat
-from domain.wechat.rules import is_stale, signature_valid, subscription_items
+from domain.wechat.rules import is_stale, signature_valid, subscription_items, whole_number
 from integrations.channels import message_adapter
 from integrations.wechat.oauth import LoyaltyWeChatOAuth
 
@@ -71,7 +71,20 @@ async def callback(request: Request, session: SessionDep, now: NowDep, signature
     refused = _refusal(now.timestamp(), signature, timestamp, nonce)
     if refused:
         return refused
-    body = (await request.body()).decode("utf-8", errors="replace")
+    settings = get_settings()
+    if settings.wechat_encoding_aes_key and encrypt_type != "aes":
+        # A plaintext callback's body is not covered by the signature (only token, timestamp and nonce are):
+        # once safe mode is configured, a plaintext body is someone replaying a signature over their own body.
+        return error_response(403, "plaintext_refused", "this account takes only encrypted (safe-mode) callbacks")
+    raw_body = bytearray()
+    async for chunk in request.stream():
+        raw_body += chunk
+        if len(raw_body) > settings.wechat_max_body_bytes:
+            return error_response(413, "payload_too_large", "a WeChat callback is never this large",
+                                  {"max_body_bytes": settings.wechat_max_body_bytes})
+    if not raw_body.strip():
+        return error_response(400, "malformed_message", "the message is empty")
+    body = raw_body.decode("utf-8", errors="replace")
     crypto = None
     if encrypt_type == "aes":
         forged = False
@@ -92,12 +105,17 @@ async def callback(request: Request, session: SessionDep, now: NowDep, signature
     except (ValueError, ExpatError, KeyError, TypeError, AttributeError):
         return error_response(400, "malformed_message", "the message is not WeChat XML")
     raw = getattr(message, "_data", {})
+    # Messages spell it MsgId, template delivery reports MsgID.
+    create_time = whole_number(raw.get("CreateTime", 0) or 0)
+    msg_id = whole_number(raw.get("MsgId") or raw.get("MsgID") or 0)
+    if create_time is None or msg_id is None or not str(message.source or "").strip():
+        return error_response(400, "malformed_message", "CreateTime and MsgId must be numbers, FromUserName set")
     # Subscribe-message events are unknown to wechatpy: their type, event and list come from the raw XML.
     subscription = next((raw[k] for k in SUBSCRIPTION_EVENT_LISTS if k in raw), None)
     inbound = wechat.Inbound(
         msg_type=str(raw.get("MsgType") or message.type).lower(),
         event=getattr(message, "event", None) or raw.get("Event"), openid=str(message.source),
-        create_time=int(raw.get("CreateTime", 0) or 0), msg_id=int(message.id or 0) or None,
+        create_time=create_time, msg_id=msg_id or None,
         scene=getattr(message, "scene_id", None) or None, key=getattr(message, "key", None),
         content=getattr(message, "content", None), status=getattr(message, "status", None),
         items=tuple(subscription_items(subscription)))

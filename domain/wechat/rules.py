@@ -36,6 +36,30 @@ def dedupe_key(*, msg_id: int | None, sender: str, create_time: int, event: str 
     return f"evt:{sender}:{create_time}:{event or ''}"[:120]
 
 
+PUBLISHED_TOKENS = frozenset({"", "loyalty-dev-token", "QDG6eK", "token", "wechat", "weixin"})
+"""Callback tokens anyone can read: unset, this project's development default, WeChat's sample-code token and
+the usual placeholders. Whoever knows the token can sign callbacks."""
+
+
+def configuration_problem(*, app_id: str, token: str, encoding_aes_key: str) -> str | None:
+    """Why the service must not start with this WeChat configuration, or None. WeChat counts as configured
+    once an app id or an EncodingAESKey is set; unconfigured (local) mode may keep the development token."""
+    if not (app_id or encoding_aes_key):
+        return None
+    if token.strip() in PUBLISHED_TOKENS:
+        return ("WeChat is configured but LOYALTY_WECHAT_TOKEN is unset or a published default: anyone could "
+                "sign callbacks. Set the token from the official account's console.")
+    if encoding_aes_key and len(encoding_aes_key) != 43:
+        return "LOYALTY_WECHAT_ENCODING_AES_KEY must be the 43 characters WeChat issues"
+    return None
+
+
+def whole_number(value: object) -> int | None:
+    """A callback field that must be an integer (CreateTime, MsgId), or None when it is not one."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
 def in_service_window(*, last_interaction_at: datetime | None, now: datetime) -> bool:
     """Customer-service messages may go out within 48 h of the member's last message to the account."""
     return last_interaction_at is not None and now - last_interaction_at < SERVICE_WINDOW_AFTER_MESSAGE
