@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     wechat_bind_code_attempts: int = 5
     """Phone binding: an SMS code lives 10 minutes, is resent at most once a minute and five times per
     binding, and five wrong answers end it."""
+    wechat_bind_codes_per_phone_hour: int = 5
+    wechat_bind_codes_per_openid_hour: int = 10
+    wechat_bind_wrong_codes_per_phone_hour: int = 5
+    """Across bindings: codes sent to one phone, codes asked for by one WeChat user (the client), and wrong
+    answers for one phone, in the last hour — so new bindings or resends buy neither SMS floods nor guesses."""
+    wechat_binding_retention_hours: int = 24
+    wechat_callback_retention_hours: int = 48
+    """``prune-wechat`` deletes binding attempts (with their code digests) and callback dedupe keys older than
+    these; WeChat retries a callback within a minute, and the SMS limits look back one hour."""
     wechat_unionid_batch: int = 100
     """Openids per call to WeChat's ``user/info/batchget`` (WeChat's own maximum is 100)."""
     wechat_unionid_recheck_days: int = 7

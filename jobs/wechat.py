@@ -73,3 +73,16 @@ def link_wechat_unionids(ctx: JobContext) -> dict[str, Any]:
 
 register(JobSpec(name="link-wechat-unionids", func=link_wechat_unionids,
                  description=link_wechat_unionids.__doc__ or "", schedule={"minute": "*/10"}))
+
+
+def prune_wechat(ctx: JobContext) -> dict[str, Any]:
+    """Delete phone-binding attempts (with their SMS code digests) and callback dedupe keys past retention:
+    rows that unauthenticated callers create must not grow without bound."""
+    with ctx.unit_of_work() as session:
+        counts = wechat.prune_bindings_and_callbacks(session, as_of=ctx.as_of)
+        session.commit()
+    return counts
+
+
+register(JobSpec(name="prune-wechat", func=prune_wechat, description=prune_wechat.__doc__ or "",
+                 schedule={"hour": 4, "minute": 20}))

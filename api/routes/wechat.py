@@ -6,6 +6,7 @@ outbox and jobs, so the answer comes well within WeChat's 5-second limit.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 from xml.parsers.expat import ExpatError
 
@@ -151,16 +152,36 @@ def _oauth(state: str) -> LoyaltyWeChatOAuth:
                               timeout=settings.wechat_timeout_seconds)
 
 
+BIND_COOKIE = "loyalty_wechat_binding"
+"""Holds the binding's ``state`` in the browser that started it. The state itself travels through WeChat's
+redirect and the page's URLs; the cookie cannot be planted cross-site, so a state lured into another
+person's browser (or copied from a shared link) is refused there."""
+
+
+def _same_browser(request: Request, state: str) -> None:
+    presented = request.cookies.get(BIND_COOKIE, "")
+    if not hmac.compare_digest(presented.encode(), state.encode()):
+        raise Forbidden("this binding was started in another browser; start again", code="state_not_this_browser")
+
+
 @router.get("/oauth/start", status_code=302, response_class=Response,
             summary="Start phone binding: redirect to WeChat's authorisation page with a single-use state")
 def oauth_start(session: SessionDep, now: NowDep) -> Response:
     state = wechat.start_binding(session, now=now)
-    return RedirectResponse(_oauth(state).authorize_url, status_code=302)
+    settings = get_settings()
+    response = RedirectResponse(_oauth(state).authorize_url, status_code=302)
+    # Lax: WeChat's redirect back is a top-level GET, which carries the cookie; cross-site POSTs do not.
+    response.set_cookie(BIND_COOKIE, state, max_age=settings.wechat_oauth_state_minutes * 60, path="/wechat/oauth",
+                        httponly=True, samesite="lax",
+                        secure=settings.wechat_public_base_url.startswith("https://"))
+    return response
 
 
 @router.get("/oauth/callback", summary="WeChat redirects here with a code: the openid is proved for the state")
-def oauth_callback(session: SessionDep, now: NowDep, code: Annotated[str, Query(min_length=1, max_length=128)],
+def oauth_callback(request: Request, session: SessionDep, now: NowDep,
+                   code: Annotated[str, Query(min_length=1, max_length=128)],
                    state: Annotated[str, Query(min_length=8, max_length=64)]) -> Any:
+    _same_browser(request, state)
     # The code exchange is a network call: done before the request's transaction touches the database.
     client = _oauth(state)
     try:
@@ -179,7 +200,8 @@ def oauth_callback(session: SessionDep, now: NowDep, code: Annotated[str, Query(
 
 
 @router.post("/oauth/code", summary="Send an SMS code to the phone the person typed (after the OAuth callback)")
-def oauth_code(body: CodeIn, session: SessionDep, now: NowDep) -> Any:
+def oauth_code(request: Request, body: CodeIn, session: SessionDep, now: NowDep) -> Any:
+    _same_browser(request, body.state)
     phone, code = wechat.issue_phone_code(session, state=body.state, phone=body.phone, now=now)
     settings = get_settings()
     # Sent while the state row is locked and before the commit: a code the gateway refused leaves no trace,
@@ -199,7 +221,8 @@ def oauth_code(body: CodeIn, session: SessionDep, now: NowDep) -> Any:
 
 
 @router.post("/oauth/bind", summary="Confirm the phone with its SMS code: the WeChat identity joins that member")
-def oauth_bind(body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
+def oauth_bind(request: Request, body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
+    _same_browser(request, body.state)
     try:
         member = wechat.bind_phone(session, state=body.state, phone=body.phone, code=body.code, now=now)
     except Forbidden as exc:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.errors import Conflict, Forbidden, TooSoon
 from domain.members import service as members
@@ -18,7 +18,7 @@ from domain.rebates.service import coupons_of
 from domain.settings import get_settings
 from domain.tiers.service import explain_tier
 from domain.touchpoints.service import record_delivery_receipt
-from domain.wechat.models import Follower, OAuthState
+from domain.wechat.models import Follower, OAuthState, ProcessedCallback
 from domain.wechat.rules import dedupe_key, new_phone_code, phone_code_digest, phone_code_matches
 
 
@@ -320,11 +320,49 @@ def issue_phone_code(session: Session, *, state: str, phone: str, now: datetime)
                           details={"retry_after_seconds": wait})
     if row.codes_sent >= settings.wechat_bind_codes_per_state:
         raise TooSoon("too many codes for this binding; start again", code="too_many_codes")
+    hour_ago = now - timedelta(hours=1)
+    to_phone, for_openid = _recent_codes(session, phone=normalised, openid=row.openid, since=hour_ago)
+    if to_phone >= settings.wechat_bind_codes_per_phone_hour:
+        raise TooSoon("too many codes for this phone; try again later", code="too_many_codes_for_phone",
+                      details={"retry_after_seconds": 3600})
+    if for_openid >= settings.wechat_bind_codes_per_openid_hour:
+        raise TooSoon("too many codes asked for; try again later", code="too_many_codes_for_client",
+                      details={"retry_after_seconds": 3600})
     code = new_phone_code()
+    if row.phone != normalised:
+        row.code_attempts = 0  # wrong answers belong to the phone they were for (counted across bindings below)
     row.phone, row.code_hash = normalised, phone_code_digest(state=state, phone=normalised, code=code)
-    row.code_sent_at, row.codes_sent, row.code_attempts = now, row.codes_sent + 1, 0
+    row.code_sent_at, row.codes_sent = now, row.codes_sent + 1
     session.add(row)
     return normalised, code
+
+
+def _recent_codes(session: Session, *, phone: str, openid: str | None, since: datetime) -> tuple[int, int]:
+    """Codes sent to ``phone`` and codes asked for by ``openid`` since ``since``, over every binding attempt."""
+    sent = col(OAuthState.codes_sent)
+    row = session.execute(sa.select(
+        sa.func.coalesce(sa.func.sum(sent).filter(col(OAuthState.phone) == phone), 0),
+        sa.func.coalesce(sa.func.sum(sent).filter(col(OAuthState.openid) == openid), 0),
+    ).where(col(OAuthState.code_sent_at) >= since)).one()
+    return int(row[0]), int(row[1])
+
+
+def _wrong_answers(session: Session, *, phone: str, since: datetime) -> int:
+    """Wrong codes typed for ``phone`` since ``since``, over every binding attempt and resend."""
+    return int(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(col(OAuthState.code_attempts)), 0)).where(
+        col(OAuthState.phone) == phone, col(OAuthState.code_sent_at) >= since)) or 0)
+
+
+def prune_bindings_and_callbacks(session: Session, *, as_of: datetime) -> dict[str, int]:
+    """Forget what unauthenticated callers left behind: binding attempts (with their code digests) and
+    callback dedupe keys past their retention. Idempotent at any ``as_of``."""
+    settings = get_settings()
+    states = session.execute(sa.delete(OAuthState).where(
+        col(OAuthState.created_at) < as_of - timedelta(hours=settings.wechat_binding_retention_hours)))
+    callbacks = session.execute(sa.delete(ProcessedCallback).where(
+        col(ProcessedCallback.received_at) < as_of - timedelta(hours=settings.wechat_callback_retention_hours)))
+    return {"binding_states": int(getattr(states, "rowcount", 0) or 0),
+            "processed_callbacks": int(getattr(callbacks, "rowcount", 0) or 0)}
 
 
 def _check_phone_code(session: Session, row: OAuthState, *, phone: str, code: str, now: datetime) -> str:
@@ -333,8 +371,10 @@ def _check_phone_code(session: Session, row: OAuthState, *, phone: str, code: st
     settings = get_settings()
     if row.code_hash is None or row.phone is None or row.code_sent_at is None:
         raise Forbidden("ask for an SMS code first", code="code_required")
-    if row.code_attempts >= settings.wechat_bind_code_attempts:
-        raise Forbidden("too many wrong codes; ask for a new one", code="too_many_attempts")
+    wrong_for_phone = _wrong_answers(session, phone=row.phone, since=now - timedelta(hours=1))
+    if row.code_attempts >= settings.wechat_bind_code_attempts \
+            or wrong_for_phone >= settings.wechat_bind_wrong_codes_per_phone_hour:
+        raise Forbidden("too many wrong codes for this phone; try again later", code="too_many_attempts")
     if now - row.code_sent_at > timedelta(minutes=settings.wechat_bind_code_minutes):
         raise Forbidden("the code has expired; ask for a new one", code="code_expired")
     normalised = normalise_phone(phone, settings.default_country)
