@@ -105,6 +105,12 @@ def install_error_handlers(app: FastAPI) -> None:
         # A value PostgreSQL cannot hold (an id beyond int4, a string too long) is the caller's mistake.
         return error_response(422, "invalid_value", "a value is out of range for its field")
 
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_: Request, exc: OverflowError) -> JSONResponse:
+        # Dates near the calendar's end (an order on 9999-12-31 plus the return window) overflow Python's
+        # datetime: the value the caller sent is out of range, as with the DataError above.
+        return error_response(422, "invalid_value", "a date or number is out of range")
+
     @app.exception_handler(sa.exc.OperationalError)
     async def database_away(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
         if getattr(exc.orig, "sqlstate", None) == LOCK_BUSY_SQLSTATE:

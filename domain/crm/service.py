@@ -19,6 +19,7 @@ from domain.contact_policy.rules import (
     policy_from_settings,
 )
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
+from domain.crm.rules import check_call_list_audience
 from domain.errors import Forbidden, InvalidInput, NotFound, PolicyRefused
 from domain.exports.rules import safe_cell_sql
 from domain.members import service as members
@@ -178,6 +179,7 @@ def create_call_list(session: Session, *, name: str, product: str, purpose: str,
                      weights: dict[str, float], interest_days: int, recall_hours: int, agent_capacity: int,
                      now: datetime) -> CallList:
     """Define an outbound call campaign (nothing is extracted yet)."""
+    check_call_list_audience(audience)
     organisations.audience_condition(member_column="m.id", audience=audience)  # refuse bad filters now
     unknown = set(weights) - set(DEFAULT_WEIGHTS)
     if unknown:
