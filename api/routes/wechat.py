@@ -181,9 +181,9 @@ def oauth_start(session: SessionDep, now: NowDep) -> Response:
 def oauth_callback(request: Request, session: SessionDep, now: NowDep,
                    code: Annotated[str, Query(min_length=1, max_length=128)],
                    state: Annotated[str, Query(min_length=8, max_length=64)]) -> Any:
-    _same_browser(request, state)
     # The code exchange is a network call: done before the request's transaction touches the database.
     client = _oauth(state)
+    _same_browser(request, state)
     try:
         identity = client.fetch_access_token(code)
     except WeChatOAuthException as exc:

@@ -85,6 +85,9 @@ def test_a_phone_bound_to_another_openid_is_a_conflict_not_an_overwrite(app_clie
 def test_a_forged_state_or_a_reused_code_is_refused(app_client, oauth):
     oauth.oauth_codes["CODE3"] = ("o-3", "u-3")
     forged = app_client.get("/wechat/oauth/callback", params={"code": "CODE3", "state": "not-a-real-state"})
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "state_not_this_browser"
+    app_client.cookies.set("loyalty_wechat_binding", "not-a-real-state", path="/wechat/oauth")
+    forged = app_client.get("/wechat/oauth/callback", params={"code": "CODE3", "state": "not-a-real-state"})
     assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_state"
     state = start(app_client)
     reused = app_client.get("/wechat/oauth/callback", params={"code": "CODE3", "state": state})
