@@ -40,8 +40,8 @@ def test_a_campaign_audience_with_an_unknown_key_is_422(app_client, admin_header
     response = app_client.post("/v1/campaigns", json=_campaign({"tiers": ["A"], "favourite_colour": "red"}),
                                headers=admin_headers)
     assert response.status_code == 422
-    assert response.json()["error"] == {"code": "unknown_filters", "message": "unknown audience filters",
-                                        "details": {"filters": ["favourite_colour"]}}
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == ("unknown_filters", {"filters": ["favourite_colour"]})
 
 
 CALL_LIST_WRONG = [{"tiers": 5}, {"min_age": "abc"}, {"max_age": 10**12}, {"statuses": "active"},
@@ -91,5 +91,5 @@ def test_an_order_in_the_year_9999_is_a_4xx_not_a_500(app_client, session, app_h
         "order_id": "O-far-future", "member_id": member.id, "amount_fen": 1_000, "channel": "store",
         "occurred_at": occurred_at})
     assert 400 <= response.status_code < 500, response.text
-    assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert {"code", "message", "details"} <= set(response.json()["error"])
     assert session.exec(select(Order).where(Order.order_id == "O-far-future")).first() is None
