@@ -153,6 +153,15 @@ def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
         session.close()  # rolls back whatever was not committed; loaded objects stay readable
 
 
+def forget_loaded(session: Session, model: type[Any], key: Any, attributes: Iterable[str]) -> None:
+    """Mark ``attributes`` of ``model``'s row ``key`` stale in the session if it was loaded: a statement
+    written in SQL (the order statement, say) changed them behind the ORM, and the next read must see the
+    database's version. Only those attributes: the others stay readable after the session closes."""
+    loaded = session.identity_map.get(session.identity_key(model, key))
+    if loaded is not None:
+        session.expire(loaded, list(attributes))
+
+
 def among(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:
     """``column = ANY(:ids)`` with the ids as one array parameter: a batch of thousands is one short statement,
     where ``IN`` would send (and make the driver parse) one placeholder per id."""

@@ -315,29 +315,6 @@ def unreachable_channels(session: Session, *, member_id: int) -> dict[ContactCha
     return {ContactChannel(r.channel): r.reason for r in rows}
 
 
-def record_purchase(session: Session, *, member: Member, at: datetime, now: datetime) -> Member:
-    """Move the last purchase time forward; a dormant or lapsed member who buys is active again. ``member``
-    is locked by the caller (``get_member(..., for_update=True)``)."""
-    if member.last_purchase_at is None or at > member.last_purchase_at:
-        member.last_purchase_at = at
-    if member.status in (MemberStatus.DORMANT, MemberStatus.LAPSED):
-        previous = member.status
-        member.status = MemberStatus.ACTIVE
-        record_event(session, kind="member.reactivated", member_id=member.id, payload={"from": previous}, now=now)
-    member.updated_at = now
-    session.add(member)
-    return member
-
-
-def set_member_tier(session: Session, *, member_id: int, tier: str, now: datetime) -> Member:
-    """Store the member's tier (the tiers concept decides it and records why)."""
-    member = get_member(session, member_id=member_id, for_update=True)
-    member.tier = tier
-    member.updated_at = now
-    session.add(member)
-    return member
-
-
 def set_attribution_if_missing(session: Session, *, member_id: int, campaign: str | None, now: datetime) -> Member:
     """Record a campaign (a QR scene) as where the member came from, only if nothing is recorded yet."""
     member = get_member(session, member_id=member_id, for_update=True)

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlmodel import Session, col, select
 
-from domain.db import advisory_xact_lock
+from domain.db import forget_loaded
 from domain.errors import Conflict, NotFound, PolicyRefused
-from domain.events.service import record_event
-from domain.members.models import MemberStatus
-from domain.members.service import get_member, record_purchase
+from domain.members.models import Member
+from domain.members.service import get_member
 from domain.orders.models import Order, Refund
 from domain.paging import Page, keyset_page
 from domain.points import service as points
-from domain.points.rules import earn_points, points_to_reverse
+from domain.points.models import PointsAccount
+from domain.points.rules import lot_dates
 from domain.settings import get_settings
 from domain.tiers import service as tiers
+from domain.tiers.models import TierStatus
 
 
 @dataclass
@@ -33,81 +36,120 @@ class NewOrder:
     items: list[dict[str, Any]]
 
 
+# One round trip: the whole order is ``loyalty_record_order`` (migration 1700), parameterised here from the
+# rule modules and the settings. The same text serves the sync session and the async hot route.
+RECORD_ORDER_SQL = """
+SELECT r.outcome, (r.order_row).* FROM loyalty_record_order(
+    %(order_id)s, %(member_id)s::integer, %(amount_fen)s::bigint, %(channel)s, %(occurred_at)s::timestamptz,
+    %(items)s::jsonb, %(payload_hash)s, %(now)s::timestamptz, %(tiers)s::text[], %(multipliers)s::numeric[],
+    %(thresholds)s::bigint[], %(window_start)s::timestamptz, %(available_at)s::timestamptz,
+    %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s) r
+"""
+
+
+def order_digest(new: NewOrder) -> str:
+    """The order's fingerprint: the same ``order_id`` with another fingerprint is a conflict."""
+    return points.payload_hash({"member_id": new.member_id, "amount_fen": new.amount_fen, "channel": new.channel,
+                                "occurred_at": new.occurred_at.isoformat(), "items": new.items})
+
+
+def order_parameters(new: NewOrder, *, now: datetime) -> dict[str, Any]:
+    """The parameters of ``RECORD_ORDER_SQL``: the earn multipliers and the ladder in tier order, the rolling
+    window and the lot's dates, all from the rule modules and the settings."""
+    settings = get_settings()
+    tier_names, thresholds = tiers.ladder().in_order()
+    available_at, expires_at = lot_dates(occurred_at=new.occurred_at,
+                                         return_window_days=settings.points_return_window_days,
+                                         expiry_months=settings.points_expiry_months)
+    return {"order_id": new.order_id, "member_id": new.member_id, "amount_fen": new.amount_fen,
+            "channel": new.channel, "occurred_at": new.occurred_at, "items": Jsonb(new.items),
+            "payload_hash": order_digest(new), "now": now, "tiers": tier_names,
+            "multipliers": [Decimal(settings.tier_multipliers.get(t, "1.0")) for t in tier_names],
+            "thresholds": thresholds, "window_start": tiers.window_params(now)["spend_since"],
+            "available_at": available_at, "expires_at": expires_at,
+            "occurred_at_text": new.occurred_at.isoformat(), "available_at_text": available_at.isoformat()}
+
+
+def order_outcome(row: Mapping[Any, Any], *, new: NewOrder) -> tuple[Order, bool]:
+    """Turn the statement's answer into the order and whether it was a replay, or the refusal."""
+    outcome = row["outcome"]
+    if outcome == "member_not_found":
+        raise NotFound(f"member {new.member_id} not found", code="member_not_found",
+                       details={"member_id": new.member_id})
+    if outcome == "member_closed":
+        raise Conflict(f"member {new.member_id} is closed", code="member_closed",
+                       details={"member_id": new.member_id})
+    if outcome == "conflict":
+        raise Conflict(f"order {new.order_id} was sent before with other values", code="order_conflict",
+                       details={"order_id": new.order_id, "member_id": row["member_id"]})
+    order = Order(**{k: v for k, v in row.items() if k != "outcome"})
+    return order, outcome == "replayed"
+
+
 def record_order(session: Session, *, new: NewOrder, now: datetime) -> tuple[Order, bool]:
     """Record a purchase: credit points at the member's tier multiplier, count it as qualifying spend,
     lift the tier at once if a threshold is crossed. The same ``order_id`` again returns the first result
-    (``replayed=True``); with another payload it is a conflict."""
-    digest = points.payload_hash({"member_id": new.member_id, "amount_fen": new.amount_fen, "channel": new.channel,
-                                  "occurred_at": new.occurred_at.isoformat(), "items": new.items})
-    advisory_xact_lock(session, "order", new.order_id)  # concurrent sends of one order queue here
-    existing = session.exec(select(Order).where(Order.order_id == new.order_id)).first()
-    if existing is not None:
-        if existing.payload_hash != digest:
-            raise Conflict(f"order {new.order_id} was sent before with other values", code="order_conflict",
-                           details={"order_id": new.order_id, "member_id": existing.member_id})
-        return existing, True
-    # Locked before the order's rows are inserted: orders of one member queue here, before any of them holds
-    # key-share locks on the member row through its foreign keys.
-    member = get_member(session, member_id=new.member_id, for_update=True)
-    if member.status == MemberStatus.CLOSED:
-        raise Conflict(f"member {member.id} is closed", code="member_closed", details={"member_id": member.id})
-    multiplier = Decimal(get_settings().tier_multipliers.get(member.tier, "1.0"))
-    earned = earn_points(amount_fen=new.amount_fen, multiplier=multiplier)
-    order = Order(order_id=new.order_id, member_id=new.member_id, amount_fen=new.amount_fen, channel=new.channel,
-                  occurred_at=new.occurred_at, items=new.items, payload_hash=digest, tier_at_order=member.tier,
-                  points_earned=earned, recorded_at=now)
-    session.add(order)
+    (``replayed=True``); with another payload it is a conflict. One statement (``RECORD_ORDER_SQL``)."""
     session.flush()
-    points.credit_order_points(session, member_id=new.member_id, order_ref=new.order_id, points=earned,
-                               occurred_at=new.occurred_at, now=now)
-    locked = record_purchase(session, member=member, at=new.occurred_at, now=now)
-    record_event(session, kind="order.recorded", member_id=new.member_id,
-                 payload={"order_id": new.order_id, "amount_fen": new.amount_fen, "points": earned,
-                          "occurred_at": new.occurred_at.isoformat()}, now=now)
-    tiers.upgrade_on_spend(session, member_id=new.member_id, cause=f"order:{new.order_id}", now=now,
-                           locked_member=locked)
-    return order, False
+    row = session.connection().exec_driver_sql(RECORD_ORDER_SQL, order_parameters(new, now=now)).mappings().one()
+    order, replayed = order_outcome(row, new=new)
+    if not replayed:
+        # What the statement changed behind the ORM's back, in case this session had loaded it.
+        forget_loaded(session, Member, new.member_id, ("tier", "status", "last_purchase_at", "updated_at"))
+        forget_loaded(session, PointsAccount, new.member_id, ("pending", "updated_at"))
+        forget_loaded(session, TierStatus, new.member_id, ("below_since",))
+    return order, replayed
+
+
+RECORD_REFUND_SQL = """
+SELECT r.outcome, r.refund_member_id, r.refundable_fen, (r.refund_row).* FROM loyalty_record_refund(
+    %(order_id)s, %(refund_id)s, %(amount_fen)s::bigint, %(occurred_at)s::timestamptz, %(payload_hash)s,
+    %(now)s::timestamptz) r
+"""
+
+
+def refund_parameters(*, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
+                      now: datetime) -> dict[str, Any]:
+    """The parameters of ``RECORD_REFUND_SQL`` (migration 1701)."""
+    return {"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen, "occurred_at": occurred_at,
+            "payload_hash": points.payload_hash({"order_id": order_id, "amount_fen": amount_fen}), "now": now}
+
+
+def refund_outcome(row: Mapping[Any, Any], *, order_id: str, refund_id: str, amount_fen: int) -> tuple[Refund, bool]:
+    """Turn the statement's answer into the refund and whether it was a replay, or the refusal."""
+    outcome = row["outcome"]
+    if outcome == "order_not_found":
+        raise NotFound(f"order {order_id} not found", code="order_not_found", details={"order_id": order_id})
+    if outcome == "conflict":
+        raise Conflict(f"refund {refund_id} was sent before with other values", code="refund_conflict",
+                       details={"refund_id": refund_id})
+    if outcome == "refund_exceeds_order":
+        left = row["refundable_fen"]
+        raise PolicyRefused(f"refund of {amount_fen} fen exceeds the {left} fen left on order {order_id}",
+                            code="refund_exceeds_order", details={"order_id": order_id, "refundable_fen": left})
+    refund = Refund(**{k: v for k, v in row.items() if k not in ("outcome", "refund_member_id", "refundable_fen")})
+    return refund, outcome == "replayed"
 
 
 def record_refund(session: Session, *, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
                   now: datetime) -> tuple[Refund, bool]:
     """Refund part or all of an order: take back points and qualifying spend in proportion.
     Idempotent by ``refund_id``; a refund larger than what is left of the order is refused.
-    A refund never downgrades a tier on the spot (only the scheduled evaluation does)."""
-    order = session.exec(select(Order).where(Order.order_id == order_id).with_for_update()).first()
-    if order is None:
-        raise NotFound(f"order {order_id} not found", code="order_not_found", details={"order_id": order_id})
-    digest = points.payload_hash({"order_id": order_id, "amount_fen": amount_fen})
-    existing = session.exec(select(Refund).where(Refund.refund_id == refund_id)).first()
-    if existing is not None:
-        if existing.payload_hash != digest:
-            raise Conflict(f"refund {refund_id} was sent before with other values", code="refund_conflict",
-                           details={"refund_id": refund_id})
-        return existing, True
-    left = order.amount_fen - order.refunded_fen
-    if amount_fen > left:
-        raise PolicyRefused(f"refund of {amount_fen} fen exceeds the {left} fen left on order {order_id}",
-                            code="refund_exceeds_order", details={"order_id": order_id, "refundable_fen": left})
-    reverse = points_to_reverse(points_earned=order.points_earned, points_reversed=order.points_reversed,
-                                amount_fen=order.amount_fen, refunded_before_fen=order.refunded_fen,
-                                refund_fen=amount_fen)
-    refund = Refund(refund_id=refund_id, order_pk=order.id or 0, amount_fen=amount_fen, points_reversed=reverse,
-                    payload_hash=digest, occurred_at=occurred_at, recorded_at=now)
-    session.add(refund)
-    order.refunded_fen += amount_fen
-    order.points_reversed += reverse
-    session.add(order)
+    A refund never downgrades a tier on the spot (only the scheduled evaluation does).
+    One statement (``RECORD_REFUND_SQL``)."""
+    session.flush()
+    params = refund_parameters(order_id=order_id, refund_id=refund_id, amount_fen=amount_fen,
+                               occurred_at=occurred_at, now=now)
     try:
-        with session.begin_nested():
-            session.flush()
-    except sa.exc.IntegrityError as exc:  # refund_id reused on another order
-        raise Conflict(f"refund {refund_id} exists", code="refund_conflict", details={"refund_id": refund_id}) from exc
-    points.reverse_order_points(session, member_id=order.member_id, order_ref=order_id, refund_ref=refund_id,
-                                points=reverse, now=now)
-    record_event(session, kind="order.refunded", member_id=order.member_id,
-                 payload={"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen,
-                          "points_reversed": reverse}, now=now)
-    return refund, False
+        row = session.connection().exec_driver_sql(RECORD_REFUND_SQL, params).mappings().one()
+    except sa.exc.IntegrityError as exc:  # refund_id used on another order: the statement undid itself
+        raise Conflict(f"refund {refund_id} exists", code="refund_conflict",
+                       details={"refund_id": refund_id}) from exc
+    refund, replayed = refund_outcome(row, order_id=order_id, refund_id=refund_id, amount_fen=amount_fen)
+    if not replayed:
+        forget_loaded(session, Order, row["order_pk"], ("refunded_fen", "points_reversed"))
+        forget_loaded(session, PointsAccount, row["refund_member_id"], ("available", "pending", "debt", "updated_at"))
+    return refund, replayed
 
 
 def recent_orders(session: Session, *, member_id: int, limit: int = 10) -> list[Order]:

@@ -9,7 +9,9 @@ from decimal import ROUND_FLOOR, Decimal
 
 
 def earn_points(*, amount_fen: int, multiplier: Decimal) -> int:
-    """1 point per yuan × the tier multiplier, rounded down: ¥99.99 at 1.2× earns 119, never 120."""
+    """1 point per yuan × the tier multiplier, rounded down: ¥99.99 at 1.2× earns 119, never 120.
+    SQL form: ``loyalty_earn_points`` (migration 1700), compared with this one in
+    ``tests/domain/test_order_statement.py``."""
     return int((Decimal(amount_fen) / 100 * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 

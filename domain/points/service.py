@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from domain.db import among
-from domain.errors import Conflict, InvalidInput, PolicyRefused
+from domain.db import among, forget_loaded
+from domain.errors import Conflict, InvalidInput, NotFound, PolicyRefused
 from domain.events.service import record_event
 from domain.points.models import EntryKind, LedgerEntry, LotState, PointsAccount, PointsLot, Redemption
-from domain.points.rules import LotView, add_months, allocate_redemption_to_lots, lot_dates
+from domain.points.rules import LotView, add_months, allocate_redemption_to_lots
 from domain.settings import get_settings
 
 
@@ -55,62 +56,6 @@ def _entry(session: Session, account: PointsAccount, *, kind: EntryKind, pending
     return entry
 
 
-def credit_order_points(session: Session, *, member_id: int, order_ref: str, points: int, occurred_at: datetime,
-                        now: datetime) -> PointsLot | None:
-    """Credit an order's points as a pending lot (available after the return window)."""
-    if points <= 0:
-        return None
-    settings = get_settings()
-    account = lock_account(session, member_id=member_id, now=now)
-    available_at, expires_at = lot_dates(occurred_at=occurred_at, return_window_days=settings.points_return_window_days,
-                                         expiry_months=settings.points_expiry_months)
-    lot = PointsLot(member_id=member_id, amount=points, remaining=points, state=LotState.PENDING, source="order",
-                    source_ref=order_ref, available_at=available_at, expires_at=expires_at, created_at=now)
-    session.add(lot)
-    session.flush()
-    _entry(session, account, kind=EntryKind.EARN, pending=points, source="order", source_ref=order_ref, now=now,
-           lot_id=lot.id)
-    record_event(session, kind="points.earned", member_id=member_id,
-                 payload={"order_id": order_ref, "points": points, "available_at": available_at.isoformat()}, now=now)
-    return lot
-
-
-def reverse_order_points(session: Session, *, member_id: int, order_ref: str, refund_ref: str, points: int,
-                         now: datetime) -> None:
-    """Take back ``points`` of an order: from its own lot first (pending or available), then from the
-    member's other available lots oldest first, and what is still missing becomes debt (the balance may go
-    negative; later points pay it back first)."""
-    if points <= 0:
-        return
-    account = lock_account(session, member_id=member_id, now=now)
-    lot = session.exec(select(PointsLot).where(PointsLot.source == "order", PointsLot.source_ref == order_ref)
-                       .with_for_update()).first()
-    pending_taken = available_from_lots = 0
-    left = points
-    if lot is not None and lot.remaining > 0:
-        take = min(lot.remaining, left)
-        lot.remaining -= take
-        left -= take
-        if lot.state == LotState.PENDING:
-            pending_taken = take
-        else:
-            available_from_lots = take
-        session.add(lot)
-    if left > 0:
-        others = _available_lots(session, member_id=member_id)
-        usable = min(left, sum(o.remaining for o in others))
-        if usable:
-            _take_from_lots(session, allocate_redemption_to_lots(
-                [LotView(o.id or 0, o.remaining, o.expires_at) for o in others], usable))
-            available_from_lots += usable
-            left -= usable
-    if left > 0:
-        account.debt += left
-    _entry(session, account, kind=EntryKind.REVERSE, pending=-pending_taken,
-           available=-(available_from_lots + left), source="refund", source_ref=refund_ref, now=now,
-           lot_id=lot.id if lot else None, details={"order_id": order_ref, "debt_added": left})
-
-
 def _available_lots(session: Session, *, member_id: int) -> list[PointsLot]:
     return list(session.exec(select(PointsLot).where(
         PointsLot.member_id == member_id, PointsLot.state == LotState.AVAILABLE, PointsLot.remaining > 0)
@@ -123,40 +68,55 @@ def _take_from_lots(session: Session, allocations: list[tuple[int, int]]) -> Non
                         .values(remaining=PointsLot.remaining - taken))  # type: ignore[operator]
 
 
+REDEEM_SQL = """
+SELECT r.outcome, r.balance_available, (r.redemption_row).* FROM loyalty_redeem_points(
+    %(member_id)s::integer, %(redemption_id)s, %(points)s::integer, %(reason)s, %(payload_hash)s,
+    %(now)s::timestamptz) r
+"""
+
+
+def redemption_parameters(*, member_id: int, redemption_id: str, points: int, reason: str,
+                          now: datetime) -> dict[str, Any]:
+    """The parameters of ``REDEEM_SQL`` (migration 1701); refuses a non-positive amount."""
+    if points <= 0:
+        raise InvalidInput("points must be positive", code="invalid_points")
+    return {"member_id": member_id, "redemption_id": redemption_id, "points": points, "reason": reason,
+            "payload_hash": payload_hash({"member_id": member_id, "points": points, "reason": reason}), "now": now}
+
+
+def redemption_outcome(row: Mapping[Any, Any], *, member_id: int, redemption_id: str,
+                       points: int) -> tuple[Redemption, bool]:
+    """Turn the statement's answer into the redemption and whether it was a replay, or the refusal."""
+    outcome = row["outcome"]
+    if outcome == "member_not_found":
+        raise NotFound(f"member {member_id} not found", code="member_not_found", details={"member_id": member_id})
+    if outcome == "conflict":
+        raise Conflict(f"redemption {redemption_id} was sent before with other values",
+                       code="redemption_conflict", details={"redemption_id": redemption_id})
+    if outcome == "insufficient_points":
+        available = row["balance_available"]
+        raise PolicyRefused(f"balance {available} is short of {points}", code="insufficient_points",
+                            details={"available": available, "requested": points})
+    redemption = Redemption(**{k: v for k, v in row.items() if k not in ("outcome", "balance_available")})
+    return redemption, outcome == "replayed"
+
+
 def redeem_points(session: Session, *, member_id: int, redemption_id: str, points: int, reason: str,
                   now: datetime) -> tuple[Redemption, bool]:
     """Spend available points, oldest-expiring lots first. Idempotent by ``redemption_id``; refused when the
-    balance is short. Returns the redemption and whether it was a replay."""
-    if points <= 0:
-        raise InvalidInput("points must be positive", code="invalid_points")
-    digest = payload_hash({"member_id": member_id, "points": points, "reason": reason})
-    account = lock_account(session, member_id=member_id, now=now)  # serialises this member's redemptions
-    existing = session.exec(select(Redemption).where(Redemption.redemption_id == redemption_id)).first()
-    if existing is not None:
-        if existing.payload_hash != digest:
-            raise Conflict(f"redemption {redemption_id} was sent before with other values",
-                           code="redemption_conflict", details={"redemption_id": redemption_id})
-        return existing, True
-    if account.available < points:
-        raise PolicyRefused(f"balance {account.available} is short of {points}", code="insufficient_points",
-                            details={"available": account.available, "requested": points})
-    lots = _available_lots(session, member_id=member_id)
-    allocations = allocate_redemption_to_lots([LotView(lot.id or 0, lot.remaining, lot.expires_at) for lot in lots],
-                                              points)
-    _take_from_lots(session, allocations)
-    redemption = Redemption(redemption_id=redemption_id, member_id=member_id, points=points, reason=reason,
-                            payload_hash=digest, allocations=[{"lot_id": a, "points": b} for a, b in allocations],
-                            created_at=now)
-    session.add(redemption)
-    _entry(session, account, kind=EntryKind.REDEEM, available=-points, source="redemption", source_ref=redemption_id,
-           now=now, reason=reason)
+    balance is short. Returns the redemption and whether it was a replay. One statement (``REDEEM_SQL``)."""
+    params = redemption_parameters(member_id=member_id, redemption_id=redemption_id, points=points, reason=reason,
+                                   now=now)
+    session.flush()
     try:
-        with session.begin_nested():
-            session.flush()
-    except sa.exc.IntegrityError as exc:  # the same redemption_id used for another member
+        row = session.connection().exec_driver_sql(REDEEM_SQL, params).mappings().one()
+    except sa.exc.IntegrityError as exc:  # the same redemption_id used for another member: the statement undid itself
         raise Conflict(f"redemption {redemption_id} exists", code="redemption_conflict",
                        details={"redemption_id": redemption_id}) from exc
-    return redemption, False
+    redemption, replayed = redemption_outcome(row, member_id=member_id, redemption_id=redemption_id, points=points)
+    if not replayed:
+        forget_loaded(session, PointsAccount, member_id, ("available", "updated_at"))
+    return redemption, replayed
 
 
 def adjust_points(session: Session, *, member_id: int, adjustment_id: str, points: int, reason: str, actor: str,

@@ -27,9 +27,14 @@ class Ladder:
         return cls({t: v * 100 for t, v in thresholds_yuan.items()})
 
     def tier_for(self, spend_fen: int) -> str:
-        """The highest tier whose threshold the spend reaches."""
+        """The highest tier whose threshold the spend reaches. SQL form: ``loyalty_tier_for`` (migration 1700),
+        compared with this one on generated cases in ``tests/domain/test_order_statement.py``."""
         reached = [t for t in ORDER if spend_fen >= self.thresholds_fen[t]]
         return reached[-1]
+
+    def in_order(self) -> tuple[list[str], list[int]]:
+        """Tiers lowest first and their thresholds: the parameters of the SQL form ``loyalty_tier_for``."""
+        return list(ORDER), [self.thresholds_fen[t] for t in ORDER]
 
     def next_tier(self, tier: str) -> str | None:
         i = ORDER.index(tier)

@@ -9,9 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from domain.events.service import record_event
-from domain.members.models import Member
-from domain.members.service import get_member, set_member_tier
+from domain.members.service import get_member
 from domain.settings import get_settings
 from domain.tiers.models import TierEvent, TierStatus
 from domain.tiers.rules import (
@@ -24,7 +22,6 @@ from domain.tiers.rules import (
     downgrade_params,
     qualified_until,
     qualifying_spend,
-    rank,
     spend_params,
     spend_window,
 )
@@ -44,32 +41,6 @@ def rolling_spend(session: Session, *, member_id: int, now: datetime) -> int:
     value = session.scalar(sa.text("SELECT " + QUALIFYING_SPEND_SQL.format(member_id=":m")),
                            {"m": member_id, **window_params(now)})
     return int(value or 0)
-
-
-def _change(session: Session, *, member_id: int, from_tier: str, to_tier: str, cause: str, spend: int,
-            now: datetime) -> TierEvent:
-    set_member_tier(session, member_id=member_id, tier=to_tier, now=now)
-    event = TierEvent(member_id=member_id, from_tier=from_tier, to_tier=to_tier, cause=cause, spend_fen=spend, at=now)
-    session.add(event)
-    record_event(session, kind="tier.changed", member_id=member_id,
-                 payload={"from": from_tier, "to": to_tier, "cause": cause, "spend_fen": spend}, now=now)
-    return event
-
-
-def upgrade_on_spend(session: Session, *, member_id: int, cause: str, now: datetime,
-                     locked_member: Member | None = None) -> TierEvent | None:
-    """Lift the member at once to the highest tier their rolling spend reaches (several steps if need be).
-    Never lowers a tier: refunds and time only matter to the scheduled evaluation. ``locked_member``: the
-    caller already holds the member's row lock in this transaction (saves reading it again)."""
-    member = locked_member if locked_member is not None and locked_member.id == member_id \
-        else get_member(session, member_id=member_id, for_update=True)
-    spend = rolling_spend(session, member_id=member_id, now=now)
-    target = ladder().tier_for(spend)
-    if rank(target) <= rank(member.tier):
-        return None
-    session.execute(sa.text("UPDATE member_tier_status SET below_since = NULL WHERE member_id = :m"), {"m": member_id})
-    return _change(session, member_id=member_id, from_tier=member.tier, to_tier=target, cause=cause, spend=spend,
-                   now=now)
 
 
 # The evaluation, set-based over a range of member ids. Tier rank: D 0, C 1, B 2, A 3.

@@ -1,0 +1,129 @@
+"""The order statement's SQL forms of the earn and tier rules agree with the Python rules, and the whole
+statement agrees with the rules on generated members' order sequences."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from domain.orders.models import Order
+from domain.orders.service import NewOrder, record_order
+from domain.points import service as points
+from domain.points.models import LedgerEntry, LotState, PointsLot
+from domain.points.rules import LotView, allocate_redemption_to_lots, earn_points, lot_dates, points_to_reverse
+from domain.settings import get_settings
+from domain.tiers.models import TierEvent
+from domain.tiers.rules import Ladder
+from domain.tiers.service import ladder
+from tests.factories import make_member
+
+T0 = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
+
+
+def test_the_sql_earn_rule_agrees_with_the_python_rule_on_generated_amounts(session):
+    rng = random.Random(17)
+    cases = [(rng.choice([1, 99, 100, 101, 9_999, 10_000]) if i < 30 else rng.randint(1, 10**9),
+              Decimal(rng.choice(["1.0", "1.2", "1.5", "2.0", "0.7", "1.33", "3"]))) for i in range(2_000)]
+    got = session.execute(sa.text(
+        "SELECT loyalty_earn_points(a, m) FROM unnest(CAST(:a AS bigint[]), CAST(:m AS numeric[])) AS t(a, m)"),
+        {"a": [a for a, _ in cases], "m": [m for _, m in cases]}).scalars().all()
+    assert got == [earn_points(amount_fen=a, multiplier=m) for a, m in cases]
+
+
+def test_the_sql_tier_rule_agrees_with_the_python_ladder_on_generated_spends(session):
+    rng = random.Random(18)
+    for thresholds in ({"D": 0, "C": 1_000, "B": 5_000, "A": 20_000}, {"D": 0, "C": 0, "B": 1, "A": 1},
+                       {"D": 0, "C": 300, "B": 300, "A": 90_000}):
+        lad = Ladder.from_yuan(thresholds)
+        tiers, fen = lad.in_order()
+        spends = [0, 1, *fen, *(f - 1 for f in fen if f), *(rng.randint(0, 3 * 10**7) for _ in range(500))]
+        got = session.execute(sa.text(
+            "SELECT loyalty_tier_for(s, CAST(:t AS text[]), CAST(:f AS bigint[])) FROM unnest(CAST(:s AS bigint[])) s"),
+            {"s": spends, "t": tiers, "f": fen}).scalars().all()
+        assert got == [lad.tier_for(s) for s in spends]
+
+
+def test_the_statement_earns_and_upgrades_as_the_rules_say_on_generated_order_sequences(session):
+    rng = random.Random(19)
+    settings = get_settings()
+    lad = ladder()
+    for m in range(12):
+        member = make_member(session)
+        tier, history = "D", []  # the rules, replayed in Python beside the statement
+        for n in range(rng.randint(1, 8)):
+            at = T0 + timedelta(days=n, minutes=rng.randint(0, 600))
+            amount = rng.choice([1, 99, 12_345, 99_999, 150_000, 600_000, 2_500_000])
+            order, replayed = record_order(session, new=NewOrder(order_id=f"G-{m}-{n}", member_id=member.id,
+                                                                 amount_fen=amount, channel="store", occurred_at=at,
+                                                                 items=[{"n": n}]), now=at)
+            expected = earn_points(amount_fen=amount, multiplier=Decimal(settings.tier_multipliers[tier]))
+            assert (replayed, order.tier_at_order, order.points_earned) == (False, tier, expected)
+            history.append(amount)
+            reached = lad.tier_for(sum(history))
+            tier = reached if lad.in_order()[0].index(reached) > lad.in_order()[0].index(tier) else tier
+            lot = session.exec(select(PointsLot).where(PointsLot.source_ref == order.order_id)).first()
+            if expected:
+                assert lot is not None and (lot.available_at, lot.expires_at) == lot_dates(
+                    occurred_at=at, return_window_days=settings.points_return_window_days,
+                    expiry_months=settings.points_expiry_months)
+            else:
+                assert lot is None
+        steps = session.exec(select(TierEvent.to_tier).where(TierEvent.member_id == member.id)
+                             .order_by(TierEvent.id)).all()
+        assert (steps[-1] if steps else "D") == tier
+    assert points.verify_points(session) == []
+
+
+def test_a_replay_and_a_conflict_write_nothing(session):
+    member = make_member(session)
+    new = NewOrder(order_id="ONE", member_id=member.id, amount_fen=50_000, channel="store", occurred_at=T0, items=[])
+    record_order(session, new=new, now=T0)
+    again, replayed = record_order(session, new=new, now=T0 + timedelta(hours=1))
+    assert replayed and again.recorded_at == T0
+    assert len(session.exec(select(LedgerEntry).where(LedgerEntry.member_id == member.id)).all()) == 1
+    assert len(session.exec(select(Order).where(Order.member_id == member.id)).all()) == 1
+
+
+def test_the_sql_reversal_rule_agrees_with_the_python_rule_on_generated_refund_sequences(session):
+    rng = random.Random(20)
+    cases = []
+    for _ in range(400):
+        amount, earned = rng.randint(1, 10**7), rng.randint(0, 10**5)
+        refunded = reversed_ = 0
+        while refunded < amount:
+            refund = rng.randint(1, amount - refunded)
+            take = points_to_reverse(points_earned=earned, points_reversed=reversed_, amount_fen=amount,
+                                     refunded_before_fen=refunded, refund_fen=refund)
+            cases.append((earned, reversed_, amount, refunded, refund, take))
+            refunded, reversed_ = refunded + refund, reversed_ + take
+        assert reversed_ == earned  # a full refund takes back exactly everything
+    got = session.execute(sa.text(
+        "SELECT loyalty_points_to_reverse(e, r, a, b, f) FROM unnest(CAST(:e AS integer[]), CAST(:r AS integer[]), "
+        "CAST(:a AS bigint[]), CAST(:b AS bigint[]), CAST(:f AS bigint[])) AS t(e, r, a, b, f)"),
+        {k: [c[i] for c in cases] for i, k in enumerate("erabf")}).scalars().all()
+    assert got == [c[5] for c in cases]
+
+
+def test_the_sql_fifo_allocation_agrees_with_the_python_rule_on_generated_lots(session):
+    rng = random.Random(21)
+    for _ in range(25):
+        member = make_member(session)
+        lots = []
+        for _ in range(rng.randint(0, 6)):
+            expires = T0 + timedelta(days=rng.choice([10, 20, 20, 40]))
+            amount = rng.randint(1, 500)
+            lot = PointsLot(member_id=member.id, amount=amount, remaining=rng.randint(0, amount),
+                            state=rng.choice([LotState.AVAILABLE, LotState.AVAILABLE, LotState.PENDING]),
+                            source="test", source_ref=f"{member.id}-{len(lots)}", available_at=T0, expires_at=expires,
+                            created_at=T0)
+            session.add(lot)
+            session.flush()
+            lots.append(lot)
+        usable = [LotView(lot.id or 0, lot.remaining, lot.expires_at) for lot in lots
+                  if lot.state == LotState.AVAILABLE]
+        want = rng.randint(1, 1_500)
+        expected = allocate_redemption_to_lots(usable, min(want, sum(v.remaining for v in usable)))
+        got = session.execute(sa.text("SELECT loyalty_take_from_lots(:m, :p)"), {"m": member.id, "p": want}).scalar()
+        assert [(a["lot_id"], a["points"]) for a in got] == expected
