@@ -62,8 +62,7 @@ def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session
 
 @router.get("/v1/members/{member_id}/points", response_model=BalanceOut, summary="Points balance")
 def balance(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> BalanceOut:
-    get_member(session, member_id=member_id)
-    return BalanceOut(**asdict(points.balance_of(session, member_id=member_id, now=now)))
+    return BalanceOut(**asdict(points.member_balance(session, member_id=member_id, now=now)))
 
 
 @router.get("/v1/members/{member_id}/points/ledger", response_model=LedgerPage, summary="Points history, newest first")

@@ -247,6 +247,39 @@ def balances_of(session: Session, *, member_ids: list[int], now: datetime) -> di
     return out
 
 
+# The balance route's whole read: whether the member exists, the account, and what expires soon.
+BALANCE_SQL = """
+SELECT m.id AS member_id, a.available, a.pending, a.debt, e.amount AS expiring, e.first_expiry
+FROM members m
+LEFT JOIN points_accounts a ON a.member_id = m.id
+CROSS JOIN LATERAL (SELECT coalesce(sum(l.remaining), 0) AS amount, min(l.expires_at) AS first_expiry
+                    FROM points_lots l
+                    WHERE l.member_id = m.id AND l.state = 'available' AND l.remaining > 0
+                      AND l.expires_at <= %(horizon)s::timestamptz) e
+WHERE m.id = %(member_id)s::integer
+"""
+
+
+def balance_parameters(*, member_id: int, now: datetime) -> dict[str, Any]:
+    return {"member_id": member_id, "horizon": expiring_horizon(now)}
+
+
+def balance_outcome(row: Mapping[Any, Any] | None, *, member_id: int) -> PointsBalance:
+    """The balance from ``BALANCE_SQL``'s row, or NotFound when the member does not exist."""
+    if row is None:
+        raise NotFound(f"member {member_id} not found", code="member_not_found", details={"member_id": member_id})
+    return compose_balance(member_id=member_id, available=row["available"] or 0, pending=row["pending"] or 0,
+                           debt=row["debt"] or 0, expiring=int(row["expiring"]), first_expiry=row["first_expiry"])
+
+
+def member_balance(session: Session, *, member_id: int, now: datetime) -> PointsBalance:
+    """The member's balance in one statement; NotFound for an unknown member."""
+    session.flush()
+    row = session.connection().exec_driver_sql(BALANCE_SQL, balance_parameters(member_id=member_id, now=now)
+                                               ).mappings().first()
+    return balance_outcome(row, member_id=member_id)
+
+
 def expiring_horizon(now: datetime) -> datetime:
     return now + timedelta(days=get_settings().points_expiring_soon_days)
 

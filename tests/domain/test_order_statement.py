@@ -5,9 +5,11 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from domain.errors import NotFound
 from domain.orders.models import Order
 from domain.orders.service import NewOrder, record_order
 from domain.points import service as points
@@ -17,7 +19,7 @@ from domain.settings import get_settings
 from domain.tiers.models import TierEvent
 from domain.tiers.rules import Ladder
 from domain.tiers.service import ladder
-from tests.factories import make_member
+from tests.factories import make_member, make_order
 
 T0 = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
 
@@ -127,3 +129,15 @@ def test_the_sql_fifo_allocation_agrees_with_the_python_rule_on_generated_lots(s
         expected = allocate_redemption_to_lots(usable, min(want, sum(v.remaining for v in usable)))
         got = session.execute(sa.text("SELECT loyalty_take_from_lots(:m, :p)"), {"m": member.id, "p": want}).scalar()
         assert [(a["lot_id"], a["points"]) for a in got] == expected
+
+
+def test_the_one_statement_balance_is_the_balance_and_refuses_an_unknown_member(session):
+    member, empty = make_member(session), make_member(session)
+    make_order(session, member_id=member.id, amount_fen=80_000, occurred_at=T0 - timedelta(days=370))
+    make_order(session, member_id=member.id, amount_fen=20_000, occurred_at=T0 - timedelta(days=20))
+    points.release_due_points(session, as_of=T0, member_range=(0, 10**9), now=T0)
+    for m in (member, empty):
+        assert points.member_balance(session, member_id=m.id, now=T0) == points.balance_of(session, member_id=m.id,
+                                                                                             now=T0)
+    with pytest.raises(NotFound):
+        points.member_balance(session, member_id=10**9, now=T0)
