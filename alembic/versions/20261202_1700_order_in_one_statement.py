@@ -11,8 +11,10 @@ statement inside a volatile function takes a fresh snapshot, so after the lock t
 
 The rules keep one home: ``domain/points/rules.py::earn_points`` and ``domain/tiers/rules.py::Ladder.tier_for``
 are the Python forms; ``loyalty_earn_points`` and ``loyalty_tier_for`` below are their SQL forms, and
-``tests/domain/test_order_statement.py`` runs both on generated cases. Every number (multipliers, thresholds,
-windows, lot dates) is a parameter the caller takes from the settings through those modules.
+``tests/domain/test_order_statement.py`` runs both on generated cases. The qualifying spend is not copied
+here: the caller hands in the tier rule's own SQL (``QUALIFYING_SPEND_SQL``) and the function EXECUTEs it.
+Every number (multipliers, thresholds, windows, lot dates) is a parameter the caller takes from the settings
+through those modules.
 """
 from collections.abc import Sequence
 
@@ -46,7 +48,8 @@ CREATE FUNCTION loyalty_record_order(
     p_order_id text, p_member_id integer, p_amount_fen bigint, p_channel text, p_occurred_at timestamptz,
     p_items jsonb, p_payload_hash text, p_now timestamptz,
     p_tiers text[], p_multipliers numeric[], p_thresholds_fen bigint[], p_window_start timestamptz,
-    p_available_at timestamptz, p_expires_at timestamptz, p_occurred_at_text text, p_available_at_text text)
+    p_available_at timestamptz, p_expires_at timestamptz, p_occurred_at_text text, p_available_at_text text,
+    p_spend_sql text)
 RETURNS TABLE (outcome text, order_row orders)
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -118,8 +121,8 @@ BEGIN
 
     -- Upgrade at once when the rolling spend (orders committed by others while this one waited included)
     -- reaches a higher tier; never lower a tier here.
-    SELECT coalesce(sum(amount_fen - refunded_fen), 0) INTO v_spend FROM orders
-    WHERE member_id = p_member_id AND occurred_at > p_window_start AND occurred_at <= p_now;
+    -- The spend is the tier rule's own SQL (tiers/rules.py::QUALIFYING_SPEND_SQL), handed in by the caller.
+    EXECUTE p_spend_sql INTO v_spend USING p_member_id, p_window_start, p_now;
     v_target := loyalty_tier_for(v_spend, p_tiers, p_thresholds_fen);
     IF array_position(p_tiers, v_target) > array_position(p_tiers, v_tier) THEN
         UPDATE member_tier_status SET below_since = NULL WHERE member_id = p_member_id;
@@ -153,6 +156,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.get_bind().exec_driver_sql("DROP FUNCTION loyalty_record_order(text, integer, bigint, text, timestamptz, jsonb, "
                                   "text, timestamptz, text[], numeric[], bigint[], timestamptz, timestamptz, "
-                                  "timestamptz, text, text)")
+                                  "timestamptz, text, text, text)")
     op.get_bind().exec_driver_sql("DROP FUNCTION loyalty_tier_for(bigint, text[], bigint[])")
     op.get_bind().exec_driver_sql("DROP FUNCTION loyalty_earn_points(bigint, numeric)")

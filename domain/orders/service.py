@@ -43,7 +43,7 @@ SELECT r.outcome, (r.order_row).* FROM loyalty_record_order(
     %(order_id)s, %(member_id)s::integer, %(amount_fen)s::bigint, %(channel)s, %(occurred_at)s::timestamptz,
     %(items)s::jsonb, %(payload_hash)s, %(now)s::timestamptz, %(tiers)s::text[], %(multipliers)s::numeric[],
     %(thresholds)s::bigint[], %(window_start)s::timestamptz, %(available_at)s::timestamptz,
-    %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s) r
+    %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s, %(spend_sql)s) r
 """
 
 
@@ -58,6 +58,8 @@ def order_parameters(new: NewOrder, *, now: datetime) -> dict[str, Any]:
     window and the lot's dates, all from the rule modules and the settings."""
     settings = get_settings()
     tier_names, thresholds = tiers.ladder().in_order()
+    window = tiers.window_params(now)
+    assert window["spend_until"] == now  # the statement counts the spend up to the order's ``now``
     available_at, expires_at = lot_dates(occurred_at=new.occurred_at,
                                          return_window_days=settings.points_return_window_days,
                                          expiry_months=settings.points_expiry_months)
@@ -65,7 +67,8 @@ def order_parameters(new: NewOrder, *, now: datetime) -> dict[str, Any]:
             "channel": new.channel, "occurred_at": new.occurred_at, "items": Jsonb(new.items),
             "payload_hash": order_digest(new), "now": now, "tiers": tier_names,
             "multipliers": [Decimal(settings.tier_multipliers.get(t, "1.0")) for t in tier_names],
-            "thresholds": thresholds, "window_start": tiers.window_params(now)["spend_since"],
+            "thresholds": thresholds, "window_start": window["spend_since"],
+            "spend_sql": tiers.QUALIFYING_SPEND_EXECUTE,
             "available_at": available_at, "expires_at": expires_at,
             "occurred_at_text": new.occurred_at.isoformat(), "available_at_text": available_at.isoformat()}
 

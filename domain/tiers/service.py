@@ -36,6 +36,12 @@ def window_params(now: datetime) -> dict[str, datetime]:
     return spend_params(now, get_settings().tier_window_months)
 
 
+QUALIFYING_SPEND_EXECUTE = "SELECT " + QUALIFYING_SPEND_SQL.format(member_id="$1").replace(
+    ":spend_since", "$2").replace(":spend_until", "$3")
+"""The qualifying-spend rule's SQL for a PL/pgSQL ``EXECUTE … USING member_id, spend_since, spend_until``
+(the order statement runs it after the member's lock, so it counts the orders committed meanwhile)."""
+
+
 def rolling_spend(session: Session, *, member_id: int, now: datetime) -> int:
     """The member's qualifying spend (fen, net of refunds) over the rolling window."""
     value = session.scalar(sa.text("SELECT " + QUALIFYING_SPEND_SQL.format(member_id=":m")),
