@@ -1,7 +1,7 @@
 """an order recorded in one statement: loyalty_record_order() and the SQL forms of the earn and tier rules
 
 Revision ID: 1700
-Revises: 1501
+Revises: 2001
 Create Date: 2026-12-02 02:40:00
 
 Why a PL/pgSQL function rather than one data-modifying CTE: all parts of a CTE share the snapshot taken
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '1700'
-down_revision: str | None = '1501'
+down_revision: str | None = '2001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
