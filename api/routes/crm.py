@@ -16,7 +16,6 @@ from api.deps import (
     MarketingCaller,
     NowDep,
     SessionDep,
-    log_personal_read,
 )
 from api.schemas.common import (
     DEFAULT_PAGE_LIMIT,
@@ -32,7 +31,6 @@ from api.schemas.contacts import ComplaintOut
 from domain.clock import ensure_aware
 from domain.contact_policy import service as gate
 from domain.crm import service as crm
-from domain.members import service as members
 from domain.staff.rules import may_work_any_lead
 
 router = APIRouter(tags=["crm"], responses=ERROR_RESPONSES)
@@ -65,10 +63,10 @@ def crm_lookup(session: SessionDep, caller: CrmCaller, now: NowDep,
                code: Annotated[str | None, Query(max_length=40)] = None,
                reason: Annotated[str | None, Header(alias="X-Access-Reason", max_length=200)] = None
                ) -> dict[str, Any]:
-    member = members.lookup_member(session, phone=phone, openid=openid, code=code)
-    assert member.id is not None
-    log_personal_read(session, caller, member_id=member.id, action="crm.lookup", reason=reason or "call", now=now)
-    return crm.member_picture(session, member=member, unmasked=caller.sees_contact_details, now=now)
+    access = crm.AccessRecord(api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
+                              reason=reason or "call")
+    return crm.lookup_picture(session, phone=phone, openid=openid, code=code, access=access,
+                              unmasked=caller.sees_contact_details, now=now)
 
 
 @router.post("/v1/crm/members/{member_id}/notes", response_model=NoteOut, status_code=201,

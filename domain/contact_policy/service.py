@@ -32,6 +32,7 @@ from domain.members.service import consents_of, get_member, get_members, unreach
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.settings import get_settings
+from domain.tiers.rules import ORDER as TIER_ORDER
 from domain.touchpoints import service as touchpoints
 from domain.touchpoints.models import Touch, TouchStatus
 
@@ -77,9 +78,19 @@ def last_complaint_at(session: Session, *, member_id: int) -> datetime | None:
 
 def cap_window(member: Member, channel: ContactChannel, purpose: Purpose) -> tuple[timedelta, timedelta] | None:
     """How far back and ahead the member's touches count against this channel and purpose's caps."""
+    return _tier_cap_window(member.tier, channel, purpose)
+
+
+def _tier_cap_window(tier: str, channel: ContactChannel, purpose: Purpose) -> tuple[timedelta, timedelta] | None:
     policy = policy_from_settings(get_settings())
-    longest = max((c.window for c in policy.caps_for(member.tier, channel, purpose)), default=None)
+    longest = max((c.window for c in policy.caps_for(tier, channel, purpose)), default=None)
     return (longest, longest + policy.max_deferral) if longest is not None else None
+
+
+def widest_cap_window(channel: ContactChannel, purpose: Purpose) -> tuple[timedelta, timedelta] | None:
+    """``cap_window`` for a member whose tier is not known yet: the widest any tier has."""
+    windows = [w for w in (_tier_cap_window(t, channel, purpose) for t in TIER_ORDER) if w is not None]
+    return max(windows) if windows else None
 
 
 def compose_facts(member: Member, channel: ContactChannel, purpose: Purpose, *,

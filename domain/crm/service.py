@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,38 +60,119 @@ def notes_of(session: Session, *, member_id: int, limit: int = 10) -> list[Agent
                              .order_by(col(AgentNote.id).desc()).limit(limit)))
 
 
-# Everything the lookup shows beyond the member row, read in ONE statement: the agent is on the phone, and
-# twenty round trips through the ORM cost more than the whole answer (docs/benchmarks.md). The composition
-# is shared with the per-concept reads (tier_view, compose_balance, compose_facts), so the rules live once.
-PICTURE_SQL = sa.text("""
-SELECT""" + organisations.CRM_PICTURE_COLUMNS + """,
+# The whole lookup in ONE statement: the member by one identity key, the access-log entry of the read, and
+# everything the agent needs while the phone rings (twenty ORM round trips cost more than the whole answer:
+# docs/benchmarks.md). When the entry is the only write, ``set_config`` makes its commit skip the wait for
+# the disk (``LOYALTY_ACCESS_LOG_DURABLE_COMMIT``). The composition is shared with the per-concept reads
+# (tier_view, compose_balance, compose_facts, channel_for), so the rules live once.
+LOOKUP_SQL = """
+WITH m AS (
+  SELECT * FROM members WHERE {key_column} = %(key)s
+), logged AS (
+  INSERT INTO access_log (api_key_name, agent_id, staff_id, member_id, action, reason, at)
+  SELECT %(log_key_name)s, %(log_agent_id)s, %(log_staff_id)s::integer, m.id, %(log_action)s, %(log_reason)s,
+         %(now)s::timestamptz
+  FROM m WHERE %(log)s
+  RETURNING member_id
+)
+SELECT m.*,
+  CASE WHEN %(log)s AND %(async_commit)s THEN set_config('synchronous_commit', 'off', true) END AS async_commit,
+  (SELECT count(*) FROM logged) AS logged,{organisation_columns},
   (SELECT json_agg(json_build_array(occurred_at, amount_fen - refunded_fen)) FROM orders
-    WHERE member_id = :m AND {in_spend_window}) AS window_orders,
-  (SELECT below_since FROM member_tier_status WHERE member_id = :m) AS below_since,
-  (SELECT json_build_array(available, pending, debt) FROM points_accounts WHERE member_id = :m) AS account,
+    WHERE member_id = m.id AND {in_spend_window}) AS window_orders,
+  (SELECT below_since FROM member_tier_status WHERE member_id = m.id) AS below_since,
+  (SELECT json_build_array(available, pending, debt) FROM points_accounts WHERE member_id = m.id) AS account,
   (SELECT json_build_array(coalesce(sum(remaining), 0), min(expires_at)) FROM points_lots
-    WHERE member_id = :m AND state = 'available' AND remaining > 0 AND expires_at <= :horizon) AS expiring,
+    WHERE member_id = m.id AND state = 'available' AND remaining > 0 AND expires_at <= %(horizon)s::timestamptz
+  ) AS expiring,
   (SELECT json_agg(c) FROM (SELECT code, value_fen, expires_at FROM coupons
-    WHERE member_id = :m AND redeemed_at IS NULL ORDER BY id DESC LIMIT 10) c) AS coupons,
+    WHERE member_id = m.id AND redeemed_at IS NULL ORDER BY id DESC LIMIT 10) c) AS coupons,
   (SELECT json_agg(o) FROM (SELECT order_id, amount_fen, refunded_fen, channel, occurred_at FROM orders
-    WHERE member_id = :m ORDER BY occurred_at DESC, id DESC LIMIT 5) o) AS recent_orders,
+    WHERE member_id = m.id ORDER BY occurred_at DESC, id DESC LIMIT 5) o) AS recent_orders,
   (SELECT json_agg(t) FROM (SELECT id, channel, purpose, template, decision, status, reasons, requested_at, sent_at
-    FROM touches WHERE member_id = :m ORDER BY id DESC LIMIT 10) t) AS recent_contacts,
+    FROM touches WHERE member_id = m.id ORDER BY id DESC LIMIT 10) t) AS recent_contacts,
   (SELECT json_agg(json_build_array(channel, purpose, send_at)) FROM touches
-    WHERE member_id = :m AND status = ANY(:counted_statuses) AND send_at >= :cap_since
-    AND send_at <= :cap_until) AS counted,
+    WHERE member_id = m.id AND status = ANY(%(counted_statuses)s) AND send_at >= %(cap_since)s::timestamptz
+    AND send_at <= %(cap_until)s::timestamptz) AS counted,
   (SELECT json_agg(c) FROM (SELECT id, category, opened_at FROM complaints
-    WHERE member_id = :m AND resolved_at IS NULL ORDER BY id DESC) c) AS open_complaints,
-  (SELECT max(opened_at) FROM complaints WHERE member_id = :m) AS last_complaint,
-  (SELECT json_object_agg(channel, status) FROM member_consents WHERE member_id = :m) AS consents,
+    WHERE member_id = m.id AND resolved_at IS NULL ORDER BY id DESC) c) AS open_complaints,
+  (SELECT max(opened_at) FROM complaints WHERE member_id = m.id) AS last_complaint,
+  (SELECT json_object_agg(channel, status) FROM member_consents WHERE member_id = m.id) AS consents,
   (SELECT json_object_agg(channel, reason) FROM member_channel_reachability
-    WHERE member_id = :m AND NOT reachable) AS unreachable,
+    WHERE member_id = m.id AND NOT reachable) AS unreachable,
   (SELECT json_agg(n) FROM (SELECT agent_id, fields, text, created_at FROM agent_notes
-    WHERE member_id = :m ORDER BY id DESC LIMIT 10) n) AS notes,
+    WHERE member_id = m.id ORDER BY id DESC LIMIT 10) n) AS notes,
   (SELECT json_agg(j) FROM (SELECT j.key, j.name, e.step_index, e.next_run_at, e.control
     FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
-    WHERE e.member_id = :m AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys
-""".replace("{in_spend_window}", SPEND_WINDOW_SQL.format(orders="orders")))
+    WHERE e.member_id = m.id AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys
+FROM m
+"""
+# The qualifying-spend window is the tier rule's own SQL (tiers.rules.SPEND_WINDOW_SQL), its binds in
+# psycopg's style: this statement also runs on the async hot path, which speaks psycopg directly.
+# The organisations' piece (group customers) is written for a bound ``:m``; here the member is ``m.id``.
+LOOKUP_SQL = LOOKUP_SQL.replace("{in_spend_window}", SPEND_WINDOW_SQL.format(orders="orders").replace(
+    ":spend_since", "%(spend_since)s").replace(":spend_until", "%(spend_until)s")).replace(
+    "{organisation_columns}", re.sub(r"(?<![:\w]):m\b", "m.id", organisations.CRM_PICTURE_COLUMNS).rstrip())
+_LOOKUP_BY = {column: LOOKUP_SQL.replace("{key_column}", column)
+              for column in (*members.KEY_COLUMNS.values(), "id")}
+_MEMBER_COLUMNS = tuple(Member.model_fields)
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """Who reads whose personal data and why: the access-log entry the lookup writes with its read."""
+
+    api_key_name: str | None
+    agent_id: str | None
+    reason: str
+    staff_id: int | None = None
+    action: str = "crm.lookup"
+
+
+def lookup_statement(*, column: str, key: Any, access: AccessRecord | None,
+                     now: datetime) -> tuple[str, dict[str, Any]]:
+    """``LOOKUP_SQL`` for a member by ``column`` (an identity key column or ``id``) and its parameters."""
+    phone, marketing = ContactChannel.PHONE, Purpose.MARKETING
+    # The member's tier is read by the same statement, so the cap window is the widest any tier has: touches
+    # outside a cap's own window do not count against it (the gate's rules look at each cap's window).
+    window = gate.widest_cap_window(phone, marketing) or (timedelta(0), timedelta(0))
+    return _LOOKUP_BY[column], {
+        "key": key, "now": now, **tiers.window_params(now), "horizon": points.expiring_horizon(now),
+        "cap_since": now - window[0], "cap_until": now + window[1],
+        "counted_statuses": [status.value for status in touchpoints.COUNTED],
+        "log": access is not None, "async_commit": not get_settings().access_log_durable_commit,
+        "log_key_name": access.api_key_name if access else None, "log_agent_id": access.agent_id if access else None,
+        "log_staff_id": access.staff_id if access else None,
+        "log_action": access.action if access else None, "log_reason": access.reason[:200] if access else None}
+
+
+def lookup_outcome(row: Mapping[Any, Any] | None, *, unmasked: bool, now: datetime,
+                   details: dict[str, Any]) -> dict[str, Any]:
+    """The picture from ``LOOKUP_SQL``'s row, or NotFound when nobody holds the key."""
+    if row is None:
+        raise NotFound("no member with that key", code="member_not_found", details=details)
+    member = Member(**{c: row[c] for c in _MEMBER_COLUMNS})
+    return compose_picture(member, row, unmasked=unmasked, now=now)
+
+
+def lookup_picture(session: Session, *, phone: str | None = None, openid: str | None = None,
+                   code: str | None = None, access: AccessRecord | None, unmasked: bool, now: datetime
+                   ) -> dict[str, Any]:
+    """The member holding one identity key, their whole picture and the access-log entry, in one statement."""
+    column, key = members.identity_key(phone=phone, openid=openid, code=code)
+    session.flush()
+    sql, params = lookup_statement(column=column, key=key, access=access, now=now)
+    row = session.connection().exec_driver_sql(sql, params).mappings().first()
+    return lookup_outcome(row, unmasked=unmasked, now=now,
+                          details={k: v for k, v in (("phone", phone), ("openid", openid), ("code", code)) if v})
+
+
+def member_picture(session: Session, *, member: Member, unmasked: bool, now: datetime) -> dict[str, Any]:
+    """Everything an agent needs about a member already in hand (no access-log entry: the caller logs)."""
+    session.flush()
+    sql, params = lookup_statement(column="id", key=member.id, access=None, now=now)
+    row = session.connection().exec_driver_sql(sql, params).mappings().one()
+    return compose_picture(member, row, unmasked=unmasked, now=now)
 
 
 def _at(value: Any) -> datetime | None:
@@ -101,15 +184,10 @@ def _with_times(rows: list[dict[str, Any]] | None, *fields: str) -> list[dict[st
     return [{**r, **{f: _at(r.get(f)) for f in fields}} for r in rows or []]
 
 
-def member_picture(session: Session, *, member: Member, unmasked: bool, now: datetime) -> dict[str, Any]:
-    """Everything an agent needs while the phone rings, in one answer (and one statement)."""
+def compose_picture(member: Member, row: Mapping[Any, Any], *, unmasked: bool, now: datetime) -> dict[str, Any]:
+    """The lookup's answer from the member and the facts ``LOOKUP_SQL`` read beside it."""
     assert member.id is not None
     phone, marketing = ContactChannel.PHONE, Purpose.MARKETING
-    window = gate.cap_window(member, phone, marketing) or (timedelta(0), timedelta(0))
-    row = session.execute(PICTURE_SQL, {
-        "m": member.id, "now": now, **tiers.window_params(now), "horizon": points.expiring_horizon(now),
-        "cap_since": now - window[0], "cap_until": now + window[1],
-        "counted_statuses": [status.value for status in touchpoints.COUNTED]}).mappings().one()
     window_orders = [(_at(o[0]), int(o[1])) for o in row["window_orders"] or []]
     tier = tiers.tier_view(tier=member.tier, spend=qualifying_spend(
                                [(at, amount) for at, amount in window_orders if at is not None], now=now,

@@ -160,29 +160,40 @@ def get_member(session: Session, *, member_id: int, for_update: bool = False) ->
     return member
 
 
+KEY_COLUMNS = {"phone": "phone", "openid": "wechat_openid", "unionid": "wechat_unionid", "code": "member_code"}
+"""Identity key → the ``members`` column that holds it (unique)."""
+
+
+def identity_key(*, phone: str | None = None, openid: str | None = None, unionid: str | None = None,
+                 code: str | None = None) -> tuple[str, str]:
+    """The one identity key given, normalised as stored: (``members`` column, value)."""
+    given = {k: v for k, v in (("phone", phone), ("openid", openid), ("unionid", unionid), ("code", code)) if v}
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of phone, openid, unionid, code, external_id",
+                           code="lookup_key_required")
+    kind, value = next(iter(given.items()))
+    if kind == "phone":
+        value = normalise_phone(value, get_settings().default_country)
+    elif kind == "code":
+        if parse_member_code(value) is None:
+            raise InvalidInput(f"{value!r} is not a member code", code="invalid_member_code", details={"code": value})
+        value = value.strip().upper()
+    return KEY_COLUMNS[kind], value
+
+
 def find_member(session: Session, *, phone: str | None = None, openid: str | None = None,
                 unionid: str | None = None, code: str | None = None, external: tuple[str, str] | None = None
                 ) -> Member | None:
     """The member holding exactly one identity key, or None."""
-    given = [k for k in (phone, openid, unionid, code, external) if k]
-    if len(given) != 1:
+    if external and not (phone or openid or unionid or code):
+        return session.exec(select(Member).join(MemberExternalId, MemberExternalId.member_id == Member.id)  # type: ignore[arg-type]
+                            .where(MemberExternalId.system == external[0],
+                                   MemberExternalId.external_id == external[1])).first()
+    if external:
         raise InvalidInput("give exactly one of phone, openid, unionid, code, external_id",
                            code="lookup_key_required")
-    query = select(Member)
-    if phone:
-        query = query.where(Member.phone == normalise_phone(phone, get_settings().default_country))
-    elif openid:
-        query = query.where(Member.wechat_openid == openid)
-    elif unionid:
-        query = query.where(Member.wechat_unionid == unionid)
-    elif code:
-        if parse_member_code(code) is None:
-            raise InvalidInput(f"{code!r} is not a member code", code="invalid_member_code", details={"code": code})
-        query = query.where(Member.member_code == code.strip().upper())
-    elif external:
-        query = query.join(MemberExternalId, MemberExternalId.member_id == Member.id).where(  # type: ignore[arg-type]
-            MemberExternalId.system == external[0], MemberExternalId.external_id == external[1])
-    return session.exec(query).first()
+    column, value = identity_key(phone=phone, openid=openid, unionid=unionid, code=code)
+    return session.exec(select(Member).where(getattr(Member, column) == value)).first()
 
 
 def lookup_member(session: Session, **keys: Any) -> Member:

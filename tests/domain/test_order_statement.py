@@ -2,6 +2,7 @@
 statement agrees with the rules on generated members' order sequences."""
 
 import random
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,9 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from domain.access.models import AccessLogEntry
+from domain.crm import service as crm
 from domain.errors import NotFound
 from domain.orders.models import Order
-from domain.orders.service import NewOrder, record_order
+from domain.orders.service import NewOrder, record_order, record_refund
 from domain.points import service as points
 from domain.points.models import LedgerEntry, LotState, PointsLot
 from domain.points.rules import LotView, allocate_redemption_to_lots, earn_points, lot_dates, points_to_reverse
@@ -141,3 +144,49 @@ def test_the_one_statement_balance_is_the_balance_and_refuses_an_unknown_member(
                                                                                              now=T0)
     with pytest.raises(NotFound):
         points.member_balance(session, member_id=10**9, now=T0)
+
+
+@contextmanager
+def statements(session):
+    """The statements the session sends while the block runs."""
+    sent: list[str] = []
+    conn = session.connection()
+
+    def count(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    sa.event.listen(conn, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", count)
+
+
+def test_an_order_a_refund_a_redemption_a_balance_and_a_lookup_are_one_statement_each(session):
+    member = make_member(session)
+    session.flush()
+    with statements(session) as sent:
+        record_order(session, new=NewOrder(order_id="ONE-1", member_id=member.id, amount_fen=500_000, channel="store",
+                                           occurred_at=T0, items=[]), now=T0)
+    assert len(sent) == 1
+    with statements(session) as sent:
+        record_refund(session, order_id="ONE-1", refund_id="ONE-1-R", amount_fen=1_000, occurred_at=T0, now=T0)
+    assert len(sent) == 1
+    points.release_due_points(session, as_of=T0 + timedelta(days=8), member_range=(0, 10**9), now=T0)
+    with statements(session) as sent:
+        points.redeem_points(session, member_id=member.id, redemption_id="ONE-RD", points=10, reason="gift", now=T0)
+    assert len(sent) == 1
+    with statements(session) as sent:
+        points.member_balance(session, member_id=member.id, now=T0)
+    assert len(sent) == 1
+    with statements(session) as sent:
+        picture = crm.lookup_picture(session, phone=member.phone, access=crm.AccessRecord(
+            api_key_name="k", agent_id="a-1", reason="inbound call"), unmasked=False, now=T0)
+    assert len(sent) == 1 and picture["member"]["id"] == member.id
+    logged = session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == member.id)).all()
+    assert [(e.api_key_name, e.agent_id, e.action, e.reason) for e in logged] == [("k", "a-1", "crm.lookup",
+                                                                                   "inbound call")]
+    with pytest.raises(NotFound):
+        crm.lookup_picture(session, phone="+8613999999999", access=crm.AccessRecord(
+            api_key_name="k", agent_id=None, reason="call"), unmasked=False, now=T0)
+    assert points.verify_points(session) == []
