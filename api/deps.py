@@ -18,6 +18,7 @@ from domain.access.tokens import token_audience
 from domain.clock import utcnow
 from domain.db import get_engine, limit_lock_waits
 from domain.errors import Forbidden, Unauthorized
+from domain.member_sessions import service as member_sessions
 from domain.members.rules import visible_contact_details
 from domain.settings import get_settings
 from domain.staff import service as staff
@@ -108,7 +109,11 @@ def _authenticate(request: Request, session: SessionDep, now: NowDep,
     if is_api_key(presented):
         key = authenticate(session, presented=presented)
         caller = Caller(kind=CredentialKind.API_KEY, name=key.name, scope=Scope(key.scope), pii_access=key.pii_access)
-    elif token_audience(presented) == staff.STAFF_AUDIENCE:
+    elif (audience := token_audience(presented)) == member_sessions.MEMBER_AUDIENCE:
+        member_id, session_id = member_sessions.authenticate_member(session, token=presented, now=now)
+        caller = Caller(kind=CredentialKind.MEMBER, name=f"member:{member_id}", member_id=member_id,
+                        session_id=session_id)
+    elif audience == staff.STAFF_AUDIENCE:
         caller = staff_caller_from_token(session, token=presented, now=now)
     else:
         raise Unauthorized("invalid or revoked API key or token", code="invalid_api_key")
@@ -166,6 +171,11 @@ AUDIT = RouteAccess(roles=frozenset({_R.SUPERVISOR, _R.OPERATOR}))
 ANY_STAFF = RouteAccess(roles=frozenset(StaffRole), keys=False)
 """A logged-in person's own session (who am I, refresh, log out)."""
 
+MEMBER_SELF = RouteAccess(member=True, keys=False)
+"""``/v1/me/…``: a member's own session, for their own record only."""
+APP_SERVER = RouteAccess(scopes=frozenset({Scope.APP}))
+"""An app server vouching for a member it authenticated itself (token exchange)."""
+
 AppCaller = Annotated[Caller, Depends(allow(MEMBER_DATA))]
 CrmCaller = Annotated[Caller, Depends(allow(CRM))]
 AgentCaller = Annotated[Caller, Depends(allow(AGENT_ACTION))]
@@ -174,6 +184,8 @@ ApproverCaller = Annotated[Caller, Depends(allow(APPROVAL))]
 AdminCaller = Annotated[Caller, Depends(allow(OPERATIONS))]
 CorrectionCaller = Annotated[Caller, Depends(allow(CORRECTIONS))]
 AuditCaller = Annotated[Caller, Depends(allow(AUDIT))]
+MemberCaller = Annotated[Caller, Depends(allow(MEMBER_SELF))]
+AppKeyCaller = Annotated[Caller, Depends(allow(APP_SERVER))]
 StaffCaller = Annotated[Caller, Depends(allow(ANY_STAFF))]
 
 

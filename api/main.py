@@ -21,6 +21,7 @@ from api.routes import (
     exports,
     health,
     journeys,
+    me,
     members,
     metrics,
     organisations,
@@ -34,7 +35,7 @@ from domain.settings import get_settings
 from domain.wechat.rules import configuration_problem
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
-           campaigns.router, admin.router, exports.router, staff.router, wechat.router,
+           campaigns.router, admin.router, exports.router, staff.router, me.router, wechat.router,
            organisations.router, metrics.router, webhooks.router]
 
 

@@ -6,6 +6,7 @@ from domain.contact_policy.models import Complaint
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.events.models import DomainEvent
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
+from domain.member_sessions.models import MemberSession
 from domain.members.models import (
     Member,
     MemberChannelReachability,
@@ -92,4 +93,5 @@ __all__ = [
     "StaffSession",
     "WebhookSubscription",
     "WebhookDelivery",
+    "MemberSession",
 ]

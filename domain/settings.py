@@ -210,6 +210,10 @@ class Settings(BaseSettings):
     """Life of a staff access token; the console refreshes it while the session lives."""
     staff_session_hours: int = 12
     """Longest a staff login lasts (a shift) before the password is asked again."""
+    member_token_minutes: int = 15
+    """Life of a member access token (it lives on a phone); the app refreshes it with the refresh token."""
+    member_session_days: int = 30
+    """Longest a member stays signed in without proving who they are again."""
     staff_login_max_failures: int = 5
     staff_login_lock_minutes: int = 15
     """After this many wrong passwords in a row, an account refuses logins for this long (429)."""

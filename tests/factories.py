@@ -70,6 +70,18 @@ def staff_auth(session: Session, account: Any, *, now: datetime | None = None) -
     return {"Authorization": f"Bearer {issued.access_token}"}
 
 
+def member_auth(session: Session, member: Any, *, now: datetime | None = None) -> dict[str, str]:
+    """Headers of a member signed in on their phone (a session started as a token exchange would)."""
+    from domain.clock import utcnow
+    from domain.member_sessions.rules import Proof
+    from domain.member_sessions.service import start_member_session
+
+    issued = start_member_session(session, member_id=member.id, proof=Proof.EXCHANGE, client="tests",
+                                  now=now or utcnow())
+    session.commit()
+    return {"Authorization": f"Bearer {issued.access_token}"}
+
+
 def make_order(session: Session, *, member_id: int, amount_fen: int = 10_000, order_id: str | None = None,
                occurred_at: datetime | None = None, now: datetime | None = None, channel: str = "store") -> Any:
     from domain.orders.service import NewOrder, record_order

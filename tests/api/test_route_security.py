@@ -13,7 +13,7 @@ from api.main import ROUTERS
 from domain.access.models import Scope
 from domain.access.rules import CredentialKind, RouteAccess
 from domain.staff.models import StaffRole
-from tests.factories import make_api_key, make_staff, staff_auth
+from tests.factories import make_api_key, make_member, make_staff, member_auth, staff_auth
 
 
 def _declared(route: APIRoute) -> RouteAccess | str | None:
@@ -36,9 +36,10 @@ GUARDED = [(m, r) for m, r in V1_ROUTES if isinstance(_declared(r), RouteAccess)
 IDS = [f"{m} {r.path}" for m, r in V1_ROUTES]
 
 # Each kind of credential the API knows, as (kind, scope or role).
-CREDENTIALS: list[tuple[CredentialKind, Scope | StaffRole]] = [
+CREDENTIALS: list[tuple[CredentialKind, Scope | StaffRole | None]] = [
     *[(CredentialKind.API_KEY, scope) for scope in Scope],
     *[(CredentialKind.STAFF, role) for role in StaffRole],
+    (CredentialKind.MEMBER, None),
 ]
 
 
@@ -46,9 +47,13 @@ def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
-def _headers(session, kind: CredentialKind, what: Scope | StaffRole) -> dict[str, str]:
+def _headers(session, kind: CredentialKind, what: Scope | StaffRole | None) -> dict[str, str]:
     if kind == CredentialKind.API_KEY:
+        assert what is not None
         return {"Authorization": f"Bearer {make_api_key(session, scope=what.value)[1]}"}
+    if kind == CredentialKind.MEMBER:
+        return member_auth(session, make_member(session))
+    assert what is not None
     return staff_auth(session, make_staff(session, role=what.value))
 
 
@@ -96,8 +101,9 @@ def test_routes_where_a_person_must_act_refuse_even_an_admin_key():
             "POST /v1/crm/call-lists/{call_list_id}/next-lead"} <= person_only
 
 
-def test_the_only_public_v1_route_is_staff_login():
-    assert [f"{m} {r.path}" for m, r in V1_ROUTES if isinstance(_declared(r), str)] == ["POST /v1/staff/sessions"]
+def test_the_only_public_v1_routes_are_logins_and_refresh():
+    assert sorted(f"{m} {r.path}" for m, r in V1_ROUTES if isinstance(_declared(r), str)) == [
+        "POST /v1/me/sessions/refresh", "POST /v1/staff/sessions"]
 
 
 # Routes outside /v1 and the credential kind each takes. A new one must be added here, on purpose.
