@@ -1,7 +1,7 @@
 """member sessions: a member's login with its rotating refresh token (stored hashed)
 
 Revision ID: 1502
-Revises: 2001
+Revises: 1701
 Create Date: 2026-12-02 03:56:28.024260
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '1502'
-down_revision: str | None = '2001'
+down_revision: str | None = '1701'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
