@@ -27,6 +27,7 @@ from api.routes import (
     organisations,
     points,
     staff,
+    templates,
     webhooks,
     wechat,
 )
@@ -35,7 +36,7 @@ from domain.settings import get_settings
 from domain.wechat.rules import configuration_problem
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
-           campaigns.router, admin.router, exports.router, staff.router, me.router, wechat.router,
+           campaigns.router, templates.router, admin.router, exports.router, staff.router, me.router, wechat.router,
            organisations.router, metrics.router, webhooks.router]
 
 

@@ -32,12 +32,14 @@ from domain.organisations.models import (
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.staff.models import StaffAccount, StaffSession
+from domain.templates.models import MessageTemplate
 from domain.tiers.models import TierEvent, TierStatus
 from domain.touchpoints.models import CallTask, DeliveryAttempt, Touch
 from domain.webhooks.models import WebhookDelivery, WebhookSubscription
 from domain.wechat.models import AccessToken, Follower, OAuthState, ProcessedCallback, SubscriptionGrant
 
 __all__ = [
+    "MessageTemplate",
     "AccessLogEntry",
     "ApiKey",
     "DomainEvent",

@@ -19,9 +19,9 @@ CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 class CampaignIn(StrictModel):
     name: str = Field(min_length=1, max_length=100)
     channel: str = Field(pattern="^(preferred|sms|wechat|email|app|phone)$")
-    purpose: str = Field(default="marketing", pattern="^(marketing|care|service)$")
-    template: str = Field(min_length=1, max_length=64)
-    body: str = Field(min_length=1, max_length=1000, examples=["{name}, spring offer for {tier} members"])
+    purpose: str | None = Field(default=None, pattern="^(marketing|care|service)$",
+                                description="Optional: the template's purpose applies; a different one is a 422")
+    template: str = Field(min_length=1, max_length=64, description="A key of the template catalogue")
     audience: dict[str, Any] = Field(default_factory=dict)
     control_share: float = Field(default=0.1, ge=0, le=0.5)
 

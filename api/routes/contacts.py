@@ -40,7 +40,7 @@ def eligibility(member_id: MemberId, channel: ContactChannel, purpose: Purpose, 
              summary="Request a touch through the gate (idempotent by source + idempotency_key)")
 def request_contact(member_id: MemberId, body: TouchIn, response: Response, session: SessionDep, caller: AppCaller,
                     now: NowDep) -> TouchOut:
-    touch, replayed = gate.request_touch(
+    touch, replayed = gate.request_templated_touch(
         session, member_id=member_id, channel=body.channel, purpose=body.purpose,
         source=body.source or f"api:{caller.key_name}", idempotency_key=body.idempotency_key, template=body.template,
         variables=body.variables, now=now, not_before=ensure_aware(body.not_before) if body.not_before else None)

@@ -21,10 +21,12 @@ class DecisionOut(BaseModel):
 
 class TouchIn(StrictModel):
     channel: ContactChannel
-    purpose: Purpose
+    purpose: Purpose | None = Field(default=None, description="Optional: the touch carries its template's purpose; "
+                                                            "a different one is a 422 (purpose_mismatch)")
     idempotency_key: str = Field(min_length=1, max_length=120)
-    template: str = Field(min_length=1, max_length=64)
-    variables: dict[str, Any] = Field(default_factory=dict)
+    template: str = Field(min_length=1, max_length=64, description="A key of the template catalogue")
+    variables: dict[str, Any] = Field(default_factory=dict,
+                                      description="Exactly the template's declared variables")
     source: str | None = Field(default=None, max_length=60,
                                description="Defaults to api:<key name>; the idempotency key is unique per source")
     not_before: datetime | None = None

@@ -19,6 +19,7 @@ from domain.members import service as members
 from domain.members.models import Member
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
+from domain.templates import service as templates
 from domain.tiers import service as tiers
 from domain.tiers.rules import QUALIFYING_SPEND_SQL
 
@@ -64,11 +65,23 @@ def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str
     return "SELECT m.id FROM members m WHERE " + " AND ".join(where), params
 
 
-def create_campaign(session: Session, *, name: str, channel: str, purpose: str, template: str, body: str,
-                    audience: dict[str, Any], control_share: float, actor: str, now: datetime) -> Campaign:
+CAMPAIGN_VARIABLES = frozenset({"name", "tier"})
+"""What a campaign's text may say: the variables a send fills for every member."""
+
+
+def create_campaign(session: Session, *, name: str, channel: str, template: str, audience: dict[str, Any],
+                    control_share: float, actor: str, now: datetime, purpose: str | None = None) -> Campaign:
+    """A draft naming a catalogue template: its text is fixed now (what the approver reads is what goes out)
+    and its purpose is the template's; an unknown template or a variable a send cannot fill is a 422."""
     audience_sql(audience, now)  # refuse unknown filters now, not at launch
-    campaign = Campaign(name=name, channel=channel, purpose=purpose, template=template, body=body, audience=audience,
-                        control_share=control_share, created_by=actor, created_at=now)
+    found = templates.resolve(session, key=template, channel=None if channel == "preferred" else channel, now=now)
+    unknown = sorted(set(found.variables) - CAMPAIGN_VARIABLES)
+    if unknown:
+        raise InvalidInput(f"template {template!r} uses variable {{{unknown[0]}}}, which a campaign cannot fill",
+                           code="invalid_variables", details={"template": template, "variable": unknown[0]})
+    purpose = templates.check_touch(found, purpose=purpose, variables={v: "" for v in found.variables})
+    campaign = Campaign(name=name, channel=channel, purpose=purpose, template=template, body=found.body,
+                        audience=audience, control_share=control_share, created_by=actor, created_at=now)
     session.add(campaign)
     session.flush()
     return campaign

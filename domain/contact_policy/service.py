@@ -33,6 +33,8 @@ from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.settings import get_settings
 from domain.tiers.rules import ORDER as TIER_ORDER
+from domain.templates import service as templates
+from domain.templates.rules import render
 from domain.touchpoints import service as touchpoints
 from domain.touchpoints.models import Touch, TouchStatus
 
@@ -186,6 +188,19 @@ def request_touch(session: Session, *, member_id: int, channel: str, purpose: st
                                                   variables, not_before)], now=now)[0]
 
 
+def request_templated_touch(session: Session, *, member_id: int, channel: str, purpose: str | None, source: str,
+                            idempotency_key: str, template: str, variables: dict[str, Any], now: datetime,
+                            not_before: datetime | None = None) -> tuple[Touch, bool]:
+    """A caller's touch naming a catalogue template: the purpose is the template's (a caller cannot send
+    marketing labelled as service), the variables must be exactly the declared ones, and the rendered text
+    travels with the touch. A replay returns the first decision."""
+    found = templates.resolve(session, key=template, channel=channel, now=now)
+    carried = templates.check_touch(found, purpose=purpose, variables=variables)
+    return request_touch(session, member_id=member_id, channel=channel, purpose=carried, source=source,
+                         idempotency_key=idempotency_key, template=template, now=now, not_before=not_before,
+                         variables={**variables, "body": render(found.body, variables)})
+
+
 def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: datetime) -> list[tuple[Touch, bool]]:
     """The gate for a batch (a campaign's next few thousand members): each request is decided by the same
     pure rules as a single one, but every read and write is one statement for the whole batch.
@@ -307,7 +322,8 @@ def complaints_of(session: Session, *, member_id: int, open_only: bool = False) 
     return list(session.exec(query.order_by(col(Complaint.id).desc())))
 
 
-__all__ = ["Verdict", "channel_for", "choose_channels", "evaluate_contact", "request_touch", "request_touches",
+__all__ = ["Verdict", "channel_for", "choose_channels", "evaluate_contact", "request_templated_touch", "request_touch",
+           "request_touches",
            "TouchRequest", "record_complaint", "resolve_complaint", "complaints_of", "recheck_before_send",
            "address_of", "list_complaints"]
 

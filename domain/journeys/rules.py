@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -148,6 +148,8 @@ MESSAGE_VARIABLES = frozenset({"name", "tier", "points", "expiring_points", "mem
 """What a journey message may say: the variables a run fills for every member."""
 OCCASION = "{occasion}"
 """A care journey's message that is the occasion's own template (birthday, holiday)."""
+OCCASION_TEMPLATES = ("birthday", "holiday", "account")
+"""The occasions a care run greets (an organisation's important date is ``account``)."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,10 @@ def branch_condition_problem(condition: object) -> str | None:
             f"preferred_channel:<channel>, consent_granted:<channel> (channels {', '.join(channels)})")
 
 
-def journey_problems(*, trigger: str, steps: Sequence[object], templates: Mapping[str, str]) -> list[StepProblem]:
-    """Everything wrong with a journey's steps, each naming its step (0-based) and field."""
+def journey_problems(*, trigger: str, steps: Sequence[object],
+                     templates: Mapping[str, tuple[str, Collection[str]]]) -> list[StepProblem]:
+    """Everything wrong with a journey's steps, each naming its step (0-based) and field. ``templates``: the
+    catalogue's current templates, key → (purpose, declared variables)."""
     problems: list[StepProblem] = []
     if not steps:
         return [StepProblem(0, "steps", "a journey needs at least one step")]
@@ -208,16 +212,22 @@ def journey_problems(*, trigger: str, steps: Sequence[object], templates: Mappin
                 problems.append(StepProblem(index, "purpose", f"unknown purpose {step.get('purpose')!r}: one of "
                                                               f"{', '.join(STEP_PURPOSES)}"))
             message = step.get("message")
-            if message == OCCASION:
-                if trigger != "care.date":
-                    problems.append(StepProblem(index, "message", f"{OCCASION} is only for care.date journeys"))
-            elif not isinstance(message, str) or message not in templates:
-                problems.append(StepProblem(index, "message", f"unknown template {message!r}"))
-            else:
-                unknown = sorted(template_variables(templates[message]) - MESSAGE_VARIABLES)
+            names: tuple[object, ...] = OCCASION_TEMPLATES if message == OCCASION else (message,)
+            if message == OCCASION and trigger != "care.date":
+                problems.append(StepProblem(index, "message", f"{OCCASION} is only for care.date journeys"))
+                names = ()
+            for name in names:
+                if not isinstance(name, str) or name not in templates:
+                    problems.append(StepProblem(index, "message", f"unknown template {name!r}"))
+                    continue
+                purpose, declared = templates[name]
+                unknown = sorted(set(declared) - MESSAGE_VARIABLES)
                 if unknown:
-                    problems.append(StepProblem(index, "message", f"template {message!r} uses unknown variable "
-                                                                  f"{{{unknown[0]}}}"))
+                    problems.append(StepProblem(index, "message", f"template {name!r} uses variable {{{unknown[0]}}}"
+                                                                  f", which a journey cannot fill"))
+                if step.get("purpose") in STEP_PURPOSES and step.get("purpose") != purpose:
+                    problems.append(StepProblem(index, "purpose", f"template {name!r} is {purpose}, not "
+                                                                  f"{step.get('purpose')}"))
         elif kind == "branch":
             problem = branch_condition_problem(step.get("if"))
             if problem:

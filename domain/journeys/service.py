@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 
 from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.journeys.builtins import BUILT_INS, TEMPLATES
+from domain.journeys.builtins import BUILT_INS
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
-from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, journey_problems, render_template
+from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, journey_problems
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
@@ -21,6 +21,8 @@ from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points.service import PointsBalance, balances_of
 from domain.settings import get_settings
+from domain.templates import service as templates
+from domain.templates.rules import render
 
 
 def ensure_builtin_journeys(session: Session, *, now: datetime) -> None:
@@ -86,11 +88,14 @@ def set_journey_status(session: Session, *, journey_id: int, status: str) -> Jou
 TRIGGERS = ("member.joined", "member.dormant", "care.date")
 
 
-def validate_journey(*, trigger: str, steps: list[dict[str, Any]]) -> None:
-    """Refuse a journey with anything a run could not do (422 naming the step and field)."""
+def validate_journey(session: Session, *, trigger: str, steps: list[dict[str, Any]], now: datetime) -> None:
+    """Refuse a journey with anything a run could not do (422 naming the step and field); its messages must be
+    templates of the catalogue, for the step's purpose, saying only what a run can fill."""
+    templates.ensure_builtin_templates(session, now=now)
+    catalogue = {t.key: (t.purpose, t.variables) for t in templates.current_templates(session)}
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}", code="invalid_trigger", details={"triggers": TRIGGERS})
-    problems = journey_problems(trigger=trigger, steps=steps, templates=TEMPLATES)
+    problems = journey_problems(trigger=trigger, steps=steps, templates=catalogue)
     if problems:
         first = problems[0]
         raise InvalidInput(f"step {first.step}: {first.message}", code="invalid_step",
@@ -120,7 +125,7 @@ def create_journey(session: Session, *, key: str, name: str, trigger: str, steps
                    control_share: float, now: datetime, priority: int = 0) -> Journey:
     """A new journey, active at once; it enrolls members from its trigger's next occurrences only (an
     operator who wants earlier ones asks for a backfill)."""
-    validate_journey(trigger=trigger, steps=steps)
+    validate_journey(session, trigger=trigger, steps=steps, now=now)
     if session.exec(select(Journey).where(Journey.key == key)).first() is not None:
         raise Conflict(f"a journey {key!r} exists", code="journey_exists")
     journey = Journey(key=key, name=name, trigger=trigger, priority=priority, enrolls_since=now, created_at=now)
@@ -138,7 +143,7 @@ def edit_journey(session: Session, *, journey_id: int, steps: list[dict[str, Any
     journey = session.exec(select(Journey).where(Journey.id == journey_id).with_for_update()).first()
     if journey is None:
         raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
-    validate_journey(trigger=journey.trigger, steps=steps)
+    validate_journey(session, trigger=journey.trigger, steps=steps, now=now)
     journey.current_version += 1
     version = JourneyVersion(journey_id=journey_id, version=journey.current_version, steps=steps,
                              control_share=control_share, created_at=now)
@@ -408,11 +413,17 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
         session.add(enrollment)
     if asking:
         balances = balances_of(session, member_ids=sorted({m.id or 0 for _, m, *_ in asking}), now=as_of)
+        templates.ensure_builtin_templates(session, now=as_of)
+        catalogue = templates.current_templates(session, keys=sorted({message for *_, message, _ in asking}))
         requests = []
         for _, member, occasion, message, request in asking:
+            template = templates.template_for(catalogue, key=message, channel=request.channel)
+            if template is None:  # validated at creation; a template can only be missing if data was edited by hand
+                raise InvalidInput(f"unknown template {message!r}", code="unknown_template")
             variables = _variables(member, balances[member.id or 0], occasion)
-            variables["body"] = render_template(TEMPLATES.get(message, message), variables)
-            requests.append(replace(request, variables=variables))
+            variables["body"] = render(template.body, {k: variables[k] for k in template.variables})
+            # The touch's purpose is the template's (the same as the step's, checked at creation).
+            requests.append(replace(request, variables=variables, purpose=template.purpose))
         for (execution, *_), (touch, _) in zip(asking, gate.request_touches(session, requests, now=as_of),
                                                strict=True):
             execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id

@@ -15,8 +15,11 @@ def at(client: TestClient, moment: datetime) -> None:
     client.app.dependency_overrides[get_now] = lambda: moment  # type: ignore[attr-defined]
 
 
-def test_eligibility_request_history_consent_and_complaint_over_http(app_client, app_headers, crm_headers):
+def test_eligibility_request_history_consent_and_complaint_over_http(app_client, app_headers, crm_headers,
+                                                                    admin_headers):
     at(app_client, datetime(2026, 3, 10, 4, 0, tzinfo=UTC))
+    assert app_client.post("/v1/templates", headers=admin_headers, json={
+        "key": "spring_offer", "purpose": "marketing", "body": "Spring offer!"}).status_code == 201
     m = setup_member(app_client, app_headers)
     base = f"/v1/members/{m['id']}"
     ok = app_client.get(f"{base}/contact-eligibility", params={"channel": "sms", "purpose": "marketing"},

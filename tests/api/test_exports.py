@@ -88,7 +88,7 @@ def test_a_campaign_audience_exports_with_treatment_and_control(live, committed_
     with unit_of_work(committed_engine) as session:
         made = [make_member(session, now=OLD) for _ in range(30)]
         campaign = campaigns.create_campaign(session, name="spring", channel="sms", purpose="marketing",
-                                             template="offer", body="hi", audience={}, control_share=0.3,
+                                             template="first_offer", audience={}, control_share=0.3,
                                              actor="a", now=NOW)
         campaigns.approve(session, campaign_id=campaign.id, actor="b", now=NOW)
         campaigns.launch(session, campaign_id=campaign.id, now=NOW)

@@ -21,9 +21,13 @@ SMS = {ContactChannel.SMS: True}
 
 
 def draft(session, audience, control_share=0.0, author="marketer-1"):
+    from domain.templates.service import publish_template
+
+    publish_template(session, key="spring_offer", channel="any", purpose="marketing",
+                     body="{name}, spring offer for {tier} members", variables=["name", "tier"], actor="t", now=NOW)
     return campaigns.create_campaign(session, name="spring", channel="sms", purpose="marketing",
-                                     template="spring_offer", body="{name}, spring offer for {tier} members",
-                                     audience=audience, control_share=control_share, actor=author, now=NOW)
+                                     template="spring_offer", audience=audience, control_share=control_share,
+                                     actor=author, now=NOW)
 
 
 def test_the_audience_filter_preview_and_four_eyes_approval(session):

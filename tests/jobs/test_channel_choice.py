@@ -58,7 +58,7 @@ def test_a_campaign_on_the_preferred_channel_uses_the_same_rule_and_the_crm_show
     with unit_of_work(committed_engine) as session:
         made = _members_of_every_profile(session, joined=T - 400 * DAY)
         campaign = campaigns.create_campaign(session, name="spring", channel="preferred", purpose="care",
-                                             template="spring", body="{name}, spring is here",
+                                             template="welcome",
                                              audience={"statuses": ["active"]}, control_share=0.0,
                                              actor="marketer", now=T)
         campaigns.approve(session, campaign_id=campaign.id, actor="manager", now=T)

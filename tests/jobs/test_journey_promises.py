@@ -68,18 +68,21 @@ def test_a_journey_is_validated_whole_and_the_422_names_the_step(app_client, adm
 
 
 def test_the_built_in_journeys_pass_their_own_validation():
-    from domain.journeys.builtins import BUILT_INS, TEMPLATES
+    from domain.journeys.builtins import BUILT_INS
     from domain.journeys.rules import journey_problems
+    from domain.templates.service import BUILT_IN
 
+    catalogue = {key: (purpose, variables) for key, purpose, _, variables in BUILT_IN}
     for spec in BUILT_INS:
-        assert journey_problems(trigger=spec["trigger"], steps=spec["steps"], templates=TEMPLATES) == []
+        assert journey_problems(trigger=spec["trigger"], steps=spec["steps"], templates=catalogue) == []
 
 
 def test_a_journey_failing_at_run_time_is_recorded_and_the_others_carry_on(committed_engine):
     no_control(committed_engine, "reactivation")
     with unit_of_work(committed_engine) as session:
         journeys.create_journey(session, key="legacy", name="Legacy", trigger="member.joined", priority=50,
-                                steps=[{**SEND, "purpose": "care"}], control_share=0.0, now=T - DAY)
+                                steps=[{**SEND, "message": "we_miss_you", "purpose": "care"}], control_share=0.0,
+                                now=T - DAY)
         # A version stored before validation existed, with a channel no gate knows.
         session.execute(sa.text("UPDATE journey_versions SET steps = CAST(:s AS jsonb) WHERE journey_id = "
                                 "(SELECT id FROM journeys WHERE key = 'legacy')"),

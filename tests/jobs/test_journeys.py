@@ -203,7 +203,7 @@ def test_a_created_journey_branches_on_a_condition_and_a_running_member_keeps_th
         {"day": 0, "kind": "send", "message": "welcome", "channel": "sms", "purpose": "care"},
         {"day": 1, "kind": "branch", "if": "tier_in:B,A", "goto": 3},
         {"day": 1, "kind": "send", "message": "how_it_works", "channel": "sms", "purpose": "service"},
-        {"day": 2, "kind": "send", "message": "first_offer", "channel": "sms", "purpose": "care"},
+        {"day": 2, "kind": "send", "message": "birthday", "channel": "sms", "purpose": "care"},
     ]
     with unit_of_work(committed_engine) as session:
         journeys.ensure_builtin_journeys(session, now=T)
@@ -222,9 +222,9 @@ def test_a_created_journey_branches_on_a_condition_and_a_running_member_keeps_th
     for day in (0, 1, 2):
         run(committed_engine, "run-journeys", T + day * DAY + timedelta(hours=1))
     assert [(s[1], s[3]) for s in steps_of(committed_engine, plain.id)] == [
-        ("approved", "welcome"), ("branch_not_taken", None), ("approved", "how_it_works"), ("approved", "first_offer")]
+        ("approved", "welcome"), ("branch_not_taken", None), ("approved", "how_it_works"), ("approved", "birthday")]
     assert [(s[1], s[3]) for s in steps_of(committed_engine, vip.id)] == [
-        ("approved", "welcome"), ("branch_taken", None), ("approved", "first_offer")]
+        ("approved", "welcome"), ("branch_taken", None), ("approved", "birthday")]
 
 
 def test_invalid_journey_steps_are_refused(session):
