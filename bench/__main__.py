@@ -264,11 +264,15 @@ def _launch_campaign(engine: sa.Engine, as_of: datetime) -> int:
     from sqlmodel import Session
 
     from domain.campaigns import service as campaigns
+    from domain.templates import service as templates
 
     with Session(engine) as session:
+        if not templates.current_templates(session, keys=["bench-offer"]):  # campaigns name catalogue templates
+            templates.publish_template(session, key="bench-offer", channel="any", purpose="marketing",
+                                       body="{name}, a {tier}-tier offer", variables=["name", "tier"], actor="bench",
+                                       now=as_of)
         campaign = campaigns.create_campaign(session, name=f"bench {as_of:%Y-%m-%d %H:%M}", channel="sms",
-                                             purpose="marketing", template="bench-offer",
-                                             body="{name}, a {tier}-tier offer", audience=CAMPAIGN_AUDIENCE,
+                                             purpose="marketing", template="bench-offer", audience=CAMPAIGN_AUDIENCE,
                                              control_share=0.1, actor="bench", now=as_of)
         campaign_id = int(campaign.id or 0)
         campaigns.approve(session, campaign_id=campaign_id, actor="bench-approver", now=as_of)
