@@ -35,7 +35,7 @@ from domain.db import get_engine
 from domain.errors import DomainError, InvalidInput
 from domain.exports.service import stream_csv
 from domain.journeys import service as journeys
-from domain.journeys.builtins import BUILT_INS, TEMPLATES
+from domain.journeys.builtins import BUILT_INS
 from domain.members import service as members
 from domain.members.models import Member
 from domain.operations.models import JobRunStatus
@@ -43,6 +43,7 @@ from domain.operations.service import list_job_runs
 from domain.settings import get_settings
 from domain.staff import service as staff
 from domain.staff.models import StaffRole
+from domain.templates.service import BUILT_IN as BUILT_IN_TEMPLATES
 from domain.touchpoints.service import suppressions_by_day
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -289,7 +290,8 @@ def marketer(request: Request, session: SessionDep, caller: MarketerPage,
              cursor: Annotated[str | None, Query(max_length=400)] = None) -> HTMLResponse:
     found = campaigns.list_campaigns(session, status=status or None, cursor=cursor, limit=25)
     return render(request, "marketer.html", caller, title="Campaigns", section="marketer", campaigns=found.items,
-                  next_cursor=found.next_cursor, status=status, templates=TEMPLATES)
+                  next_cursor=found.next_cursor, status=status,
+                  templates={key: body for key, _, body, _ in BUILT_IN_TEMPLATES})
 
 
 def _words(text: str) -> list[str]:
@@ -320,9 +322,9 @@ def marketer_create(session: SessionDep, caller: MarketerPage, now: NowDep,
         audience["min_age"] = min_age
     if max_age is not None:
         audience["max_age"] = max_age
+    # The text is the catalogue template's (issue #16); the form's body field is not used any more.
     campaign = campaigns.create_campaign(session, name=name, channel=channel, purpose=purpose, template=template,
-                                         body=body, audience=audience, control_share=control_share,
-                                         actor=caller.actor, now=now)
+                                         audience=audience, control_share=control_share, actor=caller.actor, now=now)
     return back(f"/console/marketer/campaigns/{campaign.id}", "created")
 
 
