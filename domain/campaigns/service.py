@@ -12,7 +12,7 @@ from sqlmodel import Session
 from domain.campaigns.models import Campaign, CampaignMember
 from domain.campaigns.rules import check_audience
 from domain.contact_policy import service as gate
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.exports.rules import safe_cell_sql
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
 from domain.members import service as members

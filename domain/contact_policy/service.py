@@ -32,9 +32,9 @@ from domain.members.service import consents_of, get_member, get_members, unreach
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.settings import get_settings
-from domain.tiers.rules import ORDER as TIER_ORDER
 from domain.templates import service as templates
 from domain.templates.rules import render
+from domain.tiers.rules import ORDER as TIER_ORDER
 from domain.touchpoints import service as touchpoints
 from domain.touchpoints.models import Touch, TouchStatus
 
