@@ -13,7 +13,7 @@ from tests.factories import make_member
 
 
 def _campaign(audience):
-    return {"name": "spring", "channel": "sms", "template": "spring", "body": "hello {name}", "audience": audience}
+    return {"name": "spring", "channel": "sms", "template": "first_offer", "audience": audience}
 
 
 def _call_list(audience):

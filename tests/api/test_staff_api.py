@@ -119,7 +119,7 @@ def test_four_eyes_compares_two_staff_identities_and_a_key_cannot_approve(app_cl
     author = staff_auth(session, make_staff(session, role="marketer", username="author"), now=NOW)
     second = staff_auth(session, make_staff(session, role="supervisor", username="second"), now=NOW)
     created = app_client.post("/v1/campaigns", headers=author, json={
-        "name": "spring", "channel": "sms", "template": "spring_offer", "body": "hello {name}"})
+        "name": "spring", "channel": "sms", "template": "first_offer"})
     assert created.status_code == 201, created.text
     approve = f"/v1/campaigns/{created.json()['id']}/approve"
     own = app_client.post(approve, headers=author)
