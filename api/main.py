@@ -26,6 +26,7 @@ from api.routes import (
     metrics,
     organisations,
     points,
+    scores,
     staff,
     templates,
     webhooks,
@@ -37,7 +38,7 @@ from domain.wechat.rules import configuration_problem
 
 ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, templates.router, admin.router, exports.router, staff.router, me.router, wechat.router,
-           organisations.router, metrics.router, webhooks.router]
+           organisations.router, metrics.router, webhooks.router, scores.router]
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, L
 from domain.events.models import DomainEvent
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
 from domain.member_sessions.models import MemberSession
+from domain.lifecycle.models import ChurnRisk, MemberLifecycle
 from domain.members.models import (
     Member,
     MemberChannelReachability,
@@ -31,6 +32,7 @@ from domain.organisations.models import (
 )
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
+from domain.scores.models import ChannelScore, ChannelUsageFact, DemoChannelTruth, ScoreModel, ScoreReport
 from domain.staff.models import StaffAccount, StaffSession
 from domain.templates.models import MessageTemplate
 from domain.tiers.models import TierEvent, TierStatus
@@ -96,4 +98,11 @@ __all__ = [
     "WebhookSubscription",
     "WebhookDelivery",
     "MemberSession",
+    "ChannelUsageFact",
+    "ChannelScore",
+    "ScoreModel",
+    "ScoreReport",
+    "DemoChannelTruth",
+    "MemberLifecycle",
+    "ChurnRisk",
 ]

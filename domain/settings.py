@@ -243,6 +243,17 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = 1_000
     """How long a request waits for a row lock (a member's) before answering 429 ``member_busy``."""
 
+    # --- channel preference, lifecycle and churn (DOMAIN.md, Channel preference; Lifecycle) -------------
+    score_window_months: int = 6
+    """Channel-preference scores read the member's usage over this many months."""
+    score_seed: int = 42
+    score_statement_timeout_ms: int = 900_000
+    """Scoring reads and writes every member in a few statements: they may run for minutes, not 30 s."""
+    lifecycle_policy: dict[str, Any] = {}
+    """Overrides of ``domain.lifecycle.rules.LifecyclePolicy``'s defaults (stage thresholds, churn weights),
+    e.g. ``{"idle_days": 45, "at_risk_threshold": 0.6}``."""
+    """Seed of the preference model's training sample: the same data and seed give the same model."""
+
     # --- scheduler ----------------------------------------------------------------------------
     scheduler_timezone: str = "Asia/Shanghai"
 

@@ -6,8 +6,10 @@ from jobs import (  # noqa: F401
     dispatch,
     housekeeping,
     journeys,
+    lifecycle,
     loyalty_program,
     organisations,
+    scores,
     webhooks,
     wechat,
 )

@@ -44,6 +44,10 @@ class CampaignAudience(BaseModel):
     last_purchase_after: Instant | None = None
     min_spend_fen: Fen | None = None
     max_spend_fen: Fen | None = None
+    lifecycle_stages: list[Name] | None = None
+    """onboarding, growth, maturity, decline (``domain.lifecycle``); an unknown stage is refused."""
+    at_risk: bool | None = None
+    """True: only members on the churn warning's at-risk list; False: only members not on it."""
 
 
 FILTER_KEYS = frozenset(CampaignAudience.model_fields)

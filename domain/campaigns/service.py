@@ -15,6 +15,7 @@ from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.exports.rules import safe_cell_sql
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, render_template
+from domain.lifecycle import service as lifecycle
 from domain.members import service as members
 from domain.members.models import Member
 from domain.organisations import service as organisations
@@ -62,6 +63,14 @@ def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str
     if piece:
         where.append(condition)
         params.update(piece)
+    if audience.get("lifecycle_stages"):
+        if not set(audience["lifecycle_stages"]) <= set(lifecycle.STAGES):
+            raise InvalidInput("unknown lifecycle stage", code="unknown_filters",
+                               details={"lifecycle_stages": audience["lifecycle_stages"], "allowed": lifecycle.STAGES})
+        where.append(f"{lifecycle.STAGE_SQL.format(member_id='m.id')} = ANY(CAST(:lifecycle_stages AS text[]))")
+        params["lifecycle_stages"] = list(audience["lifecycle_stages"])
+    if audience.get("at_risk") is not None:
+        where.append(("" if audience["at_risk"] else "NOT ") + lifecycle.AT_RISK_SQL.format(member_id="m.id"))
     return "SELECT m.id FROM members m WHERE " + " AND ".join(where), params
 
 

@@ -31,6 +31,7 @@ from domain.members.models import ContactChannel, Member, MemberChannelReachabil
 from domain.members.service import consents_of, get_member, get_members, unreachable_channels
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
+from domain.scores.service import score_source
 from domain.settings import get_settings
 from domain.templates import service as templates
 from domain.templates.rules import render
@@ -48,9 +49,9 @@ def _address(member: Member, channel: ContactChannel) -> dict[str, str]:
 
 
 def channel_scores() -> sa.FromClause | None:
-    """Where channel preference scores come from (member_id, channel, score), or None while there are none.
-    Issue #18's scores table plugs in here; ``choose_channels`` then ranks by it."""
-    return None
+    """Where channel preference scores come from (member_id, channel, score): the scores concept's source.
+    ``choose_channels`` ranks consented, reachable channels by it when the member chose none themselves."""
+    return score_source().subquery("channel_scores")
 
 
 def channel_for(member: Member, *, consents: Mapping[str, str], unreachable: Collection[str],
@@ -64,12 +65,15 @@ def channel_for(member: Member, *, consents: Mapping[str, str], unreachable: Col
                           reachable={c for c in order if has_address(c, row) and c not in unreachable})
 
 
-def choose_channels(session: Session, *, member_ids: Sequence[int]) -> dict[int, str | None]:
+def choose_channels(session: Session, *, member_ids: Sequence[int], order: Sequence[str] | None = None,
+                    use_scores: bool = True) -> dict[int, str | None]:
     """The channel each member is talked to on when a step or campaign says ``preferred`` (None: no
     consented, reachable channel; the caller reports the member unreachable). One statement for the batch,
-    the channel-choice rule's own SQL form."""
+    the channel-choice rule's own SQL form. ``order`` and ``use_scores`` (default: the configured order, with
+    scores) exist for the campaign-effect benchmark, which runs the same campaign with and without scores."""
     members_table = Member.__table__  # type: ignore[attr-defined]
-    chosen = channel_choice_sql(members_table, order=get_settings().channel_order, scores=channel_scores())
+    chosen = channel_choice_sql(members_table, order=order or get_settings().channel_order,
+                                scores=channel_scores() if use_scores else None)
     rows = session.execute(sa.select(members_table.c.id, chosen).where(among(members_table.c.id, list(member_ids))))
     return {int(member_id): channel for member_id, channel in rows}
 

@@ -24,12 +24,14 @@ from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, L
 from domain.crm.rules import check_call_list_audience
 from domain.errors import Forbidden, InvalidInput, NotFound, PolicyRefused
 from domain.exports.rules import safe_cell_sql
+from domain.lifecycle import service as lifecycle
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Member
 from domain.members.rules import dormant_from, mask_phone_sql, visible_contact_details
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points import service as points
+from domain.scores import service as scores
 from domain.settings import get_settings
 from domain.tiers import service as tiers
 from domain.tiers.rules import QUALIFYING_SPEND_SQL, SPEND_WINDOW_SQL, qualifying_spend
@@ -104,7 +106,10 @@ SELECT m.*,
     WHERE member_id = m.id ORDER BY id DESC LIMIT 10) n) AS notes,
   (SELECT json_agg(j) FROM (SELECT j.key, j.name, e.step_index, e.next_run_at, e.control
     FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
-    WHERE e.member_id = m.id AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys
+    WHERE e.member_id = m.id AND e.state = 'active' ORDER BY e.enrolled_at DESC LIMIT 10) j) AS active_journeys,
+  {channel_scores} AS channel_scores,
+  {top_channel} AS top_channel,
+  {lifecycle} AS lifecycle
 FROM m
 """
 # The qualifying-spend window is the tier rule's own SQL (tiers.rules.SPEND_WINDOW_SQL), its binds in
@@ -112,7 +117,11 @@ FROM m
 # The organisations' piece (group customers) is written for a bound ``:m``; here the member is ``m.id``.
 LOOKUP_SQL = LOOKUP_SQL.replace("{in_spend_window}", SPEND_WINDOW_SQL.format(orders="orders").replace(
     ":spend_since", "%(spend_since)s").replace(":spend_until", "%(spend_until)s")).replace(
-    "{organisation_columns}", re.sub(r"(?<![:\w]):m\b", "m.id", organisations.CRM_PICTURE_COLUMNS).rstrip())
+    "{organisation_columns}", re.sub(r"(?<![:\w]):m\b", "m.id", organisations.CRM_PICTURE_COLUMNS).rstrip()).replace(
+    "{channel_scores}", scores.SCORES_SQL.format(member_id="m.id")).replace(
+    "{top_channel}", scores.TOP_CHANNEL_SQL.format(member_id="m.id").replace(
+        ":score_months", "%(score_months)s")).replace(
+    "{lifecycle}", lifecycle.LIFECYCLE_SQL.format(member_id="m.id"))
 _LOOKUP_BY = {column: LOOKUP_SQL.replace("{key_column}", column)
               for column in (*members.KEY_COLUMNS.values(), "id")}
 _MEMBER_COLUMNS = tuple(Member.model_fields)
@@ -139,7 +148,7 @@ def lookup_statement(*, column: str, key: Any, access: AccessRecord | None,
     return _LOOKUP_BY[column], {
         "key": key, "now": now, **tiers.window_params(now), "horizon": points.expiring_horizon(now),
         "cap_since": now - window[0], "cap_until": now + window[1],
-        "counted_statuses": [status.value for status in touchpoints.COUNTED],
+        "counted_statuses": [status.value for status in touchpoints.COUNTED], **scores.piece_params(),
         "log": access is not None, "async_commit": not get_settings().access_log_durable_commit,
         "log_key_name": access.api_key_name if access else None, "log_agent_id": access.agent_id if access else None,
         "log_staff_id": access.staff_id if access else None,
@@ -224,7 +233,11 @@ def compose_picture(member: Member, row: Mapping[Any, Any], *, unmasked: bool, n
             "dormant_from": dormant_from(last_purchase_at=member.last_purchase_at, joined_at=member.joined_at,
                                          days=get_settings().dormancy_days) if member.status == "active" else None,
             "preferred_channel": member.preferred_channel,
-            "message_channel": gate.channel_for(member, consents=consents, unreachable=set(unreachable)),
+            "message_channel": gate.channel_for(member, consents=consents, unreachable=set(unreachable),
+                                                scores=row["channel_scores"]),
+            "top_channel": row["top_channel"],
+            "lifecycle_stage": row["lifecycle"]["stage"],
+            "churn_warning": row["lifecycle"]["churn"],
         },
         "tier": {"tier": tier.tier, "spend_fen": tier.spend_fen, "next_tier": tier.next_tier,
                  "missing_fen": tier.missing_fen, "safe_until": tier.safe_until},

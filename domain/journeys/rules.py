@@ -11,6 +11,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.lifecycle.rules import STAGES as LIFECYCLE_STAGES
+
 # --- control groups ------------------------------------------------------------------------------
 
 
@@ -161,7 +163,8 @@ class StepProblem:
 
 def branch_condition_problem(condition: object) -> str | None:
     """Why a branch condition is not one a run can evaluate, or None: ``purchased``, ``tier_in:A,B``,
-    ``preferred_channel:sms``, ``consent_granted:wechat``."""
+    ``preferred_channel:sms``, ``consent_granted:wechat``, ``lifecycle:decline`` (one or several stages),
+    ``at_risk`` (on the churn warning's at-risk list)."""
     if not isinstance(condition, str):
         return "a branch needs an 'if' condition"
     name, _, arg = condition.partition(":")
@@ -172,8 +175,13 @@ def branch_condition_problem(condition: object) -> str | None:
         return None
     if name in ("preferred_channel", "consent_granted") and arg in channels:
         return None
+    if name == "lifecycle" and arg and all(stage in LIFECYCLE_STAGES for stage in arg.split(",")):
+        return None
+    if name == "at_risk" and not arg:
+        return None
     return (f"unknown condition {condition!r}: purchased, tier_in:<{','.join(TIERS)}>, "
-            f"preferred_channel:<channel>, consent_granted:<channel> (channels {', '.join(channels)})")
+            f"preferred_channel:<channel>, consent_granted:<channel> (channels {', '.join(channels)}), "
+            f"lifecycle:<{','.join(LIFECYCLE_STAGES)}>, at_risk")
 
 
 def journey_problems(*, trigger: str, steps: Sequence[object],

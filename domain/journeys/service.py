@@ -14,6 +14,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.journeys.builtins import BUILT_INS
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
 from domain.journeys.rules import CONTROL_BUCKET_SQL, conversion_uplift, journey_problems
+from domain.lifecycle import service as lifecycle
 from domain.members import service as members
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import BECOMES_DORMANT_SQL, dormancy_params
@@ -106,7 +107,8 @@ def validate_journey(session: Session, *, trigger: str, steps: list[dict[str, An
 
 def branch_condition_holds(session: Session, *, condition: str, enrollment: Enrollment) -> bool:
     """Conditions a journey can branch on: ``purchased`` (since enrolling), ``tier_in:A,B``,
-    ``preferred_channel:wechat``, ``consent_granted:sms``."""
+    ``preferred_channel:wechat``, ``consent_granted:sms``, ``lifecycle:decline`` (stage, or several comma
+    separated), ``at_risk`` (on the churn warning's at-risk list)."""
     member = members.get_member(session, member_id=enrollment.member_id)
     name, _, arg = condition.partition(":")
     if name == "purchased":
@@ -118,6 +120,10 @@ def branch_condition_holds(session: Session, *, condition: str, enrollment: Enro
     if name == "consent_granted":
         consent = members.consents_of(session, member_id=member.id or 0).get(arg)  # type: ignore[call-overload]
         return consent is not None and consent.value == "granted"
+    if name == "lifecycle":
+        return lifecycle.stage_of(session, member_id=enrollment.member_id) in arg.split(",")
+    if name == "at_risk":
+        return lifecycle.is_at_risk(session, member_id=enrollment.member_id)
     return False
 
 

@@ -106,3 +106,22 @@ def test_a_lookups_access_log_commit_waits_for_the_disk_only_when_configured(ses
     session.flush()
     assert session.execute(sa.text("SELECT count(*) FROM access_log WHERE member_id = :m"),
                            {"m": member.id}).scalar_one() == 2
+
+
+def test_the_picture_shows_the_top_channel_and_lifecycle_and_chooses_the_message_channel_by_score(session):
+    from domain.lifecycle import service as lifecycle
+    from domain.scores import service as scores
+
+    member = make_member(session, now=JOINED, consents={ContactChannel.APP: True, ContactChannel.SMS: True})
+    before = crm.member_picture(session, member=member, unmasked=False, now=NOW)["member"]
+    assert before["top_channel"] is None and before["lifecycle_stage"] is None
+    assert before["message_channel"] == "app"  # the configured order before there are scores
+    scores.ingest_usage(session, source="ivr", rows=[scores.UsageRow(member.id, "sms", datetime(2026, 3, d).date(), 1)
+                                                     for d in (1, 2, 3)], now=NOW)
+    scores.score_members(session, as_of=NOW.date(), seed=1, now=NOW)
+    lifecycle.refresh_lifecycle(session, as_of=NOW, member_range=(member.id, member.id))
+    picture = crm.member_picture(session, member=member, unmasked=False, now=NOW)["member"]
+    assert picture["top_channel"]["channel"] == "sms" and "sms" in picture["top_channel"]["why"]
+    assert picture["message_channel"] == "sms"  # the best-scoring consented channel, not the configured order's
+    assert picture["lifecycle_stage"] == "maturity"
+    assert picture["top_channel"] == scores.top_channel_of(session, member_id=member.id)

@@ -1,0 +1,1 @@
+"""Lifecycle stage and churn risk (DOMAIN.md, Lifecycle and journeys)."""

@@ -1,0 +1,1 @@
+"""Channel usage, channel-preference scores and their models (DOMAIN.md, Channel preference)."""
