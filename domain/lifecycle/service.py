@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 
 from domain.lifecycle import rules
 from domain.lifecycle.models import ChurnRisk, MemberLifecycle
+from domain.organisations import service as organisations
 from domain.settings import get_settings
 
 STAGES = rules.STAGES
@@ -20,13 +21,12 @@ def policy() -> rules.LifecyclePolicy:
     return rules.policy_from_settings(get_settings())
 
 
-def term_ends_at_sql(member_id: str) -> str:
-    """When the member's contract or term ends (a timestamptz SQL expression), the "term ending soon" signal.
-
-    The hook for issue #21: organisation contract end dates plug in here (e.g. the earliest end of an active
-    contract of the member's organisation). Until then no member has a known term."""
-    del member_id
-    return "CAST(NULL AS timestamptz)"
+def term_ends_sql() -> str:
+    """(member_id, term_ends_on): when each member's contract or term ends, the "term ending soon" signal —
+    today the organisations' contracts (issue #21's query piece, the earliest end among the member's
+    organisations); another source of terms joins here. Parameter ``:as_of``."""
+    return ("SELECT member_id, min(term_ends_at) AS term_ends_on "
+            f"FROM ({organisations.term_ends_at_sql()}) terms GROUP BY member_id")
 
 
 ACTIVITY_SQL = """
@@ -37,8 +37,9 @@ SELECT m.id AS member_id,
        CAST(coalesce(u.before, 0) AS int) AS before,
        CAST((SELECT count(*) FROM complaints c WHERE c.member_id = m.id AND c.opened_at >= :complaints_since
              AND c.opened_at < :as_of) AS int) AS complaints,
-       CAST(floor(extract(epoch FROM ({term_ends_at} - :as_of)) / 86400) AS int) AS term_ends_in_days
+       CAST(terms.term_ends_on AS date) - CAST(:today AS date) AS term_ends_in_days
 FROM members m
+LEFT JOIN ({term_ends}) terms ON terms.member_id = m.id
 LEFT JOIN (SELECT member_id, sum(transactions) FILTER (WHERE day >= :recent_start) AS recent,
                   sum(transactions) FILTER (WHERE day < :recent_start) AS before, max(day) AS last_day
            FROM channel_usage_facts WHERE day >= :before_start AND day < :today AND member_id BETWEEN :lo AND :hi
@@ -53,7 +54,7 @@ def activity(*, as_of: datetime, member_range: tuple[int, int]) -> tuple[sa.Subq
     with its parameters. Activity is channel usage facts (purchases included once derived) and purchases."""
     p = policy()
     today = as_of.date()
-    query = sa.text(ACTIVITY_SQL.format(term_ends_at=term_ends_at_sql("m.id"))).columns(
+    query = sa.text(ACTIVITY_SQL.format(term_ends=term_ends_sql())).columns(
         sa.column("member_id", sa.Integer), sa.column("tenure_days", sa.Integer),
         sa.column("idle_days", sa.Integer), sa.column("recent", sa.Integer), sa.column("before", sa.Integer),
         sa.column("complaints", sa.Integer), sa.column("term_ends_in_days", sa.Integer))

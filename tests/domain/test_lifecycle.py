@@ -108,3 +108,25 @@ def test_lifecycle_and_the_at_risk_list_filter_a_campaign_audience_and_branch_a_
     assert branch_condition_holds(session, condition="lifecycle:decline", enrollment=enrolled)
     assert branch_condition_holds(session, condition="at_risk", enrollment=enrolled)
     assert not branch_condition_holds(session, condition="lifecycle:maturity", enrollment=enrolled)
+
+
+def test_an_organisation_contract_ending_within_three_months_is_the_term_ending_signal(session):
+    from domain.organisations import service as organisations
+    from domain.organisations.models import OrganisationRole, RevenueClass
+
+    veteran = make_member(session, now=AS_OF - timedelta(days=700))
+    _use(session, veteran.id, [5, 20, 40, 100, 120, 150])  # active: nothing else says decline
+    org = organisations.create_organisation(session, name="Acme", revenue_class=RevenueClass.LARGE,
+                                            now=AS_OF - timedelta(days=700))
+    organisations.link_member(session, organisation_id=org.id, member_id=veteran.id,
+                              role=OrganisationRole.KEY_CONTACT, actor="t", now=AS_OF - timedelta(days=600))
+    ids = (veteran.id, veteran.id)
+    organisations.add_contract(session, organisation_id=org.id, reference="C-1", kind="contract",
+                               starts_on=date(2025, 1, 1), ends_on=(AS_OF + timedelta(days=120)).date(), now=AS_OF)
+    assert lifecycle.refresh_lifecycle(session, as_of=AS_OF, member_range=ids)["maturity"] == 1
+    assert lifecycle.refresh_churn_risk(session, as_of=AS_OF, member_range=ids)["scored"] == 0
+    session.execute(sa.text("UPDATE organisation_contracts SET ends_on = :d WHERE organisation_id = :o"),
+                    {"d": (AS_OF + timedelta(days=60)).date(), "o": org.id})
+    assert lifecycle.refresh_lifecycle(session, as_of=AS_OF, member_range=ids)["decline"] == 1
+    assert lifecycle.refresh_churn_risk(session, as_of=AS_OF, member_range=ids)["scored"] == 1
+    assert lifecycle.lifecycle_of(session, member_id=veteran.id)["churn"]["cohort"] == "term_ending"
