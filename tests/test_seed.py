@@ -47,7 +47,8 @@ def test_the_seeded_truth_drives_behaviour_that_the_scores_recover(committed_eng
             model, rnd = (report["channels"][channel]["rankings"][m]["tops"][0]["lift"] for m in ("model", "random"))
             assert model > 2 * max(rnd, 0.5), (channel, model, rnd)
         scores.score_members(session, as_of=now.date(), seed=1, now=now)
-        effect = campaign_effect(session, members=600, seed=3, now=now)
+        session.commit()
+        effect = campaign_effect(committed_engine, members=600, seed=3, now=now)
         matched, unmatched = effect["arms"]["matched"], effect["arms"]["unmatched"]
         assert matched["contacted"] > 300 and unmatched["contacted"] > 300
         assert matched["on_true_preference"] > unmatched["on_true_preference"]
