@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AdminCaller, AppCaller, CrmCaller, NowDep, SessionDep
+from api.deps import AdminCaller, AppCaller, CrmCaller, MarketingCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, StrictModel
 from domain.lifecycle import service as lifecycle
 from domain.scores import report as score_report
@@ -59,7 +59,7 @@ def channel_scores(member_id: MemberId, session: SessionDep, caller: CrmCaller) 
 
 @router.get("/v1/admin/scores/gains.png", summary="The latest validation's gains chart (PNG)",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def gains_chart(session: SessionDep, caller: AdminCaller) -> Response:
+def gains_chart(session: SessionDep, caller: MarketingCaller) -> Response:
     return Response(content=score_report.latest_gains_png(session), media_type="image/png")
 
 
