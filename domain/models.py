@@ -6,8 +6,8 @@ from domain.contact_policy.models import Complaint
 from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
 from domain.events.models import DomainEvent
 from domain.journeys.models import Enrollment, Journey, JourneyVersion, StepExecution
-from domain.member_sessions.models import MemberSession
 from domain.lifecycle.models import ChurnRisk, MemberLifecycle
+from domain.member_sessions.models import MemberSession
 from domain.members.models import (
     Member,
     MemberChannelReachability,
