@@ -1,7 +1,7 @@
 """channel usage facts, preference scores, score models
 
 Revision ID: 1801
-Revises: 1502
+Revises: 1602
 Create Date: 2026-12-02 02:29:45.820282
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '1801'
-down_revision: str | None = '1502'
+down_revision: str | None = '1602'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
