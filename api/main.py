@@ -67,9 +67,10 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_edge(app, settings)
-    # Outermost: 413/429 answers of the edge get a request id and are counted too.
-    app.add_middleware(RequestEdgeMiddleware)
     for router in ROUTERS:
         app.include_router(router)
-    install_console(app)
+    install_console(app)  # adds the console's header middleware: it must stay inside the request id's
+    # Outermost: 413/429 answers of the edge get a request id and are counted too, and uvicorn's access line is
+    # written inside the request id's context (a middleware outside it would run the app in another task).
+    app.add_middleware(RequestEdgeMiddleware)
     return app

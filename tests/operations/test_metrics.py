@@ -43,8 +43,10 @@ def test_each_family_is_exposed_after_real_traffic(live_client, metrics_token, c
     member = app_client.post("/v1/members", json={
         "source_channel": "store", "phone": "13800138011", "joined_at": "2025-01-01T00:00:00Z",
         "consents": {"sms": True}}).json()
-    app_client.post(f"/v1/members/{member['id']}/contacts", json={
-        "channel": "sms", "purpose": "service", "idempotency_key": "m-1", "template": "statement"})
+    touch = app_client.post(f"/v1/members/{member['id']}/contacts", json={
+        "channel": "sms", "purpose": "service", "idempotency_key": "m-1", "template": "how_it_works",
+        "variables": {"name": "Li"}})
+    assert touch.status_code == 201, touch.text
     app_client.get("/v1/members/999999")
     run_job("release-points", engine=committed_engine)
     with fake_wechat() as (base, fake):
