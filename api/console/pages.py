@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from api.console.auth import (
 from api.console.charts import stacked_bars, uplift_chart
 from api.deps import Caller, NowDep, SessionDep, log_personal_read
 from api.routes.exports import csv_response, log_export
+from api.routes.members import MemberSearchDep, member_summary
 from domain.access.rules import CredentialKind
 from domain.access.service import list_access_log
 from domain.campaigns import service as campaigns
@@ -36,8 +38,9 @@ from domain.errors import DomainError, InvalidInput
 from domain.exports.service import stream_csv
 from domain.journeys import service as journeys
 from domain.journeys.builtins import BUILT_INS
+from domain.lifecycle.rules import STAGES
 from domain.members import service as members
-from domain.members.models import Member
+from domain.members.models import Member, MemberStatus
 from domain.operations.models import JobRunStatus
 from domain.operations.service import list_job_runs
 from domain.settings import get_settings
@@ -230,6 +233,22 @@ def agent_note(member_id: Id, session: SessionDep, caller: AgentPage, now: NowDe
                text: Annotated[str, Form(min_length=1, max_length=4000)]) -> RedirectResponse:
     crm.add_note(session, member_id=member_id, agent_id=str(caller.agent_id), fields={}, text=text, now=now)
     return back(f"/console/agent?member_id={member_id}", "note")
+
+
+@router.get("/agent/members", response_class=HTMLResponse)
+def agent_member_search(request: Request, session: SessionDep, caller: AgentPage, now: NowDep,
+                        search: MemberSearchDep, cursor: Annotated[str | None, Query(max_length=400)] = None
+                        ) -> HTMLResponse:
+    # The API's own search (typed filters, the same service); an empty form lists nobody rather than everyone.
+    found = members.search_members(session, search=search, cursor=cursor, limit=25) if any(
+        asdict(search).values()) else None
+    shown = [member_summary(m, unmasked=caller.sees_contact_details) for m in (found.items if found else [])]
+    for m in shown:
+        log_personal_read(session, caller, member_id=m.id, action="member.search", reason="console search", now=now)
+    return render(request, "members.html", caller, title="Member search", section="members", found=shown,
+                  next_cursor=found.next_cursor if found else None, search=asdict(search), stages=STAGES,
+                  query={k: v for k, v in asdict(search).items() if v},
+                  statuses=[s.value for s in MemberStatus])
 
 
 # --- supervisor ----------------------------------------------------------------------------------------------

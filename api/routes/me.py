@@ -18,6 +18,8 @@ from api.schemas.common import ERROR_RESPONSES, MAX_ID, StrictModel, from_row
 from api.schemas.contacts import ConsentIn
 from api.schemas.members import MemberOut
 from api.schemas.points import BalanceOut, CouponOut, LedgerEntryOut, LedgerPage, RedemptionOut, TierOut
+from domain.lifecycle import service as lifecycle
+from domain.lifecycle.rules import LifecycleStage
 from domain.member_sessions import service as member_sessions
 from domain.member_sessions.rules import Proof
 from domain.members import service as members
@@ -177,6 +179,21 @@ def my_tier(session: SessionDep, caller: MemberCaller, now: NowDep) -> TierOut:
     view = tiers.explain_tier(session, member_id=_me(caller), now=now)
     served = organisations.treatment_of(session, member_id=_me(caller), own_tier=view.tier)
     return TierOut(**asdict(view), treatment=served.as_dict())
+
+
+class MyStageOut(BaseModel):
+    """The member's own lifecycle stage. The churn warning is not shown: it is the company's judgement for
+    planning retention work, not a statement to the member (docs/scores.md)."""
+
+    stage: LifecycleStage | None
+    """Null before the first daily refresh."""
+    as_of: date | None
+
+
+@router.get("/stage", response_model=MyStageOut, summary="My lifecycle stage (onboarding, growth, maturity, decline)")
+def my_stage(session: SessionDep, caller: MemberCaller) -> MyStageOut:
+    view = lifecycle.lifecycle_of(session, member_id=_me(caller))
+    return MyStageOut(stage=view["stage"], as_of=view["stage_as_of"])
 
 
 @router.get("/coupons", response_model=list[CouponOut], summary="My coupons")

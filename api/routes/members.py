@@ -11,6 +11,7 @@ from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, contact_d
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
 from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
 from api.schemas.organisations import TreatmentOut
+from domain.lifecycle.rules import LifecycleStage
 from domain.members import service
 from domain.members.models import Member, MemberStatus
 from domain.members.rules import visible_contact_details
@@ -51,17 +52,19 @@ def member_search(phone: Annotated[str | None, Query(max_length=32, description=
                                                            description="A whole code or its start")] = None,
                   tag: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                   tier: Annotated[str | None, Query(pattern="^[A-Z]$")] = None,
-                  status: Annotated[MemberStatus | None, Query()] = None) -> service.MemberSearch:
+                  status: Annotated[MemberStatus | None, Query()] = None,
+                  lifecycle_stage: Annotated[LifecycleStage | None, Query(
+                      description="The stage of the last daily refresh")] = None) -> service.MemberSearch:
     """The member-search filters as typed query parameters (shared by the list and its CSV export)."""
     return service.MemberSearch(phone=phone, name_prefix=name_prefix, member_code=member_code, tag=tag, tier=tier,
-                                status=status)
+                                status=status, lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None)
 
 
 MemberSearchDep = Annotated[service.MemberSearch, Depends(member_search)]
 
 
 @router.get("", response_model=Page[MemberSummary],
-            summary="Search members (phone, name prefix, code, tag, tier, status); access-logged")
+            summary="Search members (phone, name prefix, code, tag, tier, status, lifecycle stage); access-logged")
 def search_members(session: SessionDep, caller: CrmCaller, now: NowDep, search: MemberSearchDep,
                    cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_PAGE_LIMIT,
                    reason: ReasonHeader = None) -> Page[MemberSummary]:

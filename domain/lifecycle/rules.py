@@ -11,11 +11,26 @@ and over a year with a term ending soon; risk from activity drop, recency, compl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
-STAGES = ("onboarding", "growth", "maturity", "decline")
+
+class LifecycleStage(StrEnum):
+    """The four stages of DOMAIN.md, each with its own treatment."""
+
+    ONBOARDING = "onboarding"
+    """The first months: build trust, no selling."""
+    GROWTH = "growth"
+    """Recommend add-ons."""
+    MATURITY = "maturity"
+    """Over a year: higher-value offers, and help the member save money."""
+    DECLINE = "decline"
+    """A clear drop in activity, consecutive idle days, or a contract/term ending soon."""
+
+
+STAGES = tuple(stage.value for stage in LifecycleStage)
 COHORTS = ("first_6m", "6_12m", "term_ending")
 
 
@@ -105,6 +120,14 @@ def churn_risk(a: Activity, policy: LifecyclePolicy) -> tuple[str, float] | None
     return cohort, min(1.0, risk)
 
 
+def at_risk(a: Activity, policy: LifecyclePolicy) -> bool:
+    """**At risk**: in a churn cohort with a risk at or above the threshold. The one home of the rule: the
+    at-risk list the monthly warning stores (``at_risk_sql``) is what call lists' churn strategy, the
+    reactivation journey, campaign audiences and journey branches read."""
+    scored = churn_risk(a, policy)
+    return scored is not None and scored[1] >= policy.at_risk_threshold
+
+
 # --- the same rules as SQL over columns named like ``Activity``'s fields ---------------------------------------
 
 def _sql_idle(c: Any) -> Any:
@@ -144,6 +167,11 @@ def churn_risk_sql(c: Any, policy: LifecyclePolicy) -> sa.ColumnElement[float]:
     # PostgreSQL's least() skips NULLs, so outside the cohorts the NULL is kept explicitly.
     total = sa.func.least(1.0, base + policy.drop_weight * drop + policy.recency_weight * recency + complaint)
     return sa.case((cohort.is_(None), sa.null()), else_=total)
+
+
+def at_risk_sql(c: Any, policy: LifecyclePolicy) -> sa.ColumnElement[bool]:
+    """``at_risk`` over a selectable's columns (false outside the cohorts, never NULL)."""
+    return sa.func.coalesce(churn_risk_sql(c, policy) >= policy.at_risk_threshold, sa.false())
 
 
 def policy_from_settings(settings: Any) -> LifecyclePolicy:

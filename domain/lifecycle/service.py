@@ -92,9 +92,10 @@ def refresh_churn_risk(session: Session, *, as_of: datetime, member_range: tuple
     factors = sa.func.json_build_object("tenure_days", a.c.tenure_days, "idle_days", a.c.idle_days,
                                         "recent", a.c.recent, "before", a.c.before, "complaints", a.c.complaints,
                                         "term_ends_in_days", a.c.term_ends_in_days)
-    scored = sa.select(a.c.member_id, cohort.label("cohort"), risk.label("risk"), factors.label("factors")).subquery()
+    scored = sa.select(a.c.member_id, cohort.label("cohort"), risk.label("risk"),
+                       rules.at_risk_sql(a.c, p).label("at_risk"), factors.label("factors")).subquery()
     rows = sa.select(scored.c.member_id, sa.literal(month_start(as_of), sa.Date), scored.c.cohort, scored.c.risk,
-                     scored.c.risk >= p.at_risk_threshold, sa.cast(scored.c.factors, sa.dialects.postgresql.JSONB)
+                     scored.c.at_risk, sa.cast(scored.c.factors, sa.dialects.postgresql.JSONB)
                      ).where(scored.c.cohort.is_not(None))
     stmt = insert(ChurnRisk).from_select(["member_id", "month", "cohort", "risk", "at_risk", "factors"], rows)
     stmt = stmt.on_conflict_do_update(index_elements=["member_id"], set_={

@@ -375,6 +375,8 @@ class MemberSearch:
     tag: str | None = None
     tier: str | None = None
     status: MemberStatus | None = None
+    lifecycle_stage: str | None = None
+    """The stage the last daily refresh stored (``domain.lifecycle``); a member not yet refreshed has none."""
 
 
 def _like_prefix(text: str) -> str:
@@ -397,6 +399,11 @@ def member_search_filter(search: MemberSearch) -> list[sa.ColumnElement[bool]]:
         conditions.append(members.tier == search.tier)
     if search.status:
         conditions.append(members.status == search.status.value)
+    if search.lifecycle_stage:
+        # Imported here: the lifecycle reads organisations' contracts, and organisations read members.
+        from domain.lifecycle import service as lifecycle
+
+        conditions.append(lifecycle.stage_piece(members.id) == search.lifecycle_stage)
     return conditions
 
 

@@ -68,8 +68,30 @@ def test_an_agent_lookup_shows_the_phone_masked_and_is_access_logged(client, ses
     assert "No member has that phone number." in unknown.text
 
 
+def test_the_member_search_page_filters_by_lifecycle_stage_masked_and_access_logged(client, session):
+    from datetime import UTC, datetime, timedelta
+
+    from domain.lifecycle import service as lifecycle
+
+    as_of = datetime.now(UTC)
+    newcomer = make_member(session, name="Zhou Xin", phone="+8613800138111", now=as_of - timedelta(days=10))
+    fading = make_member(session, name="Zhou Lan", phone="+8613800138222", now=as_of - timedelta(days=250))
+    lifecycle.refresh_lifecycle(session, as_of=as_of, member_range=(newcomer.id, fading.id))
+    log_in(client, session, "agent", username="wu.qiang")
+    empty = client.get("/console/agent/members")
+    assert empty.status_code == 200 and "Choose a filter" in empty.text and 'value="decline"' in empty.text
+    page = client.get("/console/agent/members", params={"name_prefix": "Zhou", "lifecycle_stage": "decline"})
+    assert page.status_code == 200, page.text
+    assert "Zhou Lan" in page.text and "Zhou Xin" not in page.text
+    assert "+86138****8222" in page.text and "+8613800138222" not in page.text
+    logged = session.exec(select(AccessLogEntry).where(AccessLogEntry.member_id == fading.id)).all()
+    assert [(e.agent_id, e.action) for e in logged] == [("wu.qiang", "member.search")]
+    assert client.get("/console/agent/members", params={"lifecycle_stage": "teenage"}).status_code == 422
+
+
 @pytest.mark.parametrize(("role", "path", "allowed"), [
-    ("agent", "/console/agent", True), ("agent", "/console/supervisor", False),
+    ("agent", "/console/agent", True), ("agent", "/console/agent/members", True),
+    ("marketer", "/console/agent/members", False), ("agent", "/console/supervisor", False),
     ("agent", "/console/marketer", False), ("marketer", "/console/marketer", True),
     ("marketer", "/console/agent", False), ("supervisor", "/console/supervisor/access-log", True),
     ("operator", "/console/operator", True), ("operator", "/console/marketer/journeys", False),

@@ -54,6 +54,22 @@ def test_member_search_by_phone_code_tier_and_status(app_client, session, crm_he
                           ).json()["items"] == []
 
 
+def test_member_search_by_lifecycle_stage(app_client, session, crm_headers):
+    from domain.lifecycle import service as lifecycle
+
+    newcomer = make_member(session, name="Sun Yi", now=NOW - timedelta(days=20))
+    fading = make_member(session, name="Sun Er", now=NOW - timedelta(days=250))
+    lifecycle.refresh_lifecycle(session, as_of=NOW, member_range=(newcomer.id, fading.id))
+    found = app_client.get("/v1/members", headers=crm_headers,
+                           params={"name_prefix": "Sun", "lifecycle_stage": "decline"}).json()["items"]
+    assert [m["id"] for m in found] == [fading.id]
+    onboarding = app_client.get("/v1/members", headers=crm_headers,
+                                params={"name_prefix": "Sun", "lifecycle_stage": "onboarding"}).json()["items"]
+    assert [m["id"] for m in onboarding] == [newcomer.id]
+    refused = app_client.get("/v1/members", headers=crm_headers, params={"lifecycle_stage": "teenage"})
+    assert refused.status_code == 422 and "lifecycle_stage" in str(refused.json()["error"]["details"])
+
+
 def test_member_search_masks_phones_for_agents_and_logs_each_member_shown(app_client, session, crm_headers,
                                                                          admin_headers):
     member = make_member(session, phone="+8613922223333", name="Qian Li")
@@ -85,9 +101,13 @@ def test_a_forged_cursor_is_a_422_not_a_500(app_client, crm_headers):
 def test_filters_appear_typed_in_the_openapi_schema(app_client):
     schema = app_client.get("/openapi.json").json()
     params = {p["name"]: p for p in schema["paths"]["/v1/members"]["get"]["parameters"]}
-    assert {"phone", "name_prefix", "member_code", "tag", "tier", "status", "cursor", "limit"} <= set(params)
+    assert {"phone", "name_prefix", "member_code", "tag", "tier", "status", "lifecycle_stage", "cursor",
+            "limit"} <= set(params)
     status = params["status"]["schema"]["anyOf"][0]
     assert "$ref" in status or "enum" in status
+    stage = params["lifecycle_stage"]["schema"]["anyOf"][0]
+    assert schema["components"]["schemas"]["LifecycleStage"]["enum"] == ["onboarding", "growth", "maturity",
+                                                                         "decline"] and "$ref" in stage
     assert params["limit"]["schema"]["maximum"] == 200
     envelope = schema["paths"]["/v1/campaigns"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert envelope["$ref"].endswith("Page_CampaignOut_")

@@ -63,3 +63,19 @@ def test_the_lifecycle_and_the_at_risk_list_are_served(app_client, session, app_
     listed = app_client.get("/v1/crm/at-risk?cohort=6_12m", headers=crm_headers).json()
     assert member.id in [r["member_id"] for r in listed]
     assert app_client.get("/v1/crm/at-risk?cohort=teen", headers=crm_headers).status_code == 422
+
+
+def test_a_member_sees_their_own_lifecycle_stage_but_not_the_churn_warning(app_client, session):
+    from datetime import timedelta
+
+    from domain.lifecycle import service as lifecycle
+    from tests.factories import member_auth
+
+    as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    member = make_member(session, now=as_of - timedelta(days=250))
+    assert app_client.get("/v1/me/stage", headers=member_auth(session, member)).json() == {"stage": None,
+                                                                                           "as_of": None}
+    lifecycle.refresh_lifecycle(session, as_of=as_of, member_range=(member.id, member.id))
+    lifecycle.refresh_churn_risk(session, as_of=as_of, member_range=(member.id, member.id))
+    body = app_client.get("/v1/me/stage", headers=member_auth(session, member)).json()
+    assert body == {"stage": "decline", "as_of": "2026-12-01"}

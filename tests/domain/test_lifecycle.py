@@ -35,14 +35,17 @@ def test_the_sql_forms_decide_like_the_python_rules_on_generated_members(session
     table = sa.values(*[sa.column(f, sa.Integer) for f in FIELDS], sa.column("i", sa.Integer), name="gen").data(
         [tuple(getattr(a, f) for f in FIELDS) + (i,) for i, a in enumerate(members)])
     rows = session.execute(sa.select(table.c.i, rules.lifecycle_stage_sql(table.c, P),
-                                     rules.churn_cohort_sql(table.c, P), rules.churn_risk_sql(table.c, P))
+                                     rules.churn_cohort_sql(table.c, P), rules.churn_risk_sql(table.c, P),
+                                     rules.at_risk_sql(table.c, P))
                            .order_by(table.c.i)).all()
-    for (_, stage, cohort, risk), a in zip(rows, members, strict=True):
+    for (_, stage, cohort, risk, at_risk), a in zip(rows, members, strict=True):
         assert stage == rules.lifecycle_stage(a, P), a
         expected = rules.churn_risk(a, P)
         assert cohort == (expected[0] if expected else None), a
         assert (risk is None) == (expected is None) and (risk is None or risk == pytest.approx(expected[1])), a
+        assert at_risk is rules.at_risk(a, P), a
     assert {r[1] for r in rows} == set(rules.STAGES)
+    assert {r[4] for r in rows} == {True, False}  # the generated members reach both sides of the threshold
 
 
 def _use(session, member_id, days_ago, n=1):

@@ -10,3 +10,9 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+// A search form leaves its empty filters out of the link: an empty filter means "any", and the API's typed
+// filters would refuse an empty tier or stage.
+document.addEventListener("submit", (event) => {
+  if (!event.target.matches("form[data-drop-empty]")) return;
+  for (const field of event.target.elements) if (field.name && !field.value) field.disabled = true;
+});
