@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from api.edge import database_permit
-from domain.access.models import Scope
+from domain.access.models import ApiKey, Scope
 from domain.access.rules import CredentialKind, RouteAccess, is_api_key, sees_contact_details
 from domain.access.service import authenticate, record_access
 from domain.access.tokens import token_audience
@@ -44,8 +44,9 @@ def get_session(_: Annotated[None, Depends(database_permit, scope="function")]) 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_now() -> datetime:
-    """The request's clock; the only place routes read time."""
+async def get_now() -> datetime:
+    """The request's clock; the only place routes read time. ``async`` so that FastAPI calls it in the event
+    loop instead of a threadpool hop (it never waits)."""
     return utcnow()
 
 
@@ -101,23 +102,47 @@ def staff_caller_from_token(session: Session, *, token: str, now: datetime) -> C
                   staff_id=account.id, pii_access=account.pii_access, session_id=session_id)
 
 
-def _authenticate(request: Request, session: SessionDep, now: NowDep,
-                  authorization: Annotated[str | None, Header()] = None) -> Caller:
+def presented_credential(authorization: str | None) -> str:
+    """The bearer credential of an ``Authorization`` header, or Unauthorized."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send 'Authorization: Bearer <API key or session token>'", code="missing_api_key")
-    presented = authorization[7:].strip()
-    if is_api_key(presented):
-        key = authenticate(session, presented=presented)
-        caller = Caller(kind=CredentialKind.API_KEY, name=key.name, scope=Scope(key.scope), pii_access=key.pii_access)
-    elif (audience := token_audience(presented)) == member_sessions.MEMBER_AUDIENCE:
+    return authorization[7:].strip()
+
+
+def key_caller(key: ApiKey) -> Caller:
+    """The caller behind a live API key (``domain.access.service.check_key`` said it is live)."""
+    return Caller(kind=CredentialKind.API_KEY, name=key.name, scope=Scope(key.scope), pii_access=key.pii_access)
+
+
+def token_caller(session: Session, *, presented: str, now: datetime) -> Caller:
+    """The member or staff member behind a session token, or Unauthorized."""
+    if (audience := token_audience(presented)) == member_sessions.MEMBER_AUDIENCE:
         member_id, session_id = member_sessions.authenticate_member(session, token=presented, now=now)
-        caller = Caller(kind=CredentialKind.MEMBER, name=f"member:{member_id}", member_id=member_id,
-                        session_id=session_id)
-    elif audience == staff.STAFF_AUDIENCE:
-        caller = staff_caller_from_token(session, token=presented, now=now)
+        return Caller(kind=CredentialKind.MEMBER, name=f"member:{member_id}", member_id=member_id,
+                      session_id=session_id)
+    if audience == staff.STAFF_AUDIENCE:
+        return staff_caller_from_token(session, token=presented, now=now)
+    raise Unauthorized("invalid or revoked API key or token", code="invalid_api_key")
+
+
+def _authenticate(request: Request, session: SessionDep, now: NowDep,
+                  authorization: Annotated[str | None, Header()] = None) -> Caller:
+    presented = presented_credential(authorization)
+    if is_api_key(presented):
+        caller = key_caller(authenticate(session, presented=presented))
     else:
-        raise Unauthorized("invalid or revoked API key or token", code="invalid_api_key")
+        caller = token_caller(session, presented=presented, now=now)
     request.state.caller = caller
+    return caller
+
+
+def admit(caller: Caller, access: RouteAccess) -> Caller:
+    """``caller`` if ``access`` admits it, else Forbidden (shared by ``allow`` and the hot routes, api/hot.py)."""
+    if not access.admits(caller.kind, scope=caller.scope, role=caller.role):
+        held = caller.scope or caller.role or caller.kind
+        raise Forbidden(f"a {caller.kind} credential ({held}) may not do this", code="scope_forbidden",
+                        details={"credential": caller.kind, "scope": caller.scope, "role": caller.role,
+                                 "allowed": access.describe()})
     return caller
 
 
@@ -126,12 +151,7 @@ def allow(access: RouteAccess) -> Callable[[Caller], Caller]:
     route-enumeration test reads ``.access``)."""
 
     def check(caller: Annotated[Caller, Depends(_authenticate)]) -> Caller:
-        if not access.admits(caller.kind, scope=caller.scope, role=caller.role):
-            held = caller.scope or caller.role or caller.kind
-            raise Forbidden(f"a {caller.kind} credential ({held}) may not do this", code="scope_forbidden",
-                            details={"credential": caller.kind, "scope": caller.scope, "role": caller.role,
-                                     "allowed": access.describe()})
-        return caller
+        return admit(caller, access)
 
     check.access = access  # type: ignore[attr-defined]
     return check

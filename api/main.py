@@ -12,6 +12,8 @@ from fastapi_offline import FastAPIOffline
 from api.console import install_console
 from api.edge import install_edge
 from api.errors import install_error_handlers
+from api.hot import close_hot_database
+from api.hot import router as hot_router
 from api.observability import RequestEdgeMiddleware
 from api.routes import (
     admin,
@@ -36,14 +38,15 @@ from domain import telemetry
 from domain.settings import get_settings
 from domain.wechat.rules import configuration_problem
 
-ROUTERS = [health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
+ROUTERS = [hot_router, health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, templates.router, admin.router, exports.router, staff.router, me.router, wechat.router,
            organisations.router, metrics.router, webhooks.router, scores.router]
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
+    await close_hot_database(app)
     telemetry.mark_process_dead(os.getpid())  # a stopped worker's live gauges leave the sums
 
 

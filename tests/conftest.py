@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -102,14 +103,26 @@ def session_override(session: Session) -> Callable[[], Iterator[Session]]:
     return test_session
 
 
+def bind_to_session(app: FastAPI, session: Session) -> None:
+    """Every route of ``app`` on the test's session: the sync routes' transaction and the hot routes'
+    database (api/hot.py; their pooled connections would not see the test's uncommitted rows)."""
+    from api.deps import get_session
+    from api.hot import SessionDb, hot_database
+
+    async def test_hot_database() -> SessionDb:
+        return SessionDb(session)
+
+    app.dependency_overrides[get_session] = session_override(session)
+    app.dependency_overrides[hot_database] = test_hot_database
+
+
 @pytest.fixture
 def app_client(session: Session) -> Iterator[TestClient]:
     """The API on the test's rolled-back transaction."""
-    from api.deps import get_session
     from api.main import create_app
 
     app = create_app()
-    app.dependency_overrides[get_session] = session_override(session)
+    bind_to_session(app, session)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import (
@@ -56,17 +56,7 @@ class InterestIn(StrictModel):
     at: datetime | None = None
 
 
-@router.get("/v1/crm/members/lookup", summary="The member's whole picture in one answer (access-logged)")
-def crm_lookup(session: SessionDep, caller: CrmCaller, now: NowDep,
-               phone: Annotated[str | None, Query(max_length=32)] = None,
-               openid: Annotated[str | None, Query(max_length=64)] = None,
-               code: Annotated[str | None, Query(max_length=40)] = None,
-               reason: Annotated[str | None, Header(alias="X-Access-Reason", max_length=200)] = None
-               ) -> dict[str, Any]:
-    access = crm.AccessRecord(api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
-                              reason=reason or "call")
-    return crm.lookup_picture(session, phone=phone, openid=openid, code=code, access=access,
-                              unmasked=caller.sees_contact_details, now=now)
+# GET /v1/crm/members/lookup is a hot route: api/hot.py.
 
 
 @router.post("/v1/crm/members/{member_id}/notes", response_model=NoteOut, status_code=201,

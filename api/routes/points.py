@@ -11,12 +11,9 @@ from api.deps import AppCaller, CorrectionCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import (
     AdjustmentIn,
-    BalanceOut,
     CouponOut,
     LedgerEntryOut,
     LedgerPage,
-    OrderIn,
-    OrderOut,
     RedemptionIn,
     RedemptionOut,
     RefundIn,
@@ -36,15 +33,7 @@ router = APIRouter(tags=["points"], responses=ERROR_RESPONSES)
 OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.post("/v1/orders", response_model=OrderOut, status_code=201,
-             summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
-def record_order(body: OrderIn, response: Response, session: SessionDep, caller: AppCaller, now: NowDep) -> OrderOut:
-    order, replayed = orders.record_order(session, new=orders.NewOrder(
-        order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen, channel=body.channel,
-        occurred_at=ensure_aware(body.occurred_at), items=body.items), now=now)
-    if replayed:
-        response.status_code = 200
-    return from_row(OrderOut, order, replayed=replayed)
+# POST /v1/orders and GET /v1/members/{member_id}/points are hot routes: api/hot.py.
 
 
 @router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
@@ -58,11 +47,6 @@ def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session
     if replayed:
         response.status_code = 200
     return from_row(RefundOut, refund, order_id=order_id, replayed=replayed)
-
-
-@router.get("/v1/members/{member_id}/points", response_model=BalanceOut, summary="Points balance")
-def balance(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> BalanceOut:
-    return BalanceOut(**asdict(points.member_balance(session, member_id=member_id, now=now)))
 
 
 @router.get("/v1/members/{member_id}/points/ledger", response_model=LedgerPage, summary="Points history, newest first")

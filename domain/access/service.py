@@ -32,6 +32,12 @@ def authenticate(session: Session, *, presented: str) -> ApiKey:
     """The live key matching ``presented``, or Unauthorized."""
     prefix = prefix_of(presented)
     row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
+    return check_key(row, presented=presented)
+
+
+def check_key(row: ApiKey | None, *, presented: str) -> ApiKey:
+    """``row`` (the key stored under ``presented``'s prefix) if it is live and ``presented`` is its key, else
+    Unauthorized. The one check, whether the row comes from this session or the hot path's cache (api/hot.py)."""
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, hash_key(presented)):
         raise Unauthorized("invalid or revoked API key", code="invalid_api_key")
     return row

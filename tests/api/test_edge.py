@@ -9,20 +9,19 @@ from fastapi.testclient import TestClient
 
 from api.edge import Bucket, Buckets, MaskedQueryFilter, mask_query, take_token
 from domain.settings import get_settings
-from tests.conftest import session_override
+from tests.conftest import bind_to_session
 
 
 @pytest.fixture
 def edge_client(session, monkeypatch):
     """Build the app after the test has changed settings (the edge reads them when the app is created)."""
-    from api.deps import get_session
     from api.main import create_app
 
     def build(**settings: object) -> TestClient:
         for name, value in settings.items():
             monkeypatch.setattr(get_settings(), name, value)
         app = create_app()
-        app.dependency_overrides[get_session] = session_override(session)
+        bind_to_session(app, session)
         return TestClient(app, raise_server_exceptions=False)
 
     return build

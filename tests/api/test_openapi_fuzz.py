@@ -13,10 +13,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.deps import get_session
 from api.edge import RateLimit
 from api.main import create_app
-from tests.conftest import session_override
+from tests.conftest import bind_to_session
 
 APP = create_app()
 # Hundreds of requests a second from one address: the rate limit would answer most of them (it has its own tests).
@@ -26,7 +25,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 @pytest.fixture
 def wired_app(session, admin_headers):
-    APP.dependency_overrides[get_session] = session_override(session)
+    bind_to_session(APP, session)
     try:
         yield admin_headers
     finally:

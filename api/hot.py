@@ -1,0 +1,304 @@
+"""The hot routes: an order, a refund, a redemption, the balance and the CRM lookup, each one statement.
+
+They are ``async def`` on a psycopg 3 async pool in autocommit: no threadpool hop, no pool pre-ping, no
+BEGIN/COMMIT round trips, and the API key checked from a per-worker cache instead of its own query. What each
+request does is unchanged: the statements, their parameters and the answers' reading are the domain's own
+(``domain.orders.service``, ``domain.points.service``, ``domain.crm.service``); the credential rules are
+``api.deps``'s (``presented_credential``, ``check_key``, ``key_caller``, ``token_caller``, ``admit``); the
+route-enumeration test reads ``.access`` off ``hot_allow`` as off ``allow``. Why and what it bought:
+docs/hot-paths.md.
+
+The key cache is only trusted while this worker LISTENs on ``loyalty_credentials``: migration 1702 NOTIFYs
+that channel on every change to ``api_keys``, and each notification empties the cache, so a revoked key is
+refused by the next request. Staff and member session tokens are checked as on every other route, on a sync
+session in a thread (the session row is what a logout revokes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Annotated, Any, TypeVar
+
+import psycopg
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.applications import FastAPI
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CRM as CRM_ACCESS
+from api.deps import MEMBER_DATA, Caller, NowDep, admit, key_caller, presented_credential, token_caller
+from api.edge import DatabaseBusy
+from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
+from api.schemas.points import BalanceOut, OrderIn, OrderOut
+from domain.access.models import ApiKey
+from domain.access.rules import RouteAccess, is_api_key, prefix_of
+from domain.access.service import check_key
+from domain.clock import ensure_aware
+from domain.crm import service as crm
+from domain.db import POOL_TIMEOUT_SECONDS, get_engine, limit_lock_waits
+from domain.members import service as members
+from domain.orders import service as orders
+from domain.points import service as points
+from domain.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CREDENTIALS_CHANNEL = "loyalty_credentials"
+"""Migration 1702's triggers NOTIFY this channel when ``api_keys`` changes."""
+KEY_SQL = "SELECT * FROM api_keys WHERE prefix = %(prefix)s"
+KEY_TTL_SECONDS = 60.0
+"""A safety net only: a notification, not the time, is what ends a cached key."""
+
+
+class KeyCache:
+    """API keys by prefix, trusted only while the worker listens for changes (``live``). ``generation`` moves
+    on every change, so a key read before a change and stored after it is not kept."""
+
+    def __init__(self) -> None:
+        self.live = False
+        self.generation = 0
+        self._entries: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, prefix: str) -> ApiKey | None:
+        entry = self._entries.get(prefix) if self.live else None
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, prefix: str, key: ApiKey, *, generation: int) -> None:
+        if self.live and generation == self.generation:
+            self._entries[prefix] = (key, time.monotonic() + KEY_TTL_SECONDS)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
+class HotDb:
+    """Where a hot route's statement runs. ``PooledDb`` in production; ``SessionDb`` binds the hot routes to a
+    test's rolled-back session (tests/conftest.py), as ``get_session``'s override does for the others."""
+
+    keys: KeyCache | None = None
+
+    async def row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def sync(self, work: Callable[[Session], T]) -> T:
+        """``work`` on a sync session in a thread (session tokens: the same code as every other route)."""
+        raise NotImplementedError
+
+
+class PooledDb(HotDb):
+    """One worker's async pool (autocommit, no pre-ping) and its key cache, kept on ``app.state``."""
+
+    def __init__(self) -> None:
+        self.keys = KeyCache()
+        self._pool: AsyncConnectionPool | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
+
+    @staticmethod
+    def conninfo() -> str:
+        # The process-wide engine's database (tests and the CLI point it elsewhere with ``set_engine``).
+        return get_engine().url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    @staticmethod
+    def connect_kwargs() -> dict[str, Any]:
+        settings = get_settings()
+        # Autocommit: each hot statement is its own transaction, so there is no BEGIN or COMMIT round trip; the
+        # lock timeout that ``limit_lock_waits`` sets per transaction elsewhere is the connection's own here.
+        return {"autocommit": True, "row_factory": dict_row, "application_name": "loyalty-hot",
+                "connect_timeout": 5,
+                "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC "
+                           f"-c lock_timeout={int(settings.lock_timeout_ms)}"}
+
+    async def pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    settings = get_settings()
+                    pool = AsyncConnectionPool(self.conninfo(), min_size=1, max_size=settings.db_pool_size,
+                                               timeout=POOL_TIMEOUT_SECONDS, kwargs=self.connect_kwargs(),
+                                               open=False, name="loyalty-hot")
+                    await pool.open(wait=False)
+                    self._listener = asyncio.create_task(self._listen(), name="loyalty-hot-keys")
+                    self._pool = pool
+        return self._pool
+
+    async def _listen(self) -> None:
+        """Empty the key cache on every change to ``api_keys``; trust it only while listening."""
+        assert self.keys is not None
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.conninfo(), autocommit=True, connect_timeout=5,
+                                                             application_name="loyalty-hot-listen")
+                async with conn:
+                    await conn.execute(f"LISTEN {CREDENTIALS_CHANNEL}")
+                    self.keys.clear()
+                    self.keys.live = True
+                    async for _ in conn.notifies():
+                        self.keys.clear()
+            except psycopg.Error as exc:
+                log.warning("key-cache listener lost its connection (%s); keys are checked in the database",
+                            exc.__class__.__name__)
+            finally:
+                self.keys.live = False
+                self.keys.clear()
+            await asyncio.sleep(1)
+
+    async def row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        pool = await self.pool()
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+                found: dict[str, Any] | None = await cursor.fetchone()  # type: ignore[assignment]
+                return found
+        except PoolTimeout:
+            raise DatabaseBusy from None
+        except psycopg.Error as exc:
+            # SQLAlchemy's wrapper of the same driver error, so api/errors.py answers it as on every route
+            # (55P03 → 429 member_busy, a lost server → 503, a constraint → 409, a bad value → 422).
+            raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+
+    async def sync(self, work: Callable[[Session], T]) -> T:
+        return await run_in_threadpool(_in_transaction, work)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def _in_transaction(work: Callable[[Session], T]) -> T:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        limit_lock_waits(session, ms=get_settings().lock_timeout_ms)
+        result = work(session)
+        session.commit()
+        return result
+
+
+class SessionDb(HotDb):
+    """The hot routes on a given sync session (each statement in a savepoint, as a failed request's
+    rollback would leave the rest of the session's work). No key cache: the session's keys never commit."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def _row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        self.session.flush()
+        with self.session.begin_nested():
+            found = self.session.connection().exec_driver_sql(sql, dict(params)).mappings().first()
+        return dict(found) if found is not None else None
+
+    async def row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        return await run_in_threadpool(self._row, sql, params)
+
+    async def sync(self, work: Callable[[Session], T]) -> T:
+        return await run_in_threadpool(work, self.session)
+
+
+async def hot_database(request: Request) -> HotDb:
+    """The worker's pooled database (tests override this dependency with a ``SessionDb``)."""
+    state = request.app.state
+    db: PooledDb | None = getattr(state, "hot_db", None)
+    if db is None:
+        db = state.hot_db = PooledDb()
+    return db
+
+
+async def close_hot_database(app: FastAPI) -> None:
+    """At shutdown (api/main.py's lifespan): stop the listener, close the pool."""
+    db: PooledDb | None = getattr(app.state, "hot_db", None)
+    if db is not None:
+        await db.close()
+
+
+HotDep = Annotated[HotDb, Depends(hot_database)]
+
+
+async def api_key(db: HotDb, presented: str) -> ApiKey:
+    """The live key ``presented`` names: from the cache when the worker is listening, else one query."""
+    prefix = prefix_of(presented)
+    if prefix is None:
+        return check_key(None, presented=presented)
+    cache = db.keys
+    key = cache.get(prefix) if cache is not None else None
+    if key is None:
+        generation = cache.generation if cache is not None else 0
+        found = await db.row(KEY_SQL, {"prefix": prefix})
+        key = ApiKey(**found) if found is not None else None
+        if key is not None and cache is not None:
+            cache.put(prefix, key, generation=generation)
+    return check_key(key, presented=presented)
+
+
+def hot_allow(access: RouteAccess) -> Callable[..., Any]:
+    """``api.deps.allow`` for the hot routes: the same credentials and the same admission, without a sync
+    session. Carries ``.access`` like ``allow``'s dependency (the route-enumeration test reads it)."""
+
+    async def check(request: Request, db: HotDep, now: NowDep,
+                    authorization: Annotated[str | None, Header()] = None) -> Caller:
+        presented = presented_credential(authorization)
+        if is_api_key(presented):
+            caller = key_caller(await api_key(db, presented))
+        else:
+            caller = await db.sync(lambda session: token_caller(session, presented=presented, now=now))
+        request.state.caller = caller
+        return admit(caller, access)
+
+    check.access = access  # type: ignore[attr-defined]
+    return check
+
+
+AppCaller = Annotated[Caller, Depends(hot_allow(MEMBER_DATA))]
+CrmCaller = Annotated[Caller, Depends(hot_allow(CRM_ACCESS))]
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+@router.post("/v1/orders", response_model=OrderOut, status_code=201, tags=["points"],
+             summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
+async def record_order(body: OrderIn, response: Response, db: HotDep, caller: AppCaller, now: NowDep) -> OrderOut:
+    new = orders.NewOrder(order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen,
+                          channel=body.channel, occurred_at=ensure_aware(body.occurred_at), items=body.items)
+    row = await db.row(orders.RECORD_ORDER_SQL, orders.order_parameters(new, now=now))
+    assert row is not None  # the function answers one row, whatever the outcome
+    order, replayed = orders.order_outcome(row, new=new)
+    if replayed:
+        response.status_code = 200
+    return from_row(OrderOut, order, replayed=replayed)
+
+
+@router.get("/v1/members/{member_id}/points", response_model=BalanceOut, tags=["points"], summary="Points balance")
+async def balance(member_id: MemberId, db: HotDep, caller: AppCaller, now: NowDep) -> BalanceOut:
+    row = await db.row(points.BALANCE_SQL, points.balance_parameters(member_id=member_id, now=now))
+    return BalanceOut(**asdict(points.balance_outcome(row, member_id=member_id)))
+
+
+@router.get("/v1/crm/members/lookup", tags=["crm"],
+            summary="The member's whole picture in one answer (access-logged)")
+async def crm_lookup(db: HotDep, caller: CrmCaller, now: NowDep,
+                     phone: Annotated[str | None, Query(max_length=32)] = None,
+                     openid: Annotated[str | None, Query(max_length=64)] = None,
+                     code: Annotated[str | None, Query(max_length=40)] = None,
+                     reason: Annotated[str | None, Header(alias="X-Access-Reason", max_length=200)] = None
+                     ) -> dict[str, Any]:
+    column, key = members.identity_key(phone=phone, openid=openid, code=code)
+    access = crm.AccessRecord(api_key_name=caller.key_name, agent_id=caller.agent_id, staff_id=caller.staff_id,
+                              reason=reason or "call")
+    sql, params = crm.lookup_statement(column=column, key=key, access=access, now=now)
+    row = await db.row(sql, params)
+    return crm.lookup_outcome(row, unmasked=caller.sees_contact_details, now=now,
+                              details={k: v for k, v in (("phone", phone), ("openid", openid), ("code", code)) if v})
+

@@ -1,0 +1,130 @@
+"""The hot routes on their own async pool (api/hot.py), with real commits: the key cache, its invalidation by
+NOTIFY, and the answers of the one-statement order, balance and lookup as the sync routes gave them."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from api.hot import KeyCache, PooledDb
+from api.main import create_app
+from domain.access.rules import prefix_of
+from domain.access.service import revoke_api_key
+from domain.clock import utcnow
+from tests.factories import make_api_key, make_member, make_staff, staff_auth
+
+AT = datetime(2026, 1, 5, 4, 0, tzinfo=UTC).isoformat()
+
+
+def _pooled(client: TestClient) -> PooledDb:
+    db = client.app.state.hot_db  # type: ignore[attr-defined]
+    assert isinstance(db, PooledDb)
+    return db
+
+
+def _wait_until_listening(client: TestClient) -> None:
+    deadline = time.monotonic() + 10
+    while not (_pooled(client).keys or KeyCache()).live:
+        assert time.monotonic() < deadline, "the key-cache listener never started"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def hot_client(committed_engine):
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_revoked_key_is_refused_by_the_very_next_request(committed_engine, hot_client):
+    with Session(committed_engine, expire_on_commit=False) as session:
+        _, key = make_api_key(session, scope="app", name="pos-1")
+        member = make_member(session)
+    headers = {"Authorization": f"Bearer {key}"}
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
+    _wait_until_listening(hot_client)
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
+    prefix = prefix_of(key)
+    assert prefix is not None
+    cache = _pooled(hot_client).keys
+    assert cache is not None and cache.get(prefix) is not None  # served from the cache from now on
+
+    with Session(committed_engine, expire_on_commit=False) as session:
+        revoke_api_key(session, name="pos-1", now=utcnow())
+        session.commit()
+
+    refused = hot_client.get(f"/v1/members/{member.id}/points", headers=headers)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_key_change_rolled_back_keeps_the_cache(committed_engine, hot_client):
+    with Session(committed_engine, expire_on_commit=False) as session:
+        _, key = make_api_key(session, scope="app", name="pos-2")
+        member = make_member(session)
+    headers = {"Authorization": f"Bearer {key}"}
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
+    _wait_until_listening(hot_client)
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
+    cache = _pooled(hot_client).keys
+    assert cache is not None
+    generation = cache.generation
+    with Session(committed_engine, expire_on_commit=False) as session:
+        revoke_api_key(session, name="pos-2", now=utcnow())
+        session.rollback()  # nothing committed: no notification, the key still works
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
+    assert cache.generation == generation
+
+
+def test_without_the_listener_every_request_checks_the_key_in_the_database():
+    cache = KeyCache()
+    from domain.access.models import ApiKey
+
+    key = ApiKey(name="k", scope="app", prefix="abcd", key_hash="0" * 64, created_at=utcnow())
+    cache.put("abcd", key, generation=cache.generation)
+    assert cache.get("abcd") is None  # not listening: nothing is kept
+    cache.live = True
+    stale = cache.generation
+    cache.clear()  # a change arrived while the key was being read
+    cache.put("abcd", key, generation=stale)
+    assert cache.get("abcd") is None
+    cache.put("abcd", key, generation=cache.generation)
+    assert cache.get("abcd") is key
+
+
+def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(committed_engine, hot_client):
+    with Session(committed_engine, expire_on_commit=False) as session:
+        _, key = make_api_key(session, scope="app", name="pos-3")
+        member = make_member(session)
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"order_id": "hot-1", "member_id": member.id, "amount_fen": 12_300, "channel": "store",
+            "occurred_at": AT}
+    first = hot_client.post("/v1/orders", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = hot_client.post("/v1/orders", json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert again.json()["points_earned"] == first.json()["points_earned"]
+    clash = hot_client.post("/v1/orders", json={**body, "amount_fen": 1}, headers=headers)
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "order_conflict"
+    missing = hot_client.post("/v1/orders", json={**body, "order_id": "hot-2", "member_id": 10**6}, headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "member_not_found"
+    balance = hot_client.get(f"/v1/members/{member.id}/points", headers=headers).json()
+    assert balance["pending"] == first.json()["points_earned"]
+
+
+def test_the_lookup_on_the_pool_logs_the_read_and_masks_for_an_agent(committed_engine, hot_client):
+    with Session(committed_engine, expire_on_commit=False) as session:
+        member = make_member(session, phone="13800138123")
+        headers = staff_auth(session, make_staff(session, role="agent", username="agent-hot"))
+    found = hot_client.get("/v1/crm/members/lookup", params={"phone": "13800138123"},
+                           headers={**headers, "X-Access-Reason": "inbound call"})
+    assert found.status_code == 200, found.text
+    assert found.json()["member"]["id"] == member.id
+    assert found.json()["member"]["phone_masked"] is True and "13800138123" not in found.text
+    with committed_engine.connect() as conn:
+        logged = conn.exec_driver_sql("SELECT agent_id, action, reason FROM access_log WHERE member_id = %(m)s",
+                                      {"m": member.id}).all()
+    assert [tuple(r) for r in logged] == [("agent-hot", "crm.lookup", "inbound call")]
