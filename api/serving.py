@@ -4,7 +4,8 @@ uvicorn bounds a header's size (h11: 16 KB; httptools: its parser's limit) and i
 but it has no deadline for a request's headers to arrive: a client that connects and sends one byte a
 minute holds its connection for ever (slowloris). ``HeaderDeadlineProtocol`` adds that deadline; the body's
 deadline is ``BoundedBody``'s in ``api/edge.py``. ``limit_concurrency`` caps open connections plus tasks per
-worker; above it uvicorn answers 503 at once instead of queueing.
+worker; above it uvicorn answers 503 at once instead of queueing. The per-request access line is off unless
+``LOYALTY_ACCESS_LOG`` (it costs about a tenth of a hot request's CPU: docs/hot-paths.md).
 """
 
 from __future__ import annotations
@@ -58,4 +59,4 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` that bound slow and idle connections."""
     return {"http": HeaderDeadlineProtocol, "timeout_keep_alive": settings.keep_alive_seconds,
-            "limit_concurrency": settings.limit_concurrency or None}
+            "limit_concurrency": settings.limit_concurrency or None, "access_log": settings.access_log}

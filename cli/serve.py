@@ -18,7 +18,7 @@ from domain.wechat.rules import configuration_problem
 @click.command("serve")
 @click.option("--host", default=None, help="Listen address (default LOYALTY_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default LOYALTY_PORT, 8000).")
-@click.option("--workers", type=int, default=None, help="API worker processes (default LOYALTY_WORKERS, 1).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default LOYALTY_WORKERS, or one per core).")
 @click.option("--jobs/--no-jobs", "with_jobs", default=True,
               help="Run the scheduler in this process (default). Production runs `loyalty jobs` separately.")
 @click.option("--migrate/--no-migrate", default=True, help="Apply migrations before serving (default).")
@@ -45,7 +45,11 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
         abandon_orphaned_runs(eng)
         scheduler = build_scheduler(eng, timezone=settings.scheduler_timezone, blocking=False)
         scheduler.start()
-    workers = workers or settings.workers
+    workers = workers or settings.worker_count()
+    # The edge splits the rate limits by the number of workers: this process (one worker) and the workers
+    # (new interpreters, which read the environment) must count the same.
+    settings.workers = workers
+    os.environ["LOYALTY_WORKERS"] = str(workers)
     if workers > 1:
         prepare_multiprocess_metrics()
     try:

@@ -47,7 +47,9 @@ def serve(tmp_path: Path, **env: str) -> Iterator[Server]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "--no-jobs", "--no-migrate", "--port", str(port)],
-            env={**os.environ, "LOYALTY_LOG_LEVEL": "info", **env}, stdout=out, stderr=subprocess.STDOUT)
+            # One worker (its RSS is the process's) with its access line, unless a test says otherwise.
+            env={**os.environ, "LOYALTY_LOG_LEVEL": "info", "LOYALTY_WORKERS": "1", "LOYALTY_ACCESS_LOG": "true",
+                 **env}, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, port, log)
     try:
         deadline = time.monotonic() + 30

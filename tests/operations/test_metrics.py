@@ -110,7 +110,7 @@ def test_several_workers_are_summed_in_one_scrape(committed_engine, tmp_path):
     port = 8201
     (tmp_path / "prom").mkdir()
     env = {**os.environ, "LOYALTY_METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-           "LOYALTY_LOG_FORMAT": "json"}
+           "LOYALTY_LOG_FORMAT": "json", "LOYALTY_ACCESS_LOG": "true"}
     server = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--no-jobs", "--no-migrate", "--workers", "2",
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
