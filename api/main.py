@@ -28,6 +28,7 @@ from api.routes import (
     metrics,
     organisations,
     points,
+    privacy,
     scores,
     staff,
     templates,
@@ -40,7 +41,8 @@ from domain.wechat.rules import configuration_problem
 
 ROUTERS = [hot_router, health.router, members.router, points.router, contacts.router, crm.router, journeys.router,
            campaigns.router, templates.router, admin.router, exports.router, staff.router, me.router, wechat.router,
-           organisations.router, metrics.router, webhooks.router, scores.router]
+           organisations.router, metrics.router, webhooks.router, scores.router,
+           privacy.router]
 
 
 @asynccontextmanager

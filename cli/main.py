@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import apikeys, db, demo, export, jobs, points, scores, serve, staff, wechat
+from cli import apikeys, db, demo, export, jobs, points, privacy, scores, serve, staff, wechat
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -21,7 +21,7 @@ def main(ctx: click.Context, log_level: str | None) -> None:
     setup_logging(log_level)
 
 
-for module in (serve, db, jobs, apikeys, staff, points, demo, scores, wechat, export):
+for module in (serve, db, jobs, apikeys, staff, points, demo, scores, wechat, export, privacy):
     module.register(main)
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from domain.organisations.models import (
     SharedTreatment,
 )
 from domain.points.models import LedgerEntry, PointsAccount, PointsLot, Redemption
+from domain.privacy.models import Erasure
 from domain.rebates.models import Coupon, RebateProgram, RebateSettlement
 from domain.scores.models import ChannelScore, ChannelUsageFact, DemoChannelTruth, ScoreModel, ScoreReport
 from domain.staff.models import StaffAccount, StaffSession
@@ -105,4 +106,5 @@ __all__ = [
     "DemoChannelTruth",
     "MemberLifecycle",
     "ChurnRisk",
+    "Erasure",
 ]

@@ -224,6 +224,15 @@ class Settings(BaseSettings):
     """After this many wrong passwords in a row, an account refuses logins for this long (429)."""
     staff_password_min_length: int = 10
 
+    # --- privacy (docs/operations.md, Privacy) ----------------------------------------------------
+    retention_access_log_days: int = 1_095
+    """Access-log entries (who read whose data) are deleted after this many days."""
+    retention_touch_content_days: int = 730
+    """A touch's personalised variables and provider errors are scrubbed after this many days (the row stays:
+    caps and campaign reports count it); its delivery attempts are deleted."""
+    retention_closed_member_days: int = 1_095
+    """A closed member's personal data is erased this long after closing (0: only on request)."""
+
     job_chunk_members: int = 50_000
     """Members per transaction in set-based jobs: small enough to keep locks short, large enough to be fast."""
 

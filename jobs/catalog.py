@@ -9,6 +9,7 @@ from jobs import (  # noqa: F401
     lifecycle,
     loyalty_program,
     organisations,
+    privacy,
     scores,
     webhooks,
     wechat,

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from domain.clock import utcnow
 from domain.organisations import service as organisations
+from domain.points import expiring
 from domain.points import service as points
 from domain.rebates import service as rebates
 from domain.settings import get_settings
@@ -52,11 +53,14 @@ def release_points(ctx: JobContext) -> dict[str, Any]:
 
 
 def expire_points(ctx: JobContext) -> dict[str, Any]:
-    """Expire what is left of lots past their expiry date, oldest first."""
+    """Expire what is left of lots past their expiry date, oldest first; then announce the points expiring
+    within the window (``points.expiring_soon``, once per member and expiry day)."""
     lots, total = _over_lots(ctx, points.expire_due_points)
     if total:
         ctx.log.info("expired %d points in %d lots", total, lots)
-    return {"lots_expired": lots, "points_expired": total}
+    notices, soon = _over_lots(ctx, expiring.record_expiring_soon)
+    return {"lots_expired": lots, "points_expired": total, "expiring_soon_notices": notices,
+            "points_expiring_soon": soon}
 
 
 def tier_evaluation(ctx: JobContext) -> dict[str, Any]:

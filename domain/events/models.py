@@ -28,3 +28,6 @@ class DomainEvent(SQLModel, table=True):
     member_id: int | None = Field(default=None, index=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
     occurred_at: datetime = utc_column()
+    dedupe_key: str | None = Field(default=None, max_length=120, unique=True, index=True)
+    """For events a job derives from state (points expiring soon, a journey converted): the key that makes a
+    re-run record nothing new (``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``). None for the others."""

@@ -340,6 +340,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
     LOCKED, so parallel runners share the work). Every message goes through the contact gate; a purchase
     since enrollment converts — after the welcome's first step, which a member who buys at once still gets."""
     counts = {"steps": 0, "converted": 0, "control": 0, "lapsed": 0, "completed": 0}
+    converted_ids: list[int] = []
     ids = session.scalars(sa.text("""
         SELECT e.id FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
         WHERE e.state = 'active' AND e.next_run_at <= :as_of AND j.status = 'active'
@@ -371,6 +372,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
             _finish(enrollment, "converted", as_of)
             session.add(enrollment)
             counts["converted"] += 1
+            converted_ids.append(enrollment_id)
             continue
         if member.status == MemberStatus.CLOSED:
             _finish(enrollment, "exited", as_of)
@@ -409,6 +411,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
         elif welcome_first:
             _finish(enrollment, "converted", as_of)
             counts["converted"] += 1
+            converted_ids.append(enrollment_id)
         elif enrollment.step_index >= len(version.steps):
             _finish(enrollment, "completed", as_of)
             counts["completed"] += 1
@@ -435,6 +438,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
             execution.outcome, execution.reasons, execution.touch_id = touch.decision, list(touch.reasons), touch.id
             session.add(execution)
     session.flush()
+    record_converted_events(session, enrollment_ids=converted_ids, now=as_of)
     return counts
 
 
@@ -454,8 +458,31 @@ def record_conversions(session: Session, *, as_of: datetime) -> int:
           AND e.state IN ('active', 'completed', 'lapsed') AND m.last_purchase_at > e.enrolled_at
           -- a welcome whose first step has not run yet is left to the run, which sends that step first
           AND NOT (j.trigger = 'member.joined' AND e.state = 'active' AND e.step_index = 0)
-          AND m.last_purchase_at <= :as_of"""), {"as_of": as_of})
-    return int(getattr(result, "rowcount", 0) or 0)
+          AND m.last_purchase_at <= :as_of
+        RETURNING e.id"""), {"as_of": as_of})
+    converted = list(result.scalars())
+    record_converted_events(session, enrollment_ids=converted, now=as_of)
+    return len(converted)
+
+
+JOURNEY_CONVERTED_SQL = """
+INSERT INTO domain_events (kind, member_id, payload, occurred_at, dedupe_key)
+SELECT 'journey.converted', e.member_id,
+       jsonb_build_object('journey_id', e.journey_id, 'journey', j.key, 'version', e.version, 'enrollment_id', e.id,
+                          'control', e.control),
+       :now, 'journey.converted:' || e.id
+FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
+WHERE e.id = ANY(:ids) AND e.state = 'converted'
+ORDER BY e.id
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def record_converted_events(session: Session, *, enrollment_ids: list[int], now: datetime) -> None:
+    """``journey.converted`` for enrollments that converted in this transaction, once per enrollment
+    (``dedupe_key``): a control member's conversion is an event too (it measures the journey)."""
+    if enrollment_ids:
+        session.execute(sa.text(JOURNEY_CONVERTED_SQL), {"ids": enrollment_ids, "now": now})
 
 
 def journey_report(session: Session, *, journey_id: int) -> dict[str, Any]:

@@ -14,6 +14,8 @@ PUBLIC_EVENTS: dict[str, str] = {
     "points.earned": "points.earned",
     "complaint.opened": "complaint.recorded",
     "coupon.issued": "coupon.issued",
+    "points.expiring_soon": "points.expiring_soon",
+    "journey.converted": "journey.converted",
 }
 """Public event name → the domain event kind behind it. Other systems subscribe to the public names, so a
 domain event can be renamed without breaking them."""
