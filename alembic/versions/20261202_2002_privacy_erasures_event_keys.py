@@ -1,7 +1,7 @@
 """privacy erasure tombstones; domain events with an optional idempotency key
 
 Revision ID: 2002
-Revises: 1802
+Revises: 1702
 Create Date: 2026-12-02 06:30:00
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '2002'
-down_revision: str | None = '1802'
+down_revision: str | None = '1702'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
