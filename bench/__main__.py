@@ -1,6 +1,7 @@
 """Benchmarks, each measured side by side with its reference in the same run and reported as a ratio.
 
-    ./run bench [--members N] [--months M] [--seconds S] [--only seed,lookup,orders,jobs,crash]
+    ./run bench [--members N] [--months M] [--seconds S] [--only seed,lookup,balance,orders,jobs,crash]
+                [--workers N] [--server-root PATH] [--compare-with bench/results/http.json]
 
 Uses BENCH_DATABASE_URL, or its own embedded PostgreSQL under .var/bench-pgdata. Results: a table on stdout
 and bench/results/<figure>.json. Not part of the test suite: machines are shared and noisy, so only the
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.load import load_generator, run_load
+from bench.load import Request, load_generator, run_load
 from domain import migrations
 from domain.db import (
     advisory_unlock,
@@ -69,13 +71,19 @@ def _table(title: str, rows: list[tuple[str, ...]]) -> None:
 
 
 class Server:
-    """The API as in production: a separate process, uvicorn workers, no scheduler."""
+    """The API as in production: a separate process, uvicorn workers (the serving default: one per core), no
+    scheduler. ``root`` may name another checkout (``--server-root``) to measure its code on the same data."""
 
-    def __init__(self, url: str, workers: int = 2):
+    def __init__(self, url: str, workers: int | None = None, root: Path = PROJECT_ROOT):
         self.port = _free_port()
-        env = {**os.environ, "DATABASE_URL": url, "LOYALTY_LOG_LEVEL": "warning"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--no-jobs", "--no-migrate",
-                                      "--workers", str(workers), "--port", str(self.port)], env=env, cwd=PROJECT_ROOT)
+        # The benchmark measures the request path, not the rate limiter (one key at thousands of requests/s).
+        env = {**os.environ, "DATABASE_URL": url, "LOYALTY_LOG_LEVEL": "warning", "LOYALTY_RATE_LIMIT_PER_IP": "0",
+               "LOYALTY_RATE_LIMIT_PER_KEY": "0"}
+        python = root / ".venv" / "bin" / "python"
+        command = [str(python if python.exists() else sys.executable), "-m", "cli", "serve", "--no-jobs",
+                   "--no-migrate", "--port", str(self.port)]
+        self.proc = subprocess.Popen([*command, *(["--workers", str(workers)] if workers else [])], env=env,
+                                     cwd=root)
         self.base = f"http://127.0.0.1:{self.port}"
         import httpx
 
@@ -88,9 +96,22 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError("the API did not become ready")
 
+    def _processes(self) -> list[psutil.Process]:
+        return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+
     def worker_rss_mb(self) -> float:
-        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        return max(p.memory_info().rss for p in procs) / 2**20
+        return max(p.memory_info().rss for p in self._processes()) / 2**20
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU of the server and its workers so far (from /proc, through psutil)."""
+        total = 0.0
+        for process in self._processes():
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -116,7 +137,65 @@ def pgbench(url: str, *, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: set[str]) -> None:
+@dataclass
+class Figure:
+    """One request measured under load: throughput and latency from the generator, the API's CPU per request
+    from its processes' times over the run, round trips per request from the counting pass."""
+
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    api_cpu_ms: float
+    round_trips: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def _measure(server: Server, name: str, make: Request, *, seconds: int, headers: dict[str, str]) -> Figure:
+    before = server.cpu_seconds()
+    result = run_load(server.base, make, seconds=seconds, headers=headers)
+    cpu = server.cpu_seconds() - before
+    return Figure(name, result.rps, result.p50_ms, result.p99_ms, result.errors, result.requests,
+                  1000 * cpu / max(result.requests, 1))
+
+
+def _count_round_trips(url: str, requests: dict[str, list[tuple[str, str, dict[str, Any] | None]]],
+                       headers: dict[str, str], root: Path) -> dict[str, float]:
+    """Each figure's round trips per request: a one-worker server whose database connections go through the
+    counting proxy (bench/roundtrips.py), a warm-up, then ``len(requests)`` requests one at a time."""
+    import httpx
+
+    from bench.roundtrips import RoundTripProxy
+
+    parsed = make_url(url)
+    host = str(parsed.query.get("host") or parsed.host or "127.0.0.1")
+    proxy = RoundTripProxy(host, int(parsed.port or 5432))
+    proxied = parsed.set(host="127.0.0.1", port=proxy.port,
+                         query={"sslmode": "disable", "gssencmode": "disable"}).render_as_string(hide_password=False)
+    server = Server(proxied, workers=1, root=root)
+    counts: dict[str, float] = {}
+    try:
+        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as client:
+            for name, calls in requests.items():
+                for method, path, body in calls[:20]:  # warm-up: pools filled, keys cached, listener up
+                    client.request(method, path, json=body)
+                time.sleep(0.5)
+                before = proxy.round_trips
+                for method, path, body in calls[20:]:
+                    client.request(method, path, json=body)
+                counts[name] = (proxy.round_trips - before) / len(calls[20:])
+    finally:
+        server.stop()
+        proxy.stop()
+    return counts
+
+
+def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: set[str], *, root: Path = PROJECT_ROOT,
+               workers: int | None = None) -> dict[str, Any]:
     from sqlmodel import Session
 
     from domain.access.models import Scope
@@ -128,54 +207,84 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         session.commit()
     with engine.connect() as conn:
         sample = conn.execute(sa.text("SELECT id, phone FROM members TABLESAMPLE SYSTEM (5) LIMIT 20000")).all()
+        if len(sample) < 100:
+            sample = conn.execute(sa.text("SELECT id, phone FROM members ORDER BY random() LIMIT 20000")).all()
     member_ids, phones = [r[0] for r in sample], [r[1] for r in sample]  # ids have gaps: sample real ones
     headers = {"Authorization": f"Bearer {key}"}
-    server = Server(url)
+    run_id = time.time_ns()
+    rng = random.Random(run_id)  # noqa: S311
+    occurred = datetime.now(UTC).isoformat()
+
+    def order(i: int) -> tuple[str, str, dict[str, Any]]:
+        return ("POST", "/v1/orders", {"order_id": f"bench-{run_id}-__SEQ__", "member_id": rng.choice(member_ids),
+                                       "amount_fen": rng.randint(1_000, 500_000), "channel": "app",
+                                       "occurred_at": occurred})
+
+    lookups = [f"/v1/crm/members/lookup?phone={quote(p)}" for p in phones if p]
+    makers: dict[str, Request] = {
+        "healthz": lambda i: ("GET", "/healthz", None),
+        "lookup": lambda i: ("GET", lookups[i % len(lookups)], None),
+        "balance": lambda i: ("GET", f"/v1/members/{member_ids[i % len(member_ids)]}/points", None),
+        "orders": order,
+    }
+    wanted = [n for n in makers if n == "healthz" or n in only]
+    server = Server(url, workers=workers, root=root)
+    figures: dict[str, Figure] = {}
     try:
-        if "lookup" in only:
-            health = run_load(server.base, lambda i: ("GET", "/healthz", None), seconds=seconds)
-            agent = {**headers, "X-Agent-Id": "bench"}
-            paths = [f"/v1/crm/members/lookup?phone={quote(p)}" for p in phones]
-            lookup = run_load(server.base, lambda i: ("GET", paths[i % len(paths)], None), seconds=seconds,
-                              headers=agent)
-            data = {"members": members, "clients": 16, "load_generator": load_generator(),
-                    "reference_healthz": health.as_dict(),
-                    "lookup_by_phone": lookup.as_dict(), "throughput_ratio": round(lookup.rps / health.rps, 3),
-                    "target_p99_ms": 20, "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
-            _write("lookup", data)
-            _table(f"Lookup by phone on {members:,} members, 16 clients", [
-                ("figure", "rps", "p50 ms", "p99 ms", "errors"),
-                ("GET /healthz (reference)", f"{health.rps:.0f}", f"{health.p50_ms:.1f}", f"{health.p99_ms:.1f}",
-                 str(health.errors)),
-                ("GET /v1/crm/members/lookup?phone=", f"{lookup.rps:.0f}", f"{lookup.p50_ms:.1f}",
-                 f"{lookup.p99_ms:.1f}", str(lookup.errors)),
-                ("ratio lookup / healthz", f"{lookup.rps / health.rps:.2f}", "", "target p99 ≤ 20", "")])
-        if "orders" in only:
-            run_id = time.time_ns()
-            rng = random.Random(run_id)  # noqa: S311
-            occurred = datetime.now(UTC).isoformat()
-
-            def order(i: int) -> tuple[str, str, dict[str, Any]]:
-                return ("POST", "/v1/orders", {"order_id": f"bench-{run_id}-__SEQ__",
-                                               "member_id": rng.choice(member_ids),
-                                               "amount_fen": rng.randint(1_000, 500_000), "channel": "app",
-                                               "occurred_at": occurred})
-
-            orders = run_load(server.base, order, seconds=seconds, headers=headers)
-            tps = pgbench(url, clients=16, seconds=seconds)
-            data = {"members": members, "clients": 16, "load_generator": load_generator(),
-                    "orders": orders.as_dict(), "pgbench_tps": round(tps, 1),
-                    "ratio": round(orders.rps / tps, 3), "target_ratio": 0.5,
-                    "api_worker_rss_mb": round(server.worker_rss_mb(), 1)}
-            _write("orders", data)
-            _table(f"Order accrual over HTTP, 16 clients, {members:,} members", [
-                ("figure", "per second", "p50 ms", "p99 ms", "errors"),
-                ("pgbench TPC-B-like (reference)", f"{tps:.0f}", "", "", ""),
-                ("POST /v1/orders", f"{orders.rps:.0f}", f"{orders.p50_ms:.1f}", f"{orders.p99_ms:.1f}",
-                 str(orders.errors)),
-                ("ratio orders / pgbench", f"{orders.rps / tps:.2f}", "", "target ≥ 0.5", "")])
+        for name in wanted:
+            figures[name] = _measure(server, name, makers[name], seconds=seconds, headers=headers)
+        rss = server.worker_rss_mb()
     finally:
         server.stop()
+    tps = pgbench(url, clients=16, seconds=seconds) if "orders" in only else None
+
+    def numbered(name: str, n: int) -> list[tuple[str, str, dict[str, Any] | None]]:
+        calls = [makers[name](i) for i in range(n)]
+        return [(m, p, json.loads(json.dumps(b).replace("__SEQ__", f"rt{i}")) if b else None)
+                for i, (m, p, b) in enumerate(calls)]
+
+    trips = _count_round_trips(url, {n: numbered(n, 220) for n in wanted if n != "healthz"}, headers, root)
+    for name, value in trips.items():
+        figures[name].round_trips = value
+    health = figures["healthz"].rps
+    data: dict[str, Any] = {
+        "members": members, "clients": 16, "seconds": seconds, "load_generator": load_generator(),
+        "server_root": str(root), "workers": workers or "serving default", "api_worker_rss_mb": round(rss, 1),
+        "pgbench_tps": round(tps, 1) if tps else None,
+        "figures": {n: f.as_dict() for n, f in figures.items()},
+        "ratios": {**({"orders_to_pgbench": round(figures["orders"].rps / tps, 3)} if tps and "orders" in figures
+                      else {}),
+                   **{f"{n}_to_healthz": round(figures[n].rps / health, 3) for n in ("lookup", "balance")
+                      if n in figures}},
+        "targets": {"orders_to_pgbench": 0.35, "orders_api_cpu_ms": 2, "lookup_api_cpu_ms": 2,
+                    "balance_api_cpu_ms": 1, "orders_round_trips": 3, "read_round_trips": 1},
+    }
+    _write("http", data)
+    _http_table(data)
+    return data
+
+
+def _http_table(data: dict[str, Any], before: dict[str, Any] | None = None) -> None:
+    rows: list[tuple[str, ...]] = [("figure", "req/s", "p50 ms", "p99 ms", "errors", "API CPU ms/req",
+                                    "round trips/req", "ratio")]
+    ratio_of = {"orders": "orders_to_pgbench", "lookup": "lookup_to_healthz", "balance": "balance_to_healthz"}
+    for name, f in data["figures"].items():
+        ratio = data["ratios"].get(ratio_of.get(name, ""), "")
+        rt = "" if f["round_trips"] is None else f"{f['round_trips']:.2f}"
+        row = [name, f"{f['rps']:.0f}", f"{f['p50_ms']:.1f}", f"{f['p99_ms']:.1f}", str(f["errors"]),
+               f"{f['api_cpu_ms']:.2f}", rt, str(ratio)]
+        if before and name in before["figures"]:
+            b = before["figures"][name]
+            brt = "" if b["round_trips"] is None else f"{b['round_trips']:.2f}"
+            row = [row[0], f"{b['rps']:.0f} → {row[1]}", f"{b['p50_ms']:.1f} → {row[2]}",
+                   f"{b['p99_ms']:.1f} → {row[3]}", f"{b['errors']} → {row[4]}",
+                   f"{b['api_cpu_ms']:.2f} → {row[5]}", f"{brt} → {rt}",
+                   f"{before['ratios'].get(ratio_of.get(name, ''), '')} → {ratio}"]
+        rows.append(tuple(row))
+    if data.get("pgbench_tps"):
+        rows.append(("pgbench TPC-B-like (reference)", f"{data['pgbench_tps']:.0f}", "", "", "", "", "", ""))
+    title = f"HTTP on {data['members']:,} members, {data['clients']} clients ({data['load_generator']})"
+    _table(title + (" — before → after" if before else ""), rows)
 
 
 # The floor of each job: one hand-written statement doing its core update over the whole table at once (no
@@ -428,8 +537,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seconds", type=int, default=15, help="Duration of each load figure.")
-    parser.add_argument("--only", default="seed,lookup,orders,jobs,crash",
-                        help="Comma-separated figures: seed, lookup, orders, jobs, crash.")
+    parser.add_argument("--only", default="seed,lookup,balance,orders,jobs,crash",
+                        help="Comma-separated figures: seed, lookup, balance, orders, jobs, crash.")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="API workers for the HTTP figures (default: the serving default, one per core).")
+    parser.add_argument("--server-root", type=Path, default=PROJECT_ROOT,
+                        help="Serve the HTTP figures from another checkout (its .venv), e.g. main before a change.")
+    parser.add_argument("--compare-with", type=Path, default=None,
+                        help="A previous bench/results/http.json: print each HTTP figure as before → after.")
     args = parser.parse_args()
     only = set(args.only.split(","))
     url = _database_url()
@@ -451,8 +566,12 @@ def main() -> None:
                         ("total", "", f"{elapsed:.1f}")])
     with engine.connect() as conn:
         members = int(conn.scalar(sa.text("SELECT count(*) FROM members")) or 0)
-    if only & {"lookup", "orders"}:
-        bench_http(url, engine, members, args.seconds, only)
+    if only & {"lookup", "balance", "orders"}:
+        before = json.loads(args.compare_with.read_text()) if args.compare_with else None
+        data = bench_http(url, engine, members, args.seconds, only, root=args.server_root.resolve(),
+                          workers=args.workers)
+        if before:
+            _http_table(data, before)
     if "jobs" in only:
         bench_jobs(url, engine, members)
     engine.dispose()
