@@ -40,7 +40,6 @@ from api.schemas.points import BalanceOut, OrderIn, OrderOut
 from domain.access.models import ApiKey
 from domain.access.rules import RouteAccess, is_api_key, prefix_of
 from domain.access.service import check_key
-from domain.clock import ensure_aware
 from domain.crm import service as crm
 from domain.db import POOL_TIMEOUT_SECONDS, get_engine, limit_lock_waits
 from domain.members import service as members
@@ -271,7 +270,7 @@ router = APIRouter(responses=ERROR_RESPONSES)
              summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
 async def record_order(body: OrderIn, response: Response, db: HotDep, caller: AppCaller, now: NowDep) -> OrderOut:
     new = orders.NewOrder(order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen,
-                          channel=body.channel, occurred_at=ensure_aware(body.occurred_at), items=body.items)
+                          channel=body.channel, occurred_at=body.occurred_at, items=body.items)
     row = await db.row(orders.RECORD_ORDER_SQL, orders.order_parameters(new, now=now))
     assert row is not None  # the function answers one row, whatever the outcome
     order, replayed = orders.order_outcome(row, new=new)

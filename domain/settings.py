@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     1,000 yuan, 5% from 5,000 (the highest bracket reached applies)."""
     program_timezone: str = "Asia/Shanghai"
     """The calendar periods (quarters) of rebate programs are counted in this zone."""
+    event_future_minutes: int = 5
+    """An order, refund or usage fact may say it happened at most this far after the server's clock (drift)."""
+    event_backdating_days: int = 30
+    """Orders and refunds older than this are refused on the systems' routes; the operators' import takes them
+    (``POST /v1/admin/orders``), and their points are dated by the order like any other."""
 
     # --- contact policy (DOMAIN.md, Contact policy) ---------------------------------------------
     quiet_hours_start: str = "21:00"

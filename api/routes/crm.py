@@ -21,6 +21,7 @@ from api.schemas.common import (
     DEFAULT_PAGE_LIMIT,
     ERROR_RESPONSES,
     CursorQuery,
+    Instant,
     LimitQuery,
     MemberId,
     Page,
@@ -53,7 +54,7 @@ class NoteOut(BaseModel):
 class InterestIn(StrictModel):
     product: str = Field(min_length=1, max_length=64)
     source: str = Field(pattern="^(ivr|web|call_center|app|wechat|store)$")
-    at: datetime | None = None
+    at: Instant | None = None
 
 
 # GET /v1/crm/members/lookup is a hot route: api/hot.py.
@@ -103,7 +104,7 @@ class LeadOut(BaseModel):
 
 class OutcomeIn(StrictModel):
     outcome: str = Field(pattern="^(reached|no_answer|wrong_number|accepted|declined|callback|do_not_call)$")
-    callback_at: datetime | None = None
+    callback_at: Instant | None = None
     note: str = Field(default="", max_length=2000)
     lead_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 

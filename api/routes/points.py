@@ -7,20 +7,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import AppCaller, CorrectionCaller, NowDep, SessionDep
+from api.deps import AdminCaller, AppCaller, CorrectionCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import (
     AdjustmentIn,
     CouponOut,
     LedgerEntryOut,
     LedgerPage,
+    OrderIn,
+    OrderOut,
     RedemptionIn,
     RedemptionOut,
     RefundIn,
     RefundOut,
     TierOut,
 )
-from domain.clock import ensure_aware
 from domain.members.service import get_member
 from domain.orders import service as orders
 from domain.organisations import service as organisations
@@ -36,13 +37,25 @@ OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
 # POST /v1/orders and GET /v1/members/{member_id}/points are hot routes: api/hot.py.
 
 
+@router.post("/v1/admin/orders", response_model=OrderOut, status_code=201,
+             summary="Import a past order (operators): no back-dating window; points are dated by the order")
+def import_order(body: OrderIn, response: Response, session: SessionDep, caller: AdminCaller,
+                 now: NowDep) -> OrderOut:
+    order, replayed = orders.record_order(session, new=orders.NewOrder(
+        order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen, channel=body.channel,
+        occurred_at=body.occurred_at, items=body.items), now=now, imported=True)
+    if replayed:
+        response.status_code = 200
+    return from_row(OrderOut, order, replayed=replayed)
+
+
 @router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
              summary="Refund part or all of an order (idempotent by refund_id)")
 def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: AppCaller,
                  now: NowDep) -> RefundOut:
     refund, replayed = orders.record_refund(session, order_id=order_id, refund_id=body.refund_id,
                                             amount_fen=body.amount_fen,
-                                            occurred_at=ensure_aware(body.occurred_at) if body.occurred_at else now,
+                                            occurred_at=body.occurred_at or now,
                                             now=now)
     if replayed:
         response.status_code = 200

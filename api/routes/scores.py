@@ -3,8 +3,9 @@ list out."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -12,8 +13,10 @@ from pydantic import BaseModel, Field
 from api.deps import AdminCaller, AppCaller, CrmCaller, MarketingCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, StrictModel
 from domain.lifecycle import service as lifecycle
+from domain.orders import service as orders
 from domain.scores import report as score_report
 from domain.scores import service as scores
+from domain.settings import get_settings
 
 router = APIRouter(tags=["scores"], responses=ERROR_RESPONSES)
 
@@ -47,6 +50,10 @@ class ChannelScoresOut(BaseModel):
              "(idempotent: a (member, channel, day, source) fact is set, not added)")
 def ingest_usage(body: UsageBatchIn, session: SessionDep, caller: AdminCaller, now: NowDep) -> UsageBatchOut:
     rows = [scores.UsageRow(f.member_id, f.channel, f.day, f.transactions) for f in body.facts]
+    if rows:  # no fact from a day that has not begun in the business zone; history is fine (an operator's import)
+        day = max(r.day for r in rows)
+        orders.event_time(datetime.combine(day, time.min, tzinfo=ZoneInfo(get_settings().program_timezone)),
+                          now=now, what="usage fact", imported=True, field="day")
     return UsageBatchOut(**scores.ingest_usage(session, source=body.source, rows=rows, now=now))
 
 

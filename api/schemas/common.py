@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from domain.paging import Page as DomainPage
@@ -27,6 +27,11 @@ class ErrorResponse(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+Instant = AwareDatetime
+"""A time sent to the API: it must carry its offset (``2026-03-01T10:00:00+08:00`` or ``…Z``). Without one it
+is refused with 422 (``docs/rules.md``, time at the edges): guessing a zone for it was how a Shanghai
+evening became a UTC one."""
 
 MAX_ID = 2**31 - 1
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID, description="The member's id")]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import StrictModel
+from api.schemas.common import Instant, StrictModel
 from domain.contact_policy.rules import Purpose
 from domain.members.models import ContactChannel
 
@@ -29,7 +29,7 @@ class TouchIn(StrictModel):
                                       description="Exactly the template's declared variables")
     source: str | None = Field(default=None, max_length=60,
                                description="Defaults to api:<key name>; the idempotency key is unique per source")
-    not_before: datetime | None = None
+    not_before: Instant | None = None
 
 
 class TouchOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import StrictModel
+from api.schemas.common import Instant, StrictModel
 from api.schemas.organisations import TreatmentOut
 from domain.members.models import ConsentStatus, ContactChannel, Gender, MemberStatus, SourceChannel
 
@@ -17,7 +17,7 @@ class MemberCreate(StrictModel):
     phone: str | None = Field(default=None, max_length=32, examples=["+86 138-0013-8000"])
     source_channel: SourceChannel
     source_campaign: str | None = Field(default=None, max_length=64, examples=["SPRING26"])
-    joined_at: datetime | None = None
+    joined_at: Instant | None = None
     wechat_openid: str | None = Field(default=None, min_length=1, max_length=64)
     wechat_unionid: str | None = Field(default=None, min_length=1, max_length=64)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")

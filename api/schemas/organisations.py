@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import MAX_ID, StrictModel
+from api.schemas.common import MAX_ID, Instant, StrictModel
 from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
 
 StaffId = Annotated[int, Field(ge=1, le=MAX_ID, description="A staff account's id")]
@@ -99,7 +99,7 @@ class FamilyLinkIn(StrictModel):
     relative_id: int = Field(ge=1, le=MAX_ID)
     relation: FamilyRelation = Field(description="What the relative is to the member")
     consent_source: str = Field(min_length=1, max_length=100, description="How the member agreed (form, app, call)")
-    consented_at: datetime | None = None
+    consented_at: Instant | None = None
 
 
 class FamilyLinkOut(BaseModel):
@@ -146,7 +146,7 @@ class FollowUp(StrictModel):
 
 class VisitIn(StrictModel):
     staff_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the logged-in staff member")
-    visited_at: datetime
+    visited_at: Instant
     summary: str = Field(default="", max_length=4000)
     needs: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
     follow_ups: list[FollowUp] = Field(default_factory=list, max_length=50)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import MAX_ID, StrictModel
+from api.schemas.common import MAX_ID, Instant, StrictModel
 
 ExternalKey = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
 Fen = Field(gt=0, le=10**12, description="Integer fen (1 yuan = 100 fen)")
@@ -18,7 +18,7 @@ class OrderIn(StrictModel):
     member_id: int = Field(ge=1, le=MAX_ID)
     amount_fen: int = Fen
     channel: str = Field(min_length=1, max_length=32, examples=["store"])
-    occurred_at: datetime
+    occurred_at: Instant
     items: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
 
 
@@ -39,7 +39,7 @@ class OrderOut(BaseModel):
 class RefundIn(StrictModel):
     refund_id: str = ExternalKey
     amount_fen: int = Fen
-    occurred_at: datetime | None = None
+    occurred_at: Instant | None = None
 
 
 class RefundOut(BaseModel):

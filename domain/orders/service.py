@@ -17,6 +17,7 @@ from domain.errors import Conflict, NotFound, PolicyRefused
 from domain.members.models import Member
 from domain.members.service import get_member
 from domain.orders.models import Order, Refund
+from domain.orders.rules import check_event_time
 from domain.paging import Page, keyset_page
 from domain.points import service as points
 from domain.points.models import PointsAccount
@@ -47,15 +48,29 @@ SELECT r.outcome, (r.order_row).* FROM loyalty_record_order(
 """
 
 
+def event_time(at: datetime, *, now: datetime, what: str, imported: bool = False,
+               field: str = "occurred_at") -> datetime:
+    """The one check of when an outside event may say it happened (``rules.check_event_time``) with the
+    configured limits; ``imported`` is the operators' import path, which may back-date without limit."""
+    settings = get_settings()
+    return check_event_time(at, now=now, what=what, field=field, future_minutes=settings.event_future_minutes,
+                            backdating_days=None if imported else settings.event_backdating_days)
+
+
 def order_digest(new: NewOrder) -> str:
     """The order's fingerprint: the same ``order_id`` with another fingerprint is a conflict."""
     return points.payload_hash({"member_id": new.member_id, "amount_fen": new.amount_fen, "channel": new.channel,
                                 "occurred_at": new.occurred_at.isoformat(), "items": new.items})
 
 
-def order_parameters(new: NewOrder, *, now: datetime) -> dict[str, Any]:
+def order_parameters(new: NewOrder, *, now: datetime, imported: bool = False) -> dict[str, Any]:
     """The parameters of ``RECORD_ORDER_SQL``: the earn multipliers and the ladder in tier order, the rolling
-    window and the lot's dates, all from the rule modules and the settings."""
+    window and the lot's dates, all from the rule modules and the settings. The order's time is checked here,
+    so the sync path and the hot route both pass it (``event_time``)."""
+    event_time(new.occurred_at, now=now, what="order", imported=imported)
+    # A till whose clock runs a minute or two ahead is within the allowance: the order is counted as of its own
+    # time, or the spend window (which ends at ``now``) would leave it out and the upgrade would not happen at once.
+    now = max(now, new.occurred_at)
     settings = get_settings()
     tier_names, thresholds = tiers.ladder().in_order()
     window = tiers.window_params(now)
@@ -89,12 +104,16 @@ def order_outcome(row: Mapping[Any, Any], *, new: NewOrder) -> tuple[Order, bool
     return order, outcome == "replayed"
 
 
-def record_order(session: Session, *, new: NewOrder, now: datetime) -> tuple[Order, bool]:
+def record_order(session: Session, *, new: NewOrder, now: datetime, imported: bool = False) -> tuple[Order, bool]:
     """Record a purchase: credit points at the member's tier multiplier, count it as qualifying spend,
     lift the tier at once if a threshold is crossed. The same ``order_id`` again returns the first result
-    (``replayed=True``); with another payload it is a conflict. One statement (``RECORD_ORDER_SQL``)."""
+    (``replayed=True``); with another payload it is a conflict. One statement (``RECORD_ORDER_SQL``).
+    The order's time is checked first (``event_time``): not in the future, not older than the back-dating
+    window unless ``imported`` (an old imported order's points are dated by the order, so they may already
+    be available, or due to expire at the next expiry run)."""
     session.flush()
-    row = session.connection().exec_driver_sql(RECORD_ORDER_SQL, order_parameters(new, now=now)).mappings().one()
+    params = order_parameters(new, now=now, imported=imported)
+    row = session.connection().exec_driver_sql(RECORD_ORDER_SQL, params).mappings().one()
     order, replayed = order_outcome(row, new=new)
     if not replayed:
         # What the statement changed behind the ORM's back, in case this session had loaded it.
@@ -135,11 +154,12 @@ def refund_outcome(row: Mapping[Any, Any], *, order_id: str, refund_id: str, amo
 
 
 def record_refund(session: Session, *, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
-                  now: datetime) -> tuple[Refund, bool]:
+                  now: datetime, imported: bool = False) -> tuple[Refund, bool]:
     """Refund part or all of an order: take back points and qualifying spend in proportion.
     Idempotent by ``refund_id``; a refund larger than what is left of the order is refused.
     A refund never downgrades a tier on the spot (only the scheduled evaluation does).
-    One statement (``RECORD_REFUND_SQL``)."""
+    One statement (``RECORD_REFUND_SQL``). Its time is checked like an order's (``event_time``)."""
+    event_time(occurred_at, now=now, what="refund", imported=imported)
     session.flush()
     params = refund_parameters(order_id=order_id, refund_id=refund_id, amount_fen=amount_fen,
                                occurred_at=occurred_at, now=now)

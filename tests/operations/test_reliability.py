@@ -34,7 +34,7 @@ def test_one_order_sent_twenty_times_at_once_to_a_real_server_is_credited_exactl
         _, key = make_api_key(session, scope="app", name="pos")
         session.commit()
     order = {"order_id": "POS-RACE-1", "member_id": member.id, "amount_fen": 88_800, "channel": "store",
-             "occurred_at": "2026-03-01T04:00:00Z"}
+             "occurred_at": datetime.now(UTC).isoformat()}  # a real server reads the real clock
     # Started here rather than with tests.serving.serve: on a loaded machine uvicorn may need more than its 30 s.
     port = 8204
     proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--no-jobs", "--no-migrate", "--port", str(port)],
