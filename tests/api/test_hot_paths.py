@@ -4,7 +4,7 @@ NOTIFY, and the answers of the one-statement order, balance and lookup as the sy
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +17,6 @@ from domain.access.service import revoke_api_key
 from domain.clock import utcnow
 from tests.factories import make_api_key, make_member, make_staff, staff_auth
 
-AT = datetime(2026, 1, 5, 4, 0, tzinfo=UTC).isoformat()
 
 
 def _pooled(client: TestClient) -> PooledDb:
@@ -108,7 +107,7 @@ def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(commi
         member = make_member(session)
     headers = {"Authorization": f"Bearer {key}"}
     body = {"order_id": "hot-1", "member_id": member.id, "amount_fen": 12_300, "channel": "store",
-            "occurred_at": AT}
+            "occurred_at": (utcnow() - timedelta(hours=1)).isoformat()}  # orders are checked against the clock
     first = hot_client.post("/v1/orders", json=body, headers=headers)
     assert first.status_code == 201, first.text
     again = hot_client.post("/v1/orders", json=body, headers=headers)
