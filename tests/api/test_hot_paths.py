@@ -18,7 +18,6 @@ from domain.clock import utcnow
 from tests.factories import make_api_key, make_member, make_staff, staff_auth
 
 
-
 def _pooled(client: TestClient) -> PooledDb:
     db = client.app.state.hot_db  # type: ignore[attr-defined]
     assert isinstance(db, PooledDb)
