@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.clock import utcnow
 from domain.journeys import service as journeys
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
@@ -13,7 +12,7 @@ from jobs.registry import JobSpec, register
 def enroll_journeys(ctx: JobContext) -> dict[str, Any]:
     """Enroll new members in the welcome journey and newly dormant ones in reactivation."""
     with ctx.unit_of_work() as session:
-        journeys.ensure_builtin_journeys(session, now=utcnow())
+        journeys.ensure_builtin_journeys(session, now=ctx.as_of)
         welcome = journeys.enroll_new_members(session, as_of=ctx.as_of)
         reactivation = journeys.enroll_dormant_members(session, as_of=ctx.as_of)
         session.commit()
@@ -23,7 +22,7 @@ def enroll_journeys(ctx: JobContext) -> dict[str, Any]:
 def mark_dormant(ctx: JobContext) -> dict[str, Any]:
     """Members with no purchase for the dormancy period become dormant and enter reactivation."""
     with ctx.unit_of_work() as session:
-        journeys.ensure_builtin_journeys(session, now=utcnow())
+        journeys.ensure_builtin_journeys(session, now=ctx.as_of)
         dormant = journeys.mark_dormant(session, as_of=ctx.as_of)
         enrolled = journeys.enroll_dormant_members(session, as_of=ctx.as_of)
         session.commit()
@@ -34,7 +33,7 @@ def mark_dormant(ctx: JobContext) -> dict[str, Any]:
 def care_greetings(ctx: JobContext) -> dict[str, Any]:
     """Enroll members whose birthday or holiday greeting time has come in their own timezone."""
     with ctx.unit_of_work() as session:
-        journeys.ensure_builtin_journeys(session, now=utcnow())
+        journeys.ensure_builtin_journeys(session, now=ctx.as_of)
         enrolled = journeys.enroll_care_dates(session, as_of=ctx.as_of)
         session.commit()
     return {"enrolled": enrolled}

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlmodel import Session
 
-from domain.clock import utcnow
 from domain.organisations import service as organisations
 from domain.points import expiring
 from domain.points import service as points
@@ -40,7 +39,7 @@ def _over_lots(ctx: JobContext, step: Callable[..., tuple[int, int]]) -> tuple[i
     lots = total = 0
     for member_range in _chunks(ctx, points.member_id_bounds):
         with ctx.unit_of_work() as session:
-            n, p = step(session, as_of=ctx.as_of, member_range=member_range, now=utcnow())
+            n, p = step(session, as_of=ctx.as_of, member_range=member_range, now=ctx.as_of)
             session.commit()
         lots, total = lots + n, total + p
     return lots, total
@@ -69,7 +68,7 @@ def tier_evaluation(ctx: JobContext) -> dict[str, Any]:
     totals = {"upgrades": 0, "downgrades": 0, "in_grace": 0}
     for member_range in _chunks(ctx, tiers.member_id_bounds):
         with ctx.unit_of_work() as session:
-            counts = tiers.evaluate_tiers(session, as_of=ctx.as_of, member_range=member_range, now=utcnow())
+            counts = tiers.evaluate_tiers(session, as_of=ctx.as_of, member_range=member_range, now=ctx.as_of)
             session.commit()
         totals = {k: totals[k] + counts[k] for k in totals}
     ctx.log.info("tiers: %(upgrades)d upgraded, %(downgrades)d downgraded, %(in_grace)d in grace", totals)
@@ -77,7 +76,7 @@ def tier_evaluation(ctx: JobContext) -> dict[str, Any]:
     for member_range in _chunks(ctx, organisations.member_id_bounds):
         with ctx.unit_of_work() as session:
             counts = organisations.evaluate_shared_treatment(session, as_of=ctx.as_of, member_range=member_range,
-                                                             now=utcnow())
+                                                             now=ctx.as_of)
             session.commit()
         shared = {k: shared[k] + counts[k] for k in shared}
     return {**totals, **shared}
@@ -94,7 +93,7 @@ def settle_rebates(ctx: JobContext) -> dict[str, Any]:
         for member_range in _chunks(ctx, tiers.member_id_bounds):
             with ctx.unit_of_work() as session:
                 counts = rebates.settle_program(session, program=program, as_of=ctx.as_of, member_range=member_range,
-                                                now=utcnow())
+                                                now=ctx.as_of)
                 session.commit()
             totals = {k: totals[k] + counts[k] for k in totals}
     return totals

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.clock import utcnow
 from domain.organisations import service as organisations
 from jobs.context import JobContext
 from jobs.registry import JobSpec, register
@@ -20,7 +19,7 @@ def pool_points(ctx: JobContext) -> dict[str, Any]:
     for pool_id in pools:
         with ctx.unit_of_work() as session:
             counts = organisations.sweep_pool(session, pool_id=pool_id, sweep_key=ctx.as_of.date().isoformat(),
-                                              now=utcnow())
+                                              now=ctx.as_of)
             session.commit()
         totals = {k: totals[k] + counts[k] for k in totals}
         ctx.progress.advance()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from domain.clock import utcnow
 from domain.scores import rules
 from domain.scores import service as scores
 from domain.settings import get_settings
@@ -19,7 +18,7 @@ def derive_channel_usage(ctx: JobContext) -> dict[str, Any]:
     end = ctx.as_of.date()
     with ctx.unit_of_work() as session:
         scores.allow_long_statements(session)
-        written = scores.derive_usage_facts(session, start=end - timedelta(days=days), end=end, now=utcnow())
+        written = scores.derive_usage_facts(session, start=end - timedelta(days=days), end=end, now=ctx.as_of)
         session.commit()
     return {"facts_written": written}
 
@@ -33,9 +32,9 @@ def score_channels(ctx: JobContext) -> dict[str, Any]:
         scores.allow_long_statements(session)
         start, _ = rules.scoring_window(as_of, settings.score_window_months)
         # The window's facts first, so a member's latest orders and calls are in their scores.
-        derived = scores.derive_usage_facts(session, start=start, end=as_of, now=utcnow())
+        derived = scores.derive_usage_facts(session, start=start, end=as_of, now=ctx.as_of)
         counts = scores.score_members(session, as_of=as_of, seed=int(ctx.options.get("seed", settings.score_seed)),
-                                      now=utcnow())
+                                      now=ctx.as_of)
         session.commit()
     return {**counts, "facts_derived": derived}
 
