@@ -32,6 +32,7 @@ from api.schemas.contacts import ComplaintOut
 from domain.clock import ensure_aware
 from domain.contact_policy import service as gate
 from domain.crm import service as crm
+from domain.crm.models import CallListStrategy
 from domain.staff.rules import may_work_any_lead
 
 router = APIRouter(tags=["crm"], responses=ERROR_RESPONSES)
@@ -82,8 +83,12 @@ class CallListIn(StrictModel):
     product: str = Field(min_length=1, max_length=64)
     purpose: str = Field(default="marketing", pattern="^(marketing|care|service)$")
     audience: dict[str, Any] = Field(default_factory=dict,
-                                     description="tiers, cities, statuses (lists); min_age, max_age (years); "
-                                                 "organisations (ids), organisation_roles")
+                                     description="tiers, cities, statuses, lifecycle_stages (lists); min_age, "
+                                                 "max_age (years); organisations (ids), organisation_roles; "
+                                                 "at_risk (true/false)")
+    strategy: CallListStrategy = Field(default=CallListStrategy.WEIGHTED,
+                                       description="weighted (the weights below), or churn: the at-risk list, "
+                                                   "highest churn risk first")
     weights: dict[str, float] = Field(default_factory=dict, description="value, churn, loyalty, lookalike")
     interest_days: int = Field(default=30, ge=1, le=365)
     recall_hours: int = Field(default=48, ge=1, le=24 * 30)
@@ -124,6 +129,7 @@ class CallListOut(BaseModel):
     product: str
     purpose: str
     audience: dict[str, Any]
+    strategy: CallListStrategy
     weights: dict[str, float]
     interest_days: int
     recall_hours: int
@@ -161,7 +167,8 @@ def list_leads(call_list_id: ListId, session: SessionDep, caller: CrmCaller,
 @router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (marketers, supervisors)")
 def create_call_list(body: CallListIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
     call_list = crm.create_call_list(session, now=now, **body.model_dump())
-    return {"id": call_list.id, "name": call_list.name, "product": call_list.product, "weights": call_list.weights}
+    return {"id": call_list.id, "name": call_list.name, "product": call_list.product,
+            "strategy": call_list.strategy, "weights": call_list.weights}
 
 
 @router.post("/v1/crm/call-lists/{call_list_id}/extract",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from domain.errors import InvalidInput
+from domain.lifecycle.rules import LifecycleStage
 from domain.members.models import MemberStatus, SourceChannel
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -21,11 +22,13 @@ def _iso_text(value: Any) -> Any:
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+A = TypeVar("A", bound="MemberAudience")
 
 
-class CampaignAudience(BaseModel):
-    """A campaign's audience filter (filters combine with AND). Lists are lists, numbers are numbers, instants
-    carry their zone: anything else is refused when the campaign is created, not at launch."""
+class MemberAudience(BaseModel):
+    """Who a campaign or a call list is for: the filters both share (they combine with AND). Lists are lists and
+    numbers are numbers: anything else is refused when the campaign or list is defined, not when it runs.
+    Their SQL is ``domain.campaigns.service.audience_condition``, used by campaigns and call lists alike."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,21 +36,27 @@ class CampaignAudience(BaseModel):
     """Tier names come from settings (``LOYALTY_TIER_THRESHOLDS_YUAN``); an unknown one matches nobody."""
     statuses: list[MemberStatus] | None = None
     cities: list[Name] | None = None
-    tags: list[Name] | None = None
-    source_channels: list[SourceChannel] | None = None
     min_age: Age | None = None
     max_age: Age | None = None
     organisations: Any = None
     organisation_roles: Any = None
     """Checked by ``domain.organisations.service.audience_condition``, the home of the organisation filter."""
+    lifecycle_stages: list[LifecycleStage] | None = None
+    """onboarding, growth, maturity, decline (``domain.lifecycle``); an unknown stage is refused."""
+    at_risk: bool | None = None
+    """True: only members on the churn warning's at-risk list; False: only members not on it."""
+
+
+class CampaignAudience(MemberAudience):
+    """A campaign's audience: the shared filters, and what a campaign adds (tags, where members came from,
+    purchase dates, qualifying spend); instants carry their zone."""
+
+    tags: list[Name] | None = None
+    source_channels: list[SourceChannel] | None = None
     last_purchase_before: Instant | None = None
     last_purchase_after: Instant | None = None
     min_spend_fen: Fen | None = None
     max_spend_fen: Fen | None = None
-    lifecycle_stages: list[Name] | None = None
-    """onboarding, growth, maturity, decline (``domain.lifecycle``); an unknown stage is refused."""
-    at_risk: bool | None = None
-    """True: only members on the churn warning's at-risk list; False: only members not on it."""
 
 
 FILTER_KEYS = frozenset(CampaignAudience.model_fields)
@@ -58,13 +67,13 @@ def problems_of(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
 
 
-def check_audience(audience: dict[str, Any]) -> CampaignAudience:
-    """The audience filter, typed; an unknown key or a value of the wrong type is ``InvalidInput``."""
-    unknown = set(audience) - FILTER_KEYS
+def check_audience(audience: dict[str, Any], model: type[A]) -> A:
+    """The audience filter, typed as ``model``; an unknown key or a value of the wrong type is ``InvalidInput``."""
+    unknown = set(audience) - set(model.model_fields)
     if unknown:
         raise InvalidInput("unknown audience filters", code="unknown_filters", details={"filters": sorted(unknown)})
     try:
-        return CampaignAudience.model_validate(audience)
+        return model.model_validate(audience)
     except ValidationError as exc:
         raise InvalidInput("an audience filter has a value of the wrong type", code="invalid_audience",
                            details={"errors": problems_of(exc)}) from exc

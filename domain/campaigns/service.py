@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from domain.campaigns.models import Campaign, CampaignMember
-from domain.campaigns.rules import check_audience
+from domain.campaigns.rules import CampaignAudience, MemberAudience, check_audience
 from domain.contact_policy import service as gate
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.exports.rules import safe_cell_sql
@@ -25,53 +25,59 @@ from domain.tiers import service as tiers
 from domain.tiers.rules import QUALIFYING_SPEND_SQL
 
 
-def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
-    """One SQL query selecting the audience's member ids (filters combine with AND)."""
+def audience_condition(audience: dict[str, Any], now: datetime, *, model: type[MemberAudience] = CampaignAudience,
+                       member: str = "m") -> tuple[str, dict[str, Any]]:
+    """The audience's filters as one SQL condition over the members row ``member`` (filters combine with AND),
+    and its parameters: the one SQL form of the audience models, used by campaigns and call lists."""
     # Unknown keys and wrong-typed values are the caller's mistake (422), never a 500; the SQL takes the typed
     # values (an instant with its zone, numbers as numbers), whatever spelling the caller used.
-    audience = check_audience(audience).model_dump(mode="json", exclude_none=True)
-    where: list[str] = ["m.status <> 'closed'"]
+    audience = check_audience(audience, model).model_dump(mode="json", exclude_none=True)
+    m = member
+    where: list[str] = [f"{m}.status <> 'closed'"]
     params: dict[str, Any] = {"today": now.date(), **tiers.window_params(now)}
-    for key, column in (("tiers", "m.tier"), ("statuses", "m.status"), ("cities", "m.city"),
-                        ("source_channels", "m.source_channel")):
+    for key, column in (("tiers", "tier"), ("statuses", "status"), ("cities", "city"),
+                        ("source_channels", "source_channel")):
         if audience.get(key):
-            where.append(f"{column} = ANY(CAST(:{key} AS text[]))")
+            where.append(f"{m}.{column} = ANY(CAST(:{key} AS text[]))")
             params[key] = list(audience[key])
     if audience.get("tags"):
-        where.append("m.tags && CAST(:tags AS varchar[])")
+        where.append(f"{m}.tags && CAST(:tags AS varchar[])")
         params["tags"] = list(audience["tags"])
     if audience.get("min_age") is not None:
-        where.append("m.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int))")
+        where.append(f"{m}.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int))")
         params["min_age"] = int(audience["min_age"])
     if audience.get("max_age") is not None:
-        where.append("m.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1)")
+        where.append(f"{m}.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1)")
         params["max_age"] = int(audience["max_age"])
     if audience.get("last_purchase_before"):
-        where.append("coalesce(m.last_purchase_at, m.joined_at) < CAST(:lpb AS timestamptz)")
+        where.append(f"coalesce({m}.last_purchase_at, {m}.joined_at) < CAST(:lpb AS timestamptz)")
         params["lpb"] = audience["last_purchase_before"]
     if audience.get("last_purchase_after"):
-        where.append("m.last_purchase_at >= CAST(:lpa AS timestamptz)")
+        where.append(f"{m}.last_purchase_at >= CAST(:lpa AS timestamptz)")
         params["lpa"] = audience["last_purchase_after"]
-    spend = QUALIFYING_SPEND_SQL.format(member_id="m.id")
+    spend = QUALIFYING_SPEND_SQL.format(member_id=f"{m}.id")
     if audience.get("min_spend_fen") is not None:
         where.append(f"{spend} >= :min_spend")
         params["min_spend"] = int(audience["min_spend_fen"])
     if audience.get("max_spend_fen") is not None:
         where.append(f"{spend} <= :max_spend")
         params["max_spend"] = int(audience["max_spend_fen"])
-    condition, piece = organisations.audience_condition(member_column="m.id", audience=audience)
+    condition, piece = organisations.audience_condition(member_column=f"{m}.id", audience=audience)
     if piece:
         where.append(condition)
         params.update(piece)
     if audience.get("lifecycle_stages"):
-        if not set(audience["lifecycle_stages"]) <= set(lifecycle.STAGES):
-            raise InvalidInput("unknown lifecycle stage", code="unknown_filters",
-                               details={"lifecycle_stages": audience["lifecycle_stages"], "allowed": lifecycle.STAGES})
-        where.append(f"{lifecycle.STAGE_SQL.format(member_id='m.id')} = ANY(CAST(:lifecycle_stages AS text[]))")
+        where.append(f"{lifecycle.STAGE_SQL.format(member_id=f'{m}.id')} = ANY(CAST(:lifecycle_stages AS text[]))")
         params["lifecycle_stages"] = list(audience["lifecycle_stages"])
     if audience.get("at_risk") is not None:
-        where.append(("" if audience["at_risk"] else "NOT ") + lifecycle.AT_RISK_SQL.format(member_id="m.id"))
-    return "SELECT m.id FROM members m WHERE " + " AND ".join(where), params
+        where.append(("" if audience["at_risk"] else "NOT ") + lifecycle.AT_RISK_SQL.format(member_id=f"{m}.id"))
+    return " AND ".join(where), params
+
+
+def audience_sql(audience: dict[str, Any], now: datetime) -> tuple[str, dict[str, Any]]:
+    """One SQL query selecting the campaign audience's member ids."""
+    condition, params = audience_condition(audience, now)
+    return "SELECT m.id FROM members m WHERE " + condition, params
 
 
 CAMPAIGN_VARIABLES = frozenset({"name", "tier"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +41,15 @@ class InterestEvent(SQLModel, table=True):
     at: datetime = utc_column()
 
 
+class CallListStrategy(StrEnum):
+    """How a call list ranks its leads (members who asked about the product always come first)."""
+
+    WEIGHTED = "weighted"
+    """A weighted sum of percent ranks: value, churn risk, loyalty (tenure), lookalike."""
+    CHURN = "churn"
+    """Rescue the at-risk: only members on the churn warning's at-risk list, highest risk first."""
+
+
 class CallList(SQLModel, table=True):
     """An outbound call campaign: a product, an audience and how leads are prioritised and recalled."""
 
@@ -50,9 +60,13 @@ class CallList(SQLModel, table=True):
     product: str = Field(max_length=64)
     purpose: str = Field(default="marketing", max_length=10)
     audience: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
-    """Filters: ``tiers``, ``cities``, ``min_age``, ``max_age``, ``statuses``."""
+    """Filters (``domain.crm.rules.CallListAudience``)."""
+    strategy: str = Field(default="weighted", max_length=10,
+                          sa_column_kwargs={"server_default": "weighted"})
+    """``CallListStrategy``: how leads are ranked after those who asked about the product."""
     weights: dict[str, float] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
-    """Strategy weights: ``value``, ``churn``, ``loyalty``, ``lookalike`` (interest always ranks first)."""
+    """Weights of the weighted strategy: ``value``, ``churn`` (the churn warning's risk), ``loyalty``,
+    ``lookalike`` (interest always ranks first)."""
     interest_days: int = 30
     recall_hours: int = 48
     agent_capacity: int = 20

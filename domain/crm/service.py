@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from domain.campaigns import service as campaigns
 from domain.contact_policy import service as gate
 from domain.contact_policy.rules import (
     COMPLAINT_COOLDOWN_SQL,
@@ -20,8 +21,8 @@ from domain.contact_policy.rules import (
     decide,
     policy_from_settings,
 )
-from domain.crm.models import AgentNote, CallList, CallOutcome, InterestEvent, Lead
-from domain.crm.rules import check_call_list_audience
+from domain.crm.models import AgentNote, CallList, CallListStrategy, CallOutcome, InterestEvent, Lead
+from domain.crm.rules import CallListAudience, check_call_list_audience
 from domain.errors import Forbidden, InvalidInput, NotFound, PolicyRefused
 from domain.exports.rules import safe_cell_sql
 from domain.lifecycle import service as lifecycle
@@ -268,14 +269,18 @@ OUTCOMES = ("reached", "no_answer", "wrong_number", "accepted", "declined", "cal
 
 def create_call_list(session: Session, *, name: str, product: str, purpose: str, audience: dict[str, Any],
                      weights: dict[str, float], interest_days: int, recall_hours: int, agent_capacity: int,
-                     now: datetime) -> CallList:
-    """Define an outbound call campaign (nothing is extracted yet)."""
+                     now: datetime, strategy: CallListStrategy = CallListStrategy.WEIGHTED) -> CallList:
+    """Define an outbound call campaign (nothing is extracted yet). The churn strategy rescues the at-risk:
+    its audience is the churn warning's at-risk list (within the list's own filters), highest risk first."""
     check_call_list_audience(audience)
     organisations.audience_condition(member_column="m.id", audience=audience)  # refuse bad filters now
     unknown = set(weights) - set(DEFAULT_WEIGHTS)
     if unknown:
         raise InvalidInput("unknown strategy weights", code="unknown_weights", details={"weights": sorted(unknown)})
-    call_list = CallList(name=name, product=product, purpose=purpose, audience=audience,
+    if strategy == CallListStrategy.CHURN and audience.get("at_risk") is False:
+        raise InvalidInput("the churn strategy calls the at-risk list; at_risk false contradicts it",
+                           code="invalid_audience", details={"strategy": strategy.value})
+    call_list = CallList(name=name, product=product, purpose=purpose, audience=audience, strategy=strategy.value,
                          weights={**DEFAULT_WEIGHTS, **weights}, interest_days=interest_days,
                          recall_hours=recall_hours, agent_capacity=agent_capacity, created_at=now)
     session.add(call_list)
@@ -296,14 +301,7 @@ EXTRACT_SQL = """
 WITH audience AS (
     SELECT m.id, m.tier, m.city, m.joined_at, m.last_purchase_at, m.phone
     FROM members m
-    WHERE m.status = ANY(CAST(:statuses AS text[]))
-      AND (CAST(:tiers AS text[]) IS NULL OR m.tier = ANY(CAST(:tiers AS text[])))
-      AND (CAST(:cities AS text[]) IS NULL OR m.city = ANY(CAST(:cities AS text[])))
-      AND (CAST(:min_age AS int) IS NULL
-           OR m.birthday <= CAST(:today AS date) - make_interval(years => CAST(:min_age AS int)))
-      AND (CAST(:max_age AS int) IS NULL
-           OR m.birthday > CAST(:today AS date) - make_interval(years => CAST(:max_age AS int) + 1))
-      AND ({organisation_condition})
+    WHERE {audience_condition}
 ), classified AS (
     SELECT a.*,
       CASE
@@ -334,21 +332,26 @@ WITH audience AS (
       {qualifying_spend} AS spend,
       extract(epoch FROM (:as_of - coalesce(c.last_purchase_at, c.joined_at))) AS idle,
       extract(epoch FROM (:as_of - c.joined_at)) AS tenure,
-      coalesce(s.buy_rate, 0) AS lookalike
+      coalesce(s.buy_rate, 0) AS lookalike,
+      coalesce(churn.risk, 0) AS risk, churn.cohort
     FROM classified c LEFT JOIN segments s ON s.tier = c.tier AND s.city IS NOT DISTINCT FROM c.city
+    LEFT JOIN LATERAL ({churn_warning}) churn ON true
     WHERE c.excluded IS NULL
 ), ranked AS (
-    SELECT id, asked_at,
-      :w_value * percent_rank() OVER (ORDER BY spend) + :w_churn * percent_rank() OVER (ORDER BY idle)
-      + :w_loyalty * percent_rank() OVER (ORDER BY tenure) + :w_lookalike * percent_rank() OVER (ORDER BY lookalike)
-        AS score,
+    SELECT id, asked_at, risk, cohort,
+      CASE WHEN :churn_strategy THEN percent_rank() OVER (ORDER BY risk)
+           ELSE :w_value * percent_rank() OVER (ORDER BY spend) + :w_churn * percent_rank() OVER (ORDER BY risk)
+                + :w_loyalty * percent_rank() OVER (ORDER BY tenure)
+                + :w_lookalike * percent_rank() OVER (ORDER BY lookalike) END AS score,
       percent_rank() OVER (ORDER BY spend) AS value_rank
     FROM scored
 ), inserted AS (
     INSERT INTO leads (call_list_id, member_id, priority, band, reason, state, recalls)
-    SELECT :list_id, id, score + CASE WHEN asked_at IS NOT NULL THEN 1000 ELSE 0 END,
+    SELECT :list_id, id,
+      CASE WHEN :churn_strategy THEN risk ELSE score END + CASE WHEN asked_at IS NOT NULL THEN 1000 ELSE 0 END,
       CASE WHEN asked_at IS NOT NULL THEN 1 WHEN score >= :half_weights THEN 2 ELSE 3 END,
       CASE WHEN asked_at IS NOT NULL THEN 'asked about ' || :product || ' on ' || to_char(asked_at, 'YYYY-MM-DD')
+           WHEN :churn_strategy THEN 'churn risk ' || round(CAST(risk AS numeric), 2) || ' (' || cohort || ')'
            ELSE 'score ' || round(CAST(score AS numeric), 2) || ' (value top ' ||
                 round(CAST(100 - value_rank * 100 AS numeric)) || '%)' END,
       'pooled', 0
@@ -372,23 +375,28 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
     # The gate's own rules in their SQL form: the complaint cool-down, and the caps a call now would break.
     caps_full, cap_params = caps_full_sql(policy, channel=ContactChannel.PHONE.value,
                                           purpose=Purpose(call_list.purpose), member_id="a.id", tier="a.tier")
-    organisation_condition, organisation_params = organisations.audience_condition(member_column="m.id",
-                                                                                   audience=audience)
+    churn = call_list.strategy == CallListStrategy.CHURN
+    # The campaigns' audience SQL (one form of the shared filters); a list reaches active and dormant members
+    # unless it names statuses, and the churn strategy's audience is the at-risk list.
+    audience_condition, audience_params = campaigns.audience_condition(
+        {"statuses": ["active", "dormant"], **audience, **({"at_risk": True} if churn else {})}, now,
+        model=CallListAudience)
     sql = EXTRACT_SQL.replace("{complaint_cooldown}", COMPLAINT_COOLDOWN_SQL.format(member_id="a.id")).replace(
         "{caps_full}", caps_full).replace("{qualifying_spend}", QUALIFYING_SPEND_SQL.format(member_id="c.id")).replace(
-        "{organisation_condition}", organisation_condition).replace(
+        "{audience_condition}", audience_condition).replace(
+        "{churn_warning}", lifecycle.CHURN_WARNING_SQL.format(member_id="c.id")).replace(
         "{account_do_not_contact}", organisations.DO_NOT_CONTACT_SQL.format(member_id="a.id"))
     rows = session.execute(sa.text(sql), {
-        **organisation_params, "service": call_list.purpose == "service", **cap_params, "cap_at": now,
+        **audience_params, "service": call_list.purpose == "service", **cap_params, "cap_at": now,
         **complaint_cooldown_params(now=now, policy=policy),
-        "list_id": call_list.id, "product": call_list.product, "as_of": now, "today": now.date(),
-        "statuses": audience.get("statuses") or ["active", "dormant"], "tiers": audience.get("tiers"),
-        "cities": audience.get("cities"), "min_age": audience.get("min_age"), "max_age": audience.get("max_age"),
+        "list_id": call_list.id, "product": call_list.product, "as_of": now,
         "marketing": call_list.purpose == "marketing",
         "onboarding_since": now - policy.onboarding,
         "interest_since": now - timedelta(days=call_list.interest_days), **tiers.window_params(now),
-        "w_value": weights["value"], "w_churn": weights["churn"], "w_loyalty": weights["loyalty"],
-        "w_lookalike": weights["lookalike"], "half_weights": sum(weights.values()) / 2}).all()
+        "churn_strategy": churn, "w_value": weights["value"], "w_churn": weights["churn"],
+        "w_loyalty": weights["loyalty"], "w_lookalike": weights["lookalike"],
+        # The band boundary: half the score's range (a percent rank for the churn strategy).
+        "half_weights": 0.5 if churn else sum(weights.values()) / 2}).all()
     counts: dict[str, dict[str, int]] = {"leads_by_band": {}, "excluded": {}}
     for kind, key, n in rows:
         counts["leads_by_band" if kind == "band" else "excluded"][key] = int(n)

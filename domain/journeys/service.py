@@ -202,6 +202,19 @@ JOINED_SOURCE = """SELECT e.member_id, 'event:' || e.id AS trigger_ref, e.occurr
 DORMANT_SOURCE = """SELECT e.member_id, 'dormant:' || e.id AS trigger_ref, e.occurred_at AS at FROM domain_events e
                     WHERE e.kind = 'member.dormant' AND e.occurred_at > :since AND e.occurred_at <= :as_of"""
 
+# The reactivation journey's second door: the churn warning's at-risk list (DOMAIN.md: "the at-risk list feeds
+# retention calls and reactivation offers"), once per monthly warning, for active members (a dormant one comes
+# in through dormancy; a lapsed one has had the whole journey). A member already in the journey is not enrolled
+# twice, and one both turning dormant and at risk comes in once, as dormant (DISTINCT ON, earliest first).
+AT_RISK_SOURCE = """SELECT w.member_id, 'at_risk:' || w.month AS trigger_ref, CAST(:as_of AS timestamptz) AS at
+                    FROM ({at_risk_list}) w JOIN members ar_m ON ar_m.id = w.member_id AND ar_m.status = 'active'
+                    WHERE NOT EXISTS (SELECT 1 FROM journey_enrollments ar_x
+                                      WHERE ar_x.member_id = w.member_id AND ar_x.journey_id = :journey_id
+                                        AND ar_x.state = 'active')""".replace(
+    "{at_risk_list}", lifecycle.AT_RISK_LIST_SQL)
+REACTIVATION_SOURCE = (f"SELECT DISTINCT ON (member_id) member_id, trigger_ref, at FROM ({DORMANT_SOURCE}\n"
+                       f"UNION ALL\n{AT_RISK_SOURCE}) reactivation ORDER BY member_id, at")
+
 # Members whose care date (birthday, 29 February on the 28th in other years, a holiday, or an important date
 # of an organisation they are a key contact or leader of) is today in their own timezone and whose local time
 # has reached the greeting hour.
@@ -257,6 +270,7 @@ def backfill_journey(session: Session, *, journey_id: int, since: datetime, as_o
         raise InvalidInput("care greetings are not backfilled: a greeting belongs to its day", code="invalid_backfill")
     if since > as_of:
         raise InvalidInput("since is after now", code="invalid_backfill")
+    # The at-risk list is today's, not a history: a backfill re-reads the dormancy events only.
     source, extra = ((JOINED_SOURCE, {"welcome_days": get_settings().welcome_window_days})
                      if journey.trigger == "member.joined" else (DORMANT_SOURCE, {}))
     return _enroll(session, trigger=journey.trigger, source=source, journey_id=journey_id, since=since,
@@ -290,7 +304,8 @@ def mark_dormant(session: Session, *, as_of: datetime) -> int:
 
 
 def enroll_dormant_members(session: Session, *, as_of: datetime, lookback: timedelta = timedelta(days=7)) -> int:
-    return _enroll(session, trigger="member.dormant", source=DORMANT_SOURCE,
+    """Members who turned dormant, and members on the churn warning's at-risk list, enter reactivation."""
+    return _enroll(session, trigger="member.dormant", source=REACTIVATION_SOURCE,
                    params={"since": as_of - lookback, "as_of": as_of})
 
 
@@ -386,9 +401,15 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
             execution.outcome, execution.reasons = ("branch_taken" if taken else "branch_not_taken"), [step["if"]]
             jump = step["goto"] if taken else None
         elif step["kind"] == "lapse":
-            members.set_member_status(session, member_id=member.id or 0, status=MemberStatus.LAPSED, now=as_of)
-            execution.outcome = "lapsed"
-            counts["lapsed"] += 1
+            # Only a dormant member lapses: one who came in from the at-risk list is still active, and
+            # ignoring offers does not end an active membership (their enrolment just completes).
+            if member.status == MemberStatus.DORMANT:
+                members.set_member_status(session, member_id=member.id or 0, status=MemberStatus.LAPSED, now=as_of)
+                execution.outcome = "lapsed"
+                counts["lapsed"] += 1
+            else:
+                execution.outcome = "not_dormant"
+                counts["completed"] += 1
         elif enrollment.control:
             execution.outcome = "control_holdout"
             counts["control"] += 1
@@ -405,7 +426,7 @@ def run_due_steps(session: Session, *, as_of: datetime, limit: int = 500, journe
         counts["steps"] += 1
         enrollment.step_index = jump if isinstance(jump, int) else enrollment.step_index + 1
         if step["kind"] == "lapse":
-            _finish(enrollment, "lapsed", as_of)
+            _finish(enrollment, "lapsed" if execution.outcome == "lapsed" else "completed", as_of)
         elif jump == "exit":
             _finish(enrollment, "exited", as_of)
         elif welcome_first:

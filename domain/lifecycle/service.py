@@ -122,6 +122,12 @@ STAGE_SQL = "(SELECT stage FROM member_lifecycle WHERE member_id = {member_id})"
 AT_RISK_SQL = "EXISTS (SELECT 1 FROM churn_risks r WHERE r.member_id = {member_id} AND r.at_risk)"
 """Whether the member is on the at-risk list, for text SQL."""
 
+AT_RISK_LIST_SQL = "SELECT r.member_id, r.month, r.risk FROM churn_risks r WHERE r.at_risk"
+"""The at-risk list (the monthly warning's members at risk), for text SQL: the reactivation journey's source."""
+
+CHURN_WARNING_SQL = "SELECT r.risk, r.cohort, r.at_risk FROM churn_risks r WHERE r.member_id = {member_id}"
+"""The member's churn warning as a row (none outside the cohorts), for a lateral join in text SQL."""
+
 LIFECYCLE_SQL = """json_build_object(
     'stage', (SELECT stage FROM member_lifecycle WHERE member_id = {member_id}),
     'churn', (SELECT json_build_object('cohort', r.cohort, 'risk', round(CAST(r.risk AS numeric), 3),

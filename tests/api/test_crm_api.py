@@ -93,3 +93,18 @@ def test_interest_events_are_recorded(app_client, app_headers):
     bad = app_client.post(f"/v1/members/{m['id']}/interests", headers=app_headers,
                           json={"product": "family-plan", "source": "pigeon"})
     assert bad.status_code == 422
+
+
+def test_a_churn_call_list_is_defined_over_http_and_a_contradiction_is_a_422(app_client, admin_headers):
+    body = {"name": "rescue", "product": "retention", "purpose": "care", "strategy": "churn",
+            "audience": {"lifecycle_stages": ["decline"]}}
+    created = app_client.post("/v1/crm/call-lists", headers=admin_headers, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["strategy"] == "churn"
+    shown = app_client.get(f"/v1/crm/call-lists/{created.json()['id']}", headers=admin_headers).json()
+    assert shown["strategy"] == "churn" and shown["audience"] == {"lifecycle_stages": ["decline"]}
+    for wrong in ({**body, "strategy": "hunch"}, {**body, "audience": {"at_risk": False}},
+                  {**body, "audience": {"lifecycle_stages": ["teenage"]}}):
+        answer = app_client.post("/v1/crm/call-lists", headers=admin_headers, json=wrong)
+        assert answer.status_code == 422, (wrong, answer.text)
+        assert set(answer.json()["error"]) >= {"code", "message"}

@@ -26,7 +26,7 @@ def caller(session, **kw):
 def new_list(session, **kw):
     return crm.create_call_list(session, name="family plan", product="family-plan", purpose="marketing",
                                 audience=kw.pop("audience", {}), weights=kw.pop("weights", {}), interest_days=30,
-                                recall_hours=48, agent_capacity=kw.pop("agent_capacity", 20), now=NOW)
+                                recall_hours=48, agent_capacity=kw.pop("agent_capacity", 20), now=NOW, **kw)
 
 
 def test_members_who_asked_about_the_product_are_dialled_first_and_exclusions_are_counted(session):
@@ -146,3 +146,58 @@ def test_a_scheduled_callback_passes_the_gate(session):
 
     touch = touches_of(session, member_id=member.id)[0]
     assert touch.decision == "deferred" and touch.send_at == datetime(2026, 3, 11, 1, 0, tzinfo=UTC)
+
+
+def test_the_churn_strategy_calls_the_at_risk_list_highest_risk_first(session):
+    from domain.crm.models import CallListStrategy
+    from domain.lifecycle import service as lifecycle
+    from domain.scores import service as scores
+
+    def use(member, days_ago):
+        scores.ingest_usage(session, source="web-log", rows=[
+            scores.UsageRow(member.id, "app", (NOW - d * DAY).date(), 1) for d in days_ago], now=NOW)
+
+    fading = make_member(session, now=NOW - 250 * DAY, consents={ContactChannel.PHONE: True})
+    use(fading, [100, 110, 120, 130, 140])  # 6–12 months, busy 3–5 months ago, silent since: risk 0.8
+    quiet_newcomer = make_member(session, now=NOW - 100 * DAY, consents={ContactChannel.PHONE: True})  # 0.6
+    steady = make_member(session, now=NOW - 200 * DAY, consents={ContactChannel.PHONE: True})
+    use(steady, [3, 10, 40, 100])  # active: in a cohort, not at risk
+    veteran = make_member(session, now=NOW - 600 * DAY, consents={ContactChannel.PHONE: True})  # in no cohort
+    crm.record_interest(session, member_id=steady.id, product="family-plan", source="ivr", at=NOW - DAY)
+    ids = (fading.id, veteran.id)
+    lifecycle.refresh_churn_risk(session, as_of=NOW, member_range=ids)
+    assert {r["member_id"] for r in lifecycle.at_risk_list(session)} == {fading.id, quiet_newcomer.id}
+
+    rescue = new_list(session, strategy=CallListStrategy.CHURN)
+    counts = crm.extract_leads(session, call_list_id=rescue.id, now=NOW)
+    leads = []
+    while (lead := crm.next_lead(session, call_list_id=rescue.id, agent_id="agent-1", now=NOW)) is not None:
+        leads.append(lead)
+    # Only the at-risk list, by risk; asking about the product does not put a member who is not at risk on it.
+    assert [lead.member_id for lead in leads] == [fading.id, quiet_newcomer.id]
+    assert [lead.reason for lead in leads] == ["churn risk 0.80 (6_12m)", "churn risk 0.60 (first_6m)"]
+    assert leads[0].priority > leads[1].priority and sum(counts["leads_by_band"].values()) == 2
+
+    weighted = new_list(session)  # the weighted strategy reaches everyone; its churn weight reads the same risk
+    crm.extract_leads(session, call_list_id=weighted.id, now=NOW)
+    reached = {crm.next_lead(session, call_list_id=weighted.id, agent_id="agent-2", now=NOW).member_id
+               for _ in range(4)}
+    assert reached == {fading.id, quiet_newcomer.id, steady.id, veteran.id}
+
+
+def test_a_churn_list_refuses_an_audience_of_members_not_at_risk_and_lists_filter_by_stage(session):
+    from domain.crm.models import CallListStrategy
+    from domain.errors import InvalidInput
+    from domain.lifecycle import service as lifecycle
+
+    with pytest.raises(InvalidInput):
+        new_list(session, strategy=CallListStrategy.CHURN, audience={"at_risk": False})
+    with pytest.raises(InvalidInput):
+        new_list(session, audience={"lifecycle_stages": ["teenage"]})
+    newcomer = make_member(session, now=NOW - 40 * DAY, consents={ContactChannel.PHONE: True})
+    grown = caller(session)
+    lifecycle.refresh_lifecycle(session, as_of=NOW, member_range=(newcomer.id, grown.id))
+    call_list = new_list(session, audience={"lifecycle_stages": ["onboarding"]})
+    crm.extract_leads(session, call_list_id=call_list.id, now=NOW)
+    assert crm.next_lead(session, call_list_id=call_list.id, agent_id="a", now=NOW).member_id == newcomer.id
+    assert crm.next_lead(session, call_list_id=call_list.id, agent_id="a", now=NOW) is None

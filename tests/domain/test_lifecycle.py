@@ -133,3 +133,32 @@ def test_an_organisation_contract_ending_within_three_months_is_the_term_ending_
     assert lifecycle.refresh_lifecycle(session, as_of=AS_OF, member_range=ids)["decline"] == 1
     assert lifecycle.refresh_churn_risk(session, as_of=AS_OF, member_range=ids)["scored"] == 1
     assert lifecycle.lifecycle_of(session, member_id=veteran.id)["churn"]["cohort"] == "term_ending"
+
+
+def test_the_reactivation_journey_enrols_the_at_risk_list_once_and_never_lapses_an_active_member(session):
+    from domain.journeys import service as journeys
+    from domain.journeys.models import Enrollment
+    from domain.members.models import ContactChannel
+    from domain.members.service import get_member
+
+    journeys.ensure_builtin_journeys(session, now=AS_OF - timedelta(days=400))
+    reactivation = journeys.journey_by_key(session, key="reactivation")
+    steps = journeys._version(session, reactivation.id, reactivation.current_version).steps
+    journeys.edit_journey(session, journey_id=reactivation.id, steps=steps, control_share=0.0,
+                          now=AS_OF - timedelta(days=400))
+    fading = make_member(session, now=AS_OF - timedelta(days=250), consents={ContactChannel.SMS: True})
+    steady = make_member(session, now=AS_OF - timedelta(days=250))
+    _use(session, steady.id, [3, 20, 60, 100])
+    lifecycle.refresh_churn_risk(session, as_of=AS_OF, member_range=(fading.id, steady.id))
+    assert lifecycle.is_at_risk(session, member_id=fading.id) and not lifecycle.is_at_risk(session, member_id=steady.id)
+
+    assert journeys.enroll_dormant_members(session, as_of=AS_OF) == 1
+    assert journeys.enroll_dormant_members(session, as_of=AS_OF + timedelta(days=1)) == 0  # once per warning
+    enrolled = session.exec(sa.select(Enrollment).where(Enrollment.member_id == fading.id)).scalars().all()
+    assert [(e.journey_id, e.trigger_ref, e.state) for e in enrolled] == [
+        (reactivation.id, "at_risk:2026-12-01", "active")]
+    for day in (0, 7, 21, 45):
+        journeys.run_due_steps(session, as_of=AS_OF + timedelta(days=day, hours=3))
+    session.refresh(enrolled[0])
+    # An active member who did not answer the offers is not lapsed: the enrolment completes.
+    assert enrolled[0].state == "completed" and get_member(session, member_id=fading.id).status == "active"
