@@ -201,8 +201,6 @@ class Settings(BaseSettings):
     """People whose organisation's important dates (founding anniversary) start the care journeys."""
     key_accounts_per_manager: int = 10
     account_complaint_response_hours: int = 48
-    contract_end_signal_months: int = 3
-    """A contract ending within this many months puts the account's people in decline and on the churn list."""
 
     access_log_durable_commit: bool = False
     """True: a CRM read's commit waits until its access-log entry is on disk (about half the lookup

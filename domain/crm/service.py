@@ -272,6 +272,7 @@ def create_call_list(session: Session, *, name: str, product: str, purpose: str,
                      now: datetime, strategy: CallListStrategy = CallListStrategy.WEIGHTED) -> CallList:
     """Define an outbound call campaign (nothing is extracted yet). The churn strategy rescues the at-risk:
     its audience is the churn warning's at-risk list (within the list's own filters), highest risk first."""
+    strategy = CallListStrategy(strategy)
     check_call_list_audience(audience)
     organisations.audience_condition(member_column="m.id", audience=audience)  # refuse bad filters now
     unknown = set(weights) - set(DEFAULT_WEIGHTS)

@@ -56,6 +56,9 @@ class LifecyclePolicy:
     recency_scale_days: int = 90
     """Recency adds its full weight at this many idle days."""
     complaint_weight: float = 0.2
+    term_weight: float = 0.3
+    """A contract/term ending within ``term_warning_days`` is a churn signal by itself (DOMAIN.md, group
+    customers): with the term-ending cohort's base it reaches the at-risk threshold however active the member."""
     at_risk_threshold: float = 0.5
 
 
@@ -116,7 +119,8 @@ def churn_risk(a: Activity, policy: LifecyclePolicy) -> tuple[str, float] | None
     drop = max(0.0, 1.0 - a.recent / a.before) if a.before > 0 else 0.0
     recency = min(1.0, idle / policy.recency_scale_days)
     risk = (policy.cohort_base_risk[COHORTS.index(cohort)] + policy.drop_weight * drop
-            + policy.recency_weight * recency + (policy.complaint_weight if a.complaints > 0 else 0.0))
+            + policy.recency_weight * recency + (policy.complaint_weight if a.complaints > 0 else 0.0)
+            + (policy.term_weight if _term_ending(a.term_ends_in_days, policy) else 0.0))
     return cohort, min(1.0, risk)
 
 
@@ -164,8 +168,10 @@ def churn_risk_sql(c: Any, policy: LifecyclePolicy) -> sa.ColumnElement[float]:
     drop = sa.case((c.before > 0, sa.func.greatest(0.0, 1.0 - sa.cast(c.recent, sa.Float) / c.before)), else_=0.0)
     recency = sa.func.least(1.0, sa.cast(_sql_idle(c), sa.Float) / policy.recency_scale_days)
     complaint = sa.case((c.complaints > 0, policy.complaint_weight), else_=0.0)
+    term = sa.case((_sql_term_ending(c, policy), policy.term_weight), else_=0.0)
     # PostgreSQL's least() skips NULLs, so outside the cohorts the NULL is kept explicitly.
-    total = sa.func.least(1.0, base + policy.drop_weight * drop + policy.recency_weight * recency + complaint)
+    total = sa.func.least(1.0, base + policy.drop_weight * drop + policy.recency_weight * recency + complaint
+                          + term)
     return sa.case((cohort.is_(None), sa.null()), else_=total)
 
 

@@ -726,19 +726,6 @@ WHERE om.removed_at IS NULL AND om.linked_at <= :as_of
 """
 
 
-def people_with_term_ending(session: Session, *, as_of: datetime, roles: list[str] | None = None
-                            ) -> list[dict[str, Any]]:
-    """People whose organisation's term ends within the signal window (default 3 months) from ``as_of``."""
-    from domain.points.rules import add_months
-
-    horizon = add_months(as_of, get_settings().contract_end_signal_months).date()
-    rows = session.execute(sa.text(
-        f"SELECT member_id, organisation_id, role, term_ends_at FROM ({term_ends_at_sql()}) t "
-        "WHERE term_ends_at <= :horizon AND (CAST(:roles AS text[]) IS NULL OR role = ANY(CAST(:roles AS text[]))) "
-        "ORDER BY term_ends_at, member_id"), {"as_of": as_of, "horizon": horizon, "roles": roles}).mappings().all()
-    return [dict(r) for r in rows]
-
-
 AUDIENCE_KEYS = ("organisations", "organisation_roles")
 
 

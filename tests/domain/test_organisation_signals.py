@@ -34,8 +34,15 @@ def account_with(session, name, **people):
     return org
 
 
-def test_a_contract_ending_next_month_puts_its_key_contacts_on_the_term_ending_list(session):
-    contact, employee, elsewhere = person(session), person(session), person(session)
+def test_a_contract_ending_next_month_puts_its_key_contacts_on_the_churn_list(session):
+    from domain.lifecycle import service as lifecycle
+    from domain.scores import service as scores
+
+    veteran_since = NOW - 500 * DAY  # over a year: only a term ending puts them in a churn cohort
+    contact, employee, elsewhere, loner = (make_member(session, now=veteran_since) for _ in range(4))
+    for member in (contact, employee, elsewhere, loner):  # busy every fortnight: nothing else says churn
+        scores.ingest_usage(session, source="web-log", rows=[
+            scores.UsageRow(member.id, "app", (NOW - d * DAY).date(), 2) for d in range(1, 180, 14)], now=NOW)
     ending = account_with(session, "Ending Co", key_contact=contact, employee=employee)
     renewed = account_with(session, "Renewed Co", key_contact=elsewhere)
     orgs.add_contract(session, organisation_id=ending.id, reference="C-1", kind="contract",
@@ -44,12 +51,26 @@ def test_a_contract_ending_next_month_puts_its_key_contacts_on_the_term_ending_l
                       starts_on=date(2025, 4, 1), ends_on=date(2026, 4, 15), now=OLD)
     orgs.add_contract(session, organisation_id=renewed.id, reference="C-3", kind="framework",
                       starts_on=date(2026, 4, 16), ends_on=date(2028, 4, 15), now=OLD)  # the renewal moves the end
-    listed = orgs.people_with_term_ending(session, as_of=NOW, roles=["key_contact"])
-    assert [(r["member_id"], r["organisation_id"], r["term_ends_at"]) for r in listed] == [
-        (contact.id, ending.id, date(2026, 4, 15))]
-    everyone = {r["member_id"] for r in orgs.people_with_term_ending(session, as_of=NOW)}
-    assert everyone == {contact.id, employee.id}
-    assert orgs.people_with_term_ending(session, as_of=NOW - 60 * DAY) == []  # more than 3 months ahead
+    ids = (contact.id, loner.id)
+
+    lifecycle.refresh_churn_risk(session, as_of=NOW, member_range=ids)
+    lifecycle.refresh_lifecycle(session, as_of=NOW, member_range=ids)
+    at_risk = {r["member_id"]: r for r in lifecycle.at_risk_list(session)}
+    assert set(at_risk) == {contact.id, employee.id}  # the account's people; not the renewed one, not the loner
+    assert at_risk[contact.id]["cohort"] == "term_ending" and at_risk[contact.id]["factors"]["term_ends_in_days"] == 36
+    assert lifecycle.stage_of(session, member_id=contact.id) == "decline"
+    assert lifecycle.stage_of(session, member_id=elsewhere.id) == "maturity"
+    # The same list feeds the churn call list: the key contact is on it.
+    rescue = crm.create_call_list(session, name="renewals", product="renewal", purpose="service",
+                                  audience={"organisation_roles": ["key_contact"]}, weights={}, interest_days=30,
+                                  recall_hours=48, agent_capacity=20, now=NOW, strategy="churn")
+    crm.extract_leads(session, call_list_id=rescue.id, now=NOW)
+    lead = crm.next_lead(session, call_list_id=rescue.id, agent_id="a", now=NOW)
+    assert lead.member_id == contact.id and lead.reason.endswith("(term_ending)")
+    assert crm.next_lead(session, call_list_id=rescue.id, agent_id="a", now=NOW) is None
+
+    lifecycle.refresh_churn_risk(session, as_of=NOW - 60 * DAY, member_range=ids)  # four months ahead: no signal
+    assert lifecycle.at_risk_list(session) == []
 
 
 def test_an_account_level_do_not_contact_stops_marketing_and_care_to_all_its_people_but_not_service(session):
