@@ -172,8 +172,16 @@ _R = StaffRole
 CALL_CENTER = frozenset({_R.AGENT, _R.SUPERVISOR})
 MARKETING = frozenset({_R.MARKETER, _R.SUPERVISOR})
 
-MEMBER_DATA = RouteAccess(scopes=frozenset({Scope.APP, Scope.CRM}), roles=CALL_CENTER)
-"""A member's own data by id: trusted systems, the call center."""
+MEMBER_DATA = RouteAccess(scopes=frozenset({Scope.CRM}), roles=CALL_CENTER)
+"""A member's data by id (read, change, points, redemptions): the call center and a CRM integration. Not an
+``app`` key: an app acts for one member only through that member's session (``/v1/me``)."""
+ENROLMENT = RouteAccess(scopes=frozenset({Scope.APP, Scope.CRM}), roles=CALL_CENTER)
+"""Enrolling a member: the app's server, a CRM integration, the call center."""
+SALES = RouteAccess(scopes=frozenset({Scope.POS, Scope.APP}))
+"""Orders and refunds: tills (``pos``) and the e-commerce/app server, each in its own idempotency namespace."""
+TOUCH_REQUESTS = RouteAccess(scopes=frozenset({Scope.APP, Scope.CRM}), roles=CALL_CENTER)
+"""Asking the contact gate for a touch (and its dry run), or reporting an interest clue: systems that serve
+members, and the call center. Nothing personal is answered."""
 CRM = RouteAccess(scopes=frozenset({Scope.CRM}), roles=CALL_CENTER)
 """Call-center work that a CRM integration may also do: lookups, complaints, list reports."""
 AGENT_ACTION = RouteAccess(roles=CALL_CENTER, keys=False)
@@ -196,7 +204,10 @@ MEMBER_SELF = RouteAccess(member=True, keys=False)
 APP_SERVER = RouteAccess(scopes=frozenset({Scope.APP}))
 """An app server vouching for a member it authenticated itself (token exchange)."""
 
-AppCaller = Annotated[Caller, Depends(allow(MEMBER_DATA))]
+MemberDataCaller = Annotated[Caller, Depends(allow(MEMBER_DATA))]
+EnrolmentCaller = Annotated[Caller, Depends(allow(ENROLMENT))]
+SalesCaller = Annotated[Caller, Depends(allow(SALES))]
+TouchCaller = Annotated[Caller, Depends(allow(TOUCH_REQUESTS))]
 CrmCaller = Annotated[Caller, Depends(allow(CRM))]
 AgentCaller = Annotated[Caller, Depends(allow(AGENT_ACTION))]
 MarketingCaller = Annotated[Caller, Depends(allow(MARKETING_WORK))]

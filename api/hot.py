@@ -33,7 +33,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CRM as CRM_ACCESS
-from api.deps import MEMBER_DATA, Caller, NowDep, admit, key_caller, presented_credential, token_caller
+from api.deps import MEMBER_DATA, SALES, Caller, NowDep, admit, key_caller, presented_credential, token_caller
 from api.edge import DatabaseBusy
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import BalanceOut, OrderIn, OrderOut
@@ -262,7 +262,8 @@ def hot_allow(access: RouteAccess) -> Callable[..., Any]:
     return check
 
 
-AppCaller = Annotated[Caller, Depends(hot_allow(MEMBER_DATA))]
+MemberDataCaller = Annotated[Caller, Depends(hot_allow(MEMBER_DATA))]
+SalesCaller = Annotated[Caller, Depends(hot_allow(SALES))]
 CrmCaller = Annotated[Caller, Depends(hot_allow(CRM_ACCESS))]
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -270,7 +271,7 @@ router = APIRouter(responses=ERROR_RESPONSES)
 
 @router.post("/v1/orders", response_model=OrderOut, status_code=201, tags=["points"],
              summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
-async def record_order(body: OrderIn, response: Response, db: HotDep, caller: AppCaller, now: NowDep) -> OrderOut:
+async def record_order(body: OrderIn, response: Response, db: HotDep, caller: SalesCaller, now: NowDep) -> OrderOut:
     new = orders.NewOrder(order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen,
                           channel=body.channel, occurred_at=body.occurred_at, items=body.items)
     row = await db.row(orders.RECORD_ORDER_SQL, orders.order_parameters(new, now=now))
@@ -282,7 +283,7 @@ async def record_order(body: OrderIn, response: Response, db: HotDep, caller: Ap
 
 
 @router.get("/v1/members/{member_id}/points", response_model=BalanceOut, tags=["points"], summary="Points balance")
-async def balance(member_id: MemberId, db: HotDep, caller: AppCaller, now: NowDep) -> BalanceOut:
+async def balance(member_id: MemberId, db: HotDep, caller: MemberDataCaller, now: NowDep) -> BalanceOut:
     row = await db.row(points.BALANCE_SQL, points.balance_parameters(member_id=member_id, now=now))
     return BalanceOut(**asdict(points.balance_outcome(row, member_id=member_id)))
 

@@ -19,6 +19,13 @@ def test_apikey_create_prints_the_key_once_and_stores_only_its_hash(committed_en
     assert row.key_hash == hash_key(key) and key not in row.key_hash and row.scope == "app"
 
 
+def test_apikey_create_issues_a_pos_key(committed_engine):
+    result = CliRunner().invoke(main, ["apikey", "create", "--name", "till-12", "--scope", "pos"])
+    assert result.exit_code == 0, result.output
+    with Session(committed_engine) as session:
+        assert session.exec(select(ApiKey).where(ApiKey.name == "till-12")).one().scope == "pos"
+
+
 def test_apikey_create_refuses_a_duplicate_name_cleanly(committed_engine):
     runner = CliRunner()
     runner.invoke(main, ["apikey", "create", "--name", "crm", "--scope", "crm"])

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import AppCaller, CrmCaller, NowDep, SessionDep
+from api.deps import CrmCaller, MemberDataCaller, NowDep, SessionDep, TouchCaller
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.contacts import (
     ComplaintIn,
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1/members/{member_id}", tags=["contacts"], response
 @router.get("/contact-eligibility", response_model=DecisionOut,
             summary="Dry run: may this member be contacted now on this channel for this purpose, and if not, when")
 def eligibility(member_id: MemberId, channel: ContactChannel, purpose: Purpose, session: SessionDep,
-                caller: AppCaller, now: NowDep) -> DecisionOut:
+                caller: TouchCaller, now: NowDep) -> DecisionOut:
     decision = gate.evaluate_contact(session, member_id=member_id, channel=channel, purpose=purpose, now=now)
     return DecisionOut(verdict=decision.verdict, reasons=list(decision.reasons), send_at=decision.send_at,
                        next_allowed_at=decision.next_allowed_at)
@@ -38,7 +38,7 @@ def eligibility(member_id: MemberId, channel: ContactChannel, purpose: Purpose, 
 
 @router.post("/contacts", response_model=TouchOut, status_code=201,
              summary="Request a touch through the gate (idempotent by source + idempotency_key)")
-def request_contact(member_id: MemberId, body: TouchIn, response: Response, session: SessionDep, caller: AppCaller,
+def request_contact(member_id: MemberId, body: TouchIn, response: Response, session: SessionDep, caller: TouchCaller,
                     now: NowDep) -> TouchOut:
     touch, replayed = gate.request_templated_touch(
         session, member_id=member_id, channel=body.channel, purpose=body.purpose,
@@ -50,7 +50,7 @@ def request_contact(member_id: MemberId, body: TouchIn, response: Response, sess
 
 
 @router.get("/contacts", response_model=list[TouchOut], summary="Touches with their decisions and reasons")
-def contact_history(member_id: MemberId, session: SessionDep, caller: AppCaller,
+def contact_history(member_id: MemberId, session: SessionDep, caller: MemberDataCaller,
                     limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     before_id: Annotated[int | None, Query(ge=1)] = None) -> list[TouchOut]:
     members.get_member(session, member_id=member_id)
@@ -61,7 +61,7 @@ def contact_history(member_id: MemberId, session: SessionDep, caller: AppCaller,
 @router.put("/consents/{channel}", response_model=dict[ContactChannel, ConsentStatus],
             summary="Grant or withdraw consent for a channel; an opt-out holds from this moment")
 def put_consent(member_id: MemberId, channel: ContactChannel, body: ConsentIn, session: SessionDep,
-                caller: AppCaller, now: NowDep) -> dict[ContactChannel, ConsentStatus]:
+                caller: MemberDataCaller, now: NowDep) -> dict[ContactChannel, ConsentStatus]:
     members.get_member(session, member_id=member_id)
     members.set_consent(session, member_id=member_id, channel=channel, granted=body.granted, source=caller.actor,
                         now=now)

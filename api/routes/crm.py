@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 
 from api.deps import (
     AgentCaller,
-    AppCaller,
     Caller,
     CrmCaller,
     MarketingCaller,
     NowDep,
     SessionDep,
+    TouchCaller,
 )
 from api.schemas.common import (
     DEFAULT_PAGE_LIMIT,
@@ -71,7 +71,7 @@ def add_note(member_id: MemberId, body: NoteIn, session: SessionDep, caller: Age
 
 @router.post("/v1/members/{member_id}/interests", status_code=201,
              summary="Record that the member asked about a product (a warm-lead clue)")
-def add_interest(member_id: MemberId, body: InterestIn, session: SessionDep, caller: AppCaller,
+def add_interest(member_id: MemberId, body: InterestIn, session: SessionDep, caller: TouchCaller,
                  now: NowDep) -> dict[str, Any]:
     event = crm.record_interest(session, member_id=member_id, product=body.product, source=body.source,
                                 at=ensure_aware(body.at) if body.at else now)

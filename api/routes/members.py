@@ -7,7 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from sqlmodel import Session
 
-from api.deps import AppCaller, Caller, CrmCaller, NowDep, SessionDep, contact_details, log_personal_read
+from api.deps import (
+    Caller,
+    CrmCaller,
+    EnrolmentCaller,
+    MemberDataCaller,
+    NowDep,
+    SessionDep,
+    contact_details,
+    log_personal_read,
+)
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
 from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
 from api.schemas.organisations import TreatmentOut
@@ -35,7 +44,7 @@ def member_out(session: Session, member: Member, caller: Caller) -> MemberOut:
 
 
 @router.post("", status_code=201, response_model=MemberOut, summary="Enrol a member")
-def create_member(body: MemberCreate, session: SessionDep, caller: AppCaller, now: NowDep) -> MemberOut:
+def create_member(body: MemberCreate, session: SessionDep, caller: EnrolmentCaller, now: NowDep) -> MemberOut:
     new = service.NewMember(**body.model_dump())
     member = service.join_member(session, new=new, actor=caller.actor, now=now)
     return member_out(session, member, caller)
@@ -76,14 +85,14 @@ def search_members(session: SessionDep, caller: CrmCaller, now: NowDep, search: 
 
 
 @router.get("/{member_id}/orders", response_model=Page[OrderOut], summary="A member's orders, latest first")
-def member_orders(member_id: MemberId, session: SessionDep, caller: AppCaller, cursor: CursorQuery = None,
+def member_orders(member_id: MemberId, session: SessionDep, caller: MemberDataCaller, cursor: CursorQuery = None,
                   limit: LimitQuery = DEFAULT_PAGE_LIMIT) -> Page[OrderOut]:
     page = list_orders(session, member_id=member_id, cursor=cursor, limit=limit)
     return Page[OrderOut].of(page, lambda o: from_row(OrderOut, o))
 
 
 @router.get("/lookup", response_model=MemberOut, summary="Find a member by one identity key")
-def lookup_member(session: SessionDep, caller: AppCaller, now: NowDep, reason: ReasonHeader = None,
+def lookup_member(session: SessionDep, caller: MemberDataCaller, now: NowDep, reason: ReasonHeader = None,
                   phone: Annotated[str | None, Query(max_length=32)] = None,
                   openid: Annotated[str | None, Query(max_length=64)] = None,
                   unionid: Annotated[str | None, Query(max_length=64)] = None,
@@ -97,7 +106,7 @@ def lookup_member(session: SessionDep, caller: AppCaller, now: NowDep, reason: R
 
 
 @router.get("/{member_id}", response_model=MemberOut, summary="Read a member")
-def read_member(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep,
+def read_member(member_id: MemberId, session: SessionDep, caller: MemberDataCaller, now: NowDep,
                 reason: ReasonHeader = None) -> MemberOut:
     return _read(session, caller, service.get_member(session, member_id=member_id), now, reason)
 
@@ -109,7 +118,7 @@ def _read(session: Session, caller: Caller, member: Member, now: NowDep, reason:
 
 
 @router.patch("/{member_id}", response_model=MemberOut, summary="Change a member's profile")
-def update_member(member_id: MemberId, body: MemberUpdate, session: SessionDep, caller: AppCaller,
+def update_member(member_id: MemberId, body: MemberUpdate, session: SessionDep, caller: MemberDataCaller,
                   now: NowDep) -> MemberOut:
     member = service.update_member(session, member_id=member_id, changes=body.model_dump(exclude_unset=True),
                                    now=now)
@@ -117,7 +126,7 @@ def update_member(member_id: MemberId, body: MemberUpdate, session: SessionDep, 
 
 
 @router.post("/{member_id}/close", response_model=MemberOut, summary="Soft-close a member")
-def close_member(member_id: MemberId, body: MemberClose, session: SessionDep, caller: AppCaller,
+def close_member(member_id: MemberId, body: MemberClose, session: SessionDep, caller: MemberDataCaller,
                  now: NowDep) -> MemberOut:
     member = service.close_member(session, member_id=member_id, reason=body.reason, actor=caller.actor, now=now)
     return member_out(session, member, caller)

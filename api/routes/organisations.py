@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from api.deps import AdminCaller, AppCaller, Caller, CrmCaller, NowDep, SessionDep, allow
+from api.deps import AdminCaller, Caller, CrmCaller, MemberDataCaller, NowDep, SessionDep, allow
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, from_row
 from api.schemas.organisations import (
     AccountComplaintIn,
@@ -160,7 +160,7 @@ def unlink_family(link_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Sessi
 
 @router.get("/v1/members/{member_id}/treatment", response_model=TreatmentOut,
             summary="The tier the member is served at and where it comes from (own, organisation, family)")
-def treatment(member_id: MemberId, session: SessionDep, caller: AppCaller) -> TreatmentOut:
+def treatment(member_id: MemberId, session: SessionDep, caller: MemberDataCaller) -> TreatmentOut:
     member = get_member(session, member_id=member_id)
     assert member.id is not None
     view = orgs.treatment_of(session, member_id=member.id, own_tier=member.tier)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import AdminCaller, AppCaller, CorrectionCaller, NowDep, SessionDep
+from api.deps import AdminCaller, CorrectionCaller, MemberDataCaller, NowDep, SalesCaller, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import (
     AdjustmentIn,
@@ -51,7 +51,7 @@ def import_order(body: OrderIn, response: Response, session: SessionDep, caller:
 
 @router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
              summary="Refund part or all of an order (idempotent by refund_id)")
-def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: AppCaller,
+def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: SalesCaller,
                  now: NowDep) -> RefundOut:
     refund, replayed = orders.record_refund(session, order_id=order_id, refund_id=body.refund_id,
                                             amount_fen=body.amount_fen,
@@ -63,7 +63,7 @@ def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session
 
 
 @router.get("/v1/members/{member_id}/points/ledger", response_model=LedgerPage, summary="Points history, newest first")
-def ledger(member_id: MemberId, session: SessionDep, caller: AppCaller,
+def ledger(member_id: MemberId, session: SessionDep, caller: MemberDataCaller,
            limit: Annotated[int, Query(ge=1, le=200)] = 50,
            before_id: Annotated[int | None, Query(ge=1)] = None) -> LedgerPage:
     get_member(session, member_id=member_id)
@@ -74,7 +74,7 @@ def ledger(member_id: MemberId, session: SessionDep, caller: AppCaller,
 
 @router.post("/v1/members/{member_id}/redemptions", response_model=RedemptionOut, status_code=201,
              summary="Spend points (idempotent by redemption_id; 422 insufficient_points when short)")
-def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session: SessionDep, caller: AppCaller,
+def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session: SessionDep, caller: MemberDataCaller,
            now: NowDep) -> RedemptionOut:
     get_member(session, member_id=member_id)
     redemption, replayed = points.redeem_points(session, member_id=member_id, redemption_id=body.redemption_id,
@@ -97,14 +97,14 @@ def adjust(member_id: MemberId, body: AdjustmentIn, response: Response, session:
 
 
 @router.get("/v1/members/{member_id}/coupons", response_model=list[CouponOut], summary="The member's coupons")
-def coupons(member_id: MemberId, session: SessionDep, caller: AppCaller) -> list[CouponOut]:
+def coupons(member_id: MemberId, session: SessionDep, caller: MemberDataCaller) -> list[CouponOut]:
     get_member(session, member_id=member_id)
     return [from_row(CouponOut, c) for c in rebates.coupons_of(session, member_id=member_id)]
 
 
 @router.get("/v1/members/{member_id}/tier", response_model=TierOut,
             summary="Tier, spend, what the next tier needs, how long the tier is safe, history")
-def tier(member_id: MemberId, session: SessionDep, caller: AppCaller, now: NowDep) -> TierOut:
+def tier(member_id: MemberId, session: SessionDep, caller: MemberDataCaller, now: NowDep) -> TierOut:
     view = tiers.explain_tier(session, member_id=member_id, now=now)
     served = organisations.treatment_of(session, member_id=member_id, own_tier=view.tier)
     return TierOut(**asdict(view), treatment=served.as_dict())

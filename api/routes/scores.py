@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AdminCaller, AppCaller, CrmCaller, MarketingCaller, NowDep, SessionDep
+from api.deps import AdminCaller, CrmCaller, MarketingCaller, MemberDataCaller, NowDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, StrictModel
 from domain.lifecycle import service as lifecycle
 from domain.orders import service as orders
@@ -94,7 +94,7 @@ class AtRiskOut(BaseModel):
 
 @router.get("/v1/members/{member_id}/lifecycle", response_model=LifecycleOut,
             summary="The member's lifecycle stage and churn warning")
-def member_lifecycle(member_id: MemberId, session: SessionDep, caller: AppCaller) -> LifecycleOut:
+def member_lifecycle(member_id: MemberId, session: SessionDep, caller: MemberDataCaller) -> LifecycleOut:
     return LifecycleOut(member_id=member_id, **lifecycle.lifecycle_of(session, member_id=member_id))
 
 

@@ -13,7 +13,10 @@ from domain.db import utc_column
 
 class Scope(StrEnum):
     APP = "app"
-    """Front-end apps and WeChat pages: member self-service."""
+    """The app's or e-commerce server: enrols members, records its orders, requests touches, and acts for one
+    member only through a member session (token exchange) -- never reads or changes a member by id."""
+    POS = "pos"
+    """A till: records orders and refunds, and reads nothing personal (no profile, no lookup)."""
     CRM = "crm"
     """Call-center agents: lookups and actions on members, every read logged."""
     ADMIN = "admin"

@@ -37,12 +37,12 @@ def test_eligibility_request_history_consent_and_complaint_over_http(app_client,
     assert blocked["verdict"] == "rejected" and "complaint_cooldown" in blocked["reasons"]
     assert blocked["next_allowed_at"].startswith("2026-06-08")
 
-    consents = app_client.put(f"{base}/consents/sms", json={"granted": False}, headers=app_headers).json()
+    consents = app_client.put(f"{base}/consents/sms", json={"granted": False}, headers=crm_headers).json()
     assert consents["sms"] == "opted_out"
     service = app_client.get(f"{base}/contact-eligibility", params={"channel": "sms", "purpose": "service"},
                              headers=app_headers).json()
     assert service["reasons"] == ["consent_opted_out"]
-    history = app_client.get(f"{base}/contacts", headers=app_headers).json()
+    history = app_client.get(f"{base}/contacts", headers=crm_headers).json()
     assert [(t["decision"], t["status"]) for t in history] == [("approved", "queued")]
 
 

@@ -94,20 +94,20 @@ def test_buckets_forget_the_least_recently_used_beyond_their_capacity():
     assert buckets.take("a", 0.0) > 0
 
 
-def test_a_credential_over_its_rate_gets_429_with_retry_after(edge_client, app_headers):
+def test_a_credential_over_its_rate_gets_429_with_retry_after(edge_client, crm_key_headers):
     client = edge_client(rate_limit_per_key=0.01, rate_limit_per_key_burst=3, rate_limit_per_ip=0)
-    statuses = [client.get("/v1/members/1", headers=app_headers).status_code for _ in range(5)]
+    statuses = [client.get("/v1/members/1", headers=crm_key_headers).status_code for _ in range(5)]
     assert statuses[:3] == [404, 404, 404] and statuses[3:] == [429, 429]
-    response = client.get("/v1/members/1", headers=app_headers)
+    response = client.get("/v1/members/1", headers=crm_key_headers)
     body = _assert_error(response, 429, "rate_limited")
     assert body["error"]["details"]["limit"] == "credential"
     assert int(response.headers["retry-after"]) >= 1
 
 
-def test_each_credential_has_its_own_bucket(edge_client, app_headers, crm_headers):
+def test_each_credential_has_its_own_bucket(edge_client, crm_key_headers, crm_headers):
     client = edge_client(rate_limit_per_key=0.01, rate_limit_per_key_burst=1, rate_limit_per_ip=0)
-    assert client.get("/v1/members/1", headers=app_headers).status_code == 404
-    assert client.get("/v1/members/1", headers=app_headers).status_code == 429
+    assert client.get("/v1/members/1", headers=crm_key_headers).status_code == 404
+    assert client.get("/v1/members/1", headers=crm_key_headers).status_code == 429
     assert client.get("/v1/members/1", headers=crm_headers).status_code == 404
 
 

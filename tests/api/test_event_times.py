@@ -37,17 +37,18 @@ def test_a_time_without_an_offset_is_refused_not_read_as_utc(app_client, app_hea
     assert refund.status_code == 422
 
 
-def test_an_order_forty_minutes_ahead_is_refused_and_does_not_lift_the_tier(app_client, app_headers, session):
+def test_an_order_forty_minutes_ahead_is_refused_and_does_not_lift_the_tier(app_client, app_headers, admin_headers,
+                                                                             session):
     member = make_member(session, now=NOW - timedelta(days=100))
     ahead = order(app_client, app_headers, member.id, (NOW + timedelta(minutes=40)).isoformat(), amount_fen=2_500_000)
     assert ahead.status_code == 422 and ahead.json()["error"]["code"] == "timestamp_in_future"
     assert ahead.json()["error"]["details"]["future_minutes"] == 5
-    assert app_client.get(f"/v1/members/{member.id}/tier", headers=app_headers).json()["tier"] == "D"
+    assert app_client.get(f"/v1/members/{member.id}/tier", headers=admin_headers).json()["tier"] == "D"
     # Within the drift allowance the same order is taken and lifts the member three steps at once.
     drift = order(app_client, app_headers, member.id, (NOW + timedelta(minutes=4)).isoformat(), amount_fen=2_500_000)
     assert drift.status_code == 201 and drift.json()["tier_at_order"] == "D"
     session.expire_all()  # the hot route wrote through the test's connection behind this session's identity map
-    assert app_client.get(f"/v1/members/{member.id}/tier", headers=app_headers).json()["tier"] == "A"
+    assert app_client.get(f"/v1/members/{member.id}/tier", headers=admin_headers).json()["tier"] == "A"
 
 
 def test_an_old_order_needs_the_operators_import_and_earns_by_its_own_date(app_client, app_headers, admin_headers,
@@ -66,14 +67,14 @@ def test_an_old_order_needs_the_operators_import_and_earns_by_its_own_date(app_c
     again = order(app_client, admin_headers, member.id, old_at.isoformat(), order_id="OLD-1", path="/v1/admin/orders")
     assert again.status_code == 200 and again.json()["replayed"]
     # Dated by the order: pending 7 days from June 2024, expiring 12 months after that, i.e. already due.
-    ledger = app_client.get(f"/v1/members/{member.id}/points/ledger", headers=app_headers).json()["entries"]
+    ledger = app_client.get(f"/v1/members/{member.id}/points/ledger", headers=admin_headers).json()["entries"]
     assert [e["source_ref"] for e in ledger] == ["OLD-1"]
     lot = session.execute(sa.text(
         "SELECT available_at, expires_at FROM points_lots WHERE member_id = :m"), {"m": member.id}).one()
     assert lot.available_at == old_at + timedelta(days=7)
     assert lot.expires_at < NOW
     # A spend from 2024 is outside the 12-month window: no tier lift.
-    assert app_client.get(f"/v1/members/{member.id}/tier", headers=app_headers).json()["tier"] == "D"
+    assert app_client.get(f"/v1/members/{member.id}/tier", headers=admin_headers).json()["tier"] == "D"
     # Inside the window the systems' route still takes a late order.
     assert order(app_client, app_headers, member.id, (NOW - timedelta(days=29)).isoformat(),
                  order_id="LATE-1").status_code == 201

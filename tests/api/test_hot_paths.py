@@ -39,7 +39,7 @@ def hot_client(committed_engine):
 
 def test_a_revoked_key_is_refused_as_soon_as_its_notification_arrives(committed_engine, hot_client):
     with Session(committed_engine, expire_on_commit=False) as session:
-        _, key = make_api_key(session, scope="app", name="pos-1")
+        _, key = make_api_key(session, scope="crm", name="crm-1")
         member = make_member(session)
     headers = {"Authorization": f"Bearer {key}"}
     assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
@@ -52,7 +52,7 @@ def test_a_revoked_key_is_refused_as_soon_as_its_notification_arrives(committed_
 
     generation = cache.generation
     with Session(committed_engine, expire_on_commit=False) as session:
-        revoke_api_key(session, name="pos-1", now=utcnow())
+        revoke_api_key(session, name="crm-1", now=utcnow())
         session.commit()
     # The notification is sent at commit and reaches the worker a few milliseconds later (on this loaded
     # machine: measured below); a request racing it is like one already past its key check at the revoke.
@@ -68,7 +68,7 @@ def test_a_revoked_key_is_refused_as_soon_as_its_notification_arrives(committed_
 
 def test_a_key_change_rolled_back_keeps_the_cache(committed_engine, hot_client):
     with Session(committed_engine, expire_on_commit=False) as session:
-        _, key = make_api_key(session, scope="app", name="pos-2")
+        _, key = make_api_key(session, scope="crm", name="crm-2")
         member = make_member(session)
     headers = {"Authorization": f"Bearer {key}"}
     assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
@@ -78,7 +78,7 @@ def test_a_key_change_rolled_back_keeps_the_cache(committed_engine, hot_client):
     assert cache is not None
     generation = cache.generation
     with Session(committed_engine, expire_on_commit=False) as session:
-        revoke_api_key(session, name="pos-2", now=utcnow())
+        revoke_api_key(session, name="crm-2", now=utcnow())
         session.rollback()  # nothing committed: no notification, the key still works
     assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 200
     assert cache.generation == generation
@@ -102,7 +102,8 @@ def test_without_the_listener_every_request_checks_the_key_in_the_database():
 
 def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(committed_engine, hot_client):
     with Session(committed_engine, expire_on_commit=False) as session:
-        _, key = make_api_key(session, scope="app", name="pos-3")
+        _, key = make_api_key(session, scope="pos", name="pos-3")
+        _, crm_key = make_api_key(session, scope="crm", name="crm-3")
         member = make_member(session)
     headers = {"Authorization": f"Bearer {key}"}
     body = {"order_id": "hot-1", "member_id": member.id, "amount_fen": 12_300, "channel": "store",
@@ -116,7 +117,8 @@ def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(commi
     assert clash.status_code == 409 and clash.json()["error"]["code"] == "order_conflict"
     missing = hot_client.post("/v1/orders", json={**body, "order_id": "hot-2", "member_id": 10**6}, headers=headers)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "member_not_found"
-    balance = hot_client.get(f"/v1/members/{member.id}/points", headers=headers).json()
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).status_code == 403  # a till
+    balance = hot_client.get(f"/v1/members/{member.id}/points", headers={"Authorization": f"Bearer {crm_key}"}).json()
     assert balance["pending"] == first.json()["points_earned"]
 
 

@@ -113,13 +113,13 @@ def test_filters_appear_typed_in_the_openapi_schema(app_client):
     assert envelope["$ref"].endswith("Page_CampaignOut_")
 
 
-def test_a_members_orders_latest_purchase_first(app_client, session, app_headers):
+def test_a_members_orders_latest_purchase_first(app_client, session, crm_key_headers):
     member = make_member(session)
     for day in (3, 1, 2):
         make_order(session, member_id=member.id, order_id=f"L-{day}", occurred_at=NOW - timedelta(days=10 - day))
-    items, pages = walk(app_client, f"/v1/members/{member.id}/orders", app_headers, limit=2)
+    items, pages = walk(app_client, f"/v1/members/{member.id}/orders", crm_key_headers, limit=2)
     assert [o["order_id"] for o in items] == ["L-3", "L-2", "L-1"] and pages == 2
-    assert app_client.get("/v1/members/999999/orders", headers=app_headers).status_code == 404
+    assert app_client.get("/v1/members/999999/orders", headers=crm_key_headers).status_code == 404
 
 
 def test_campaigns_are_listed_and_read_by_id(app_client, admin_headers):

@@ -52,11 +52,11 @@ def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(a
         ("Huaxia Logistics", "leader", 42)]
     assert leader_look["treatment"]["source"] == "organisation"
 
-    tier = app_client.get(f"/v1/members/{spouse['id']}/tier", headers=app_headers).json()
+    tier = app_client.get(f"/v1/members/{spouse['id']}/tier", headers=crm_headers).json()
     assert (tier["tier"], tier["treatment"]["tier"], tier["treatment"]["source"]) == ("D", "A", "family")
-    read = app_client.get(f"/v1/members/{spouse['id']}", headers=app_headers).json()
+    read = app_client.get(f"/v1/members/{spouse['id']}", headers=crm_headers).json()
     assert (read["tier"], read["treatment"]["tier"], read["treatment"]["source"]) == ("D", "A", "family")
-    own = app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=app_headers).json()
+    own = app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=crm_headers).json()
     assert own["via_member_id"] == leader["id"]
 
     account = app_client.get(f"/v1/organisations/{org_id}", headers=crm_headers).json()
@@ -65,7 +65,7 @@ def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(a
     ended = app_client.delete(f"/v1/family-links/{family.json()['id']}", headers=crm_headers)
     assert ended.status_code == 200 and ended.json()["removed_at"] is not None
     # Removing the link is not retroactive: the benefit holds until the next tier evaluation.
-    assert app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=app_headers).json()["tier"] == "A"
+    assert app_client.get(f"/v1/members/{spouse['id']}/treatment", headers=crm_headers).json()["tier"] == "A"
 
 
 def test_bad_group_input_answers_4xx_in_the_one_error_shape(app_client, app_headers, crm_headers, admin_headers):

@@ -34,17 +34,17 @@ def test_an_order_over_http_is_recorded_once_and_a_changed_replay_is_409(app_cli
     assert verify_points(session) == []
 
 
-def test_points_tier_and_ledger_read_back(app_client, app_headers):
+def test_points_tier_and_ledger_read_back(app_client, app_headers, crm_key_headers):
     m = member(app_client, app_headers)
     order(app_client, app_headers, m["id"])
-    assert app_client.get(f"/v1/members/{m['id']}/points", headers=app_headers).json()["pending"] == 6_000
-    tier = app_client.get(f"/v1/members/{m['id']}/tier", headers=app_headers).json()
+    assert app_client.get(f"/v1/members/{m['id']}/points", headers=crm_key_headers).json()["pending"] == 6_000
+    tier = app_client.get(f"/v1/members/{m['id']}/tier", headers=crm_key_headers).json()
     assert (tier["tier"], tier["next_tier"], tier["missing_fen"]) == ("B", "A", 1_400_000)
-    page = app_client.get(f"/v1/members/{m['id']}/points/ledger", headers=app_headers).json()
+    page = app_client.get(f"/v1/members/{m['id']}/points/ledger", headers=crm_key_headers).json()
     assert [e["kind"] for e in page["entries"]] == ["earn"]
 
 
-def test_refund_redemption_and_adjustment_errors_are_clear(app_client, app_headers, admin_headers):
+def test_refund_redemption_and_adjustment_errors_are_clear(app_client, app_headers, admin_headers, crm_key_headers):
     m = member(app_client, app_headers)
     order(app_client, app_headers, m["id"], amount_fen=10_000)
     too_much = app_client.post("/v1/orders/O-1/refunds", json={"refund_id": "R1", "amount_fen": 10_001},
@@ -52,7 +52,7 @@ def test_refund_redemption_and_adjustment_errors_are_clear(app_client, app_heade
     assert too_much.status_code == 422 and too_much.json()["error"]["code"] == "refund_exceeds_order"
     missing = app_client.post("/v1/orders/NOPE/refunds", json={"refund_id": "R1", "amount_fen": 1}, headers=app_headers)
     assert missing.status_code == 404
-    short = app_client.post(f"/v1/members/{m['id']}/redemptions", headers=app_headers,
+    short = app_client.post(f"/v1/members/{m['id']}/redemptions", headers=crm_key_headers,
                             json={"redemption_id": "RD1", "points": 1, "reason": "gift"})
     assert short.status_code == 422 and short.json()["error"]["code"] == "insufficient_points"
     adj = app_client.post(f"/v1/members/{m['id']}/points/adjustments", headers=app_headers,
@@ -61,14 +61,14 @@ def test_refund_redemption_and_adjustment_errors_are_clear(app_client, app_heade
     adj = app_client.post(f"/v1/members/{m['id']}/points/adjustments", headers=admin_headers,
                           json={"adjustment_id": "A1", "points": 10, "reason": "goodwill"})
     assert adj.status_code == 201 and adj.json()["actor"] == "test-admin"
-    ok = app_client.post(f"/v1/members/{m['id']}/redemptions", headers=app_headers,
+    ok = app_client.post(f"/v1/members/{m['id']}/redemptions", headers=crm_key_headers,
                          json={"redemption_id": "RD2", "points": 10, "reason": "gift"})
     assert ok.status_code == 201 and ok.json()["allocations"][0]["points"] == 10
 
 
-def test_coupons_are_listed(app_client, app_headers):
+def test_coupons_are_listed(app_client, app_headers, crm_key_headers):
     m = member(app_client, app_headers)
-    assert app_client.get(f"/v1/members/{m['id']}/coupons", headers=app_headers).json() == []
+    assert app_client.get(f"/v1/members/{m['id']}/coupons", headers=crm_key_headers).json() == []
 
 
 def test_points_verify_command_reports_consistency(committed_engine):

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from api.main import ROUTERS
 from domain.access.models import Scope
 from domain.access.rules import CredentialKind, RouteAccess
+from domain.clock import utcnow
 from domain.staff.models import StaffRole
 from tests.factories import make_api_key, make_member, make_staff, member_auth, staff_auth
 
@@ -99,6 +100,36 @@ def test_routes_where_a_person_must_act_refuse_even_an_admin_key():
     assert {"POST /v1/campaigns/{campaign_id}/approve", "POST /v1/crm/members/{member_id}/notes",
             "POST /v1/crm/members/{member_id}/call-outcomes",
             "POST /v1/crm/call-lists/{call_list_id}/next-lead"} <= person_only
+
+
+def _admitted(kind: CredentialKind, scope: Scope) -> set[str]:
+    return {f"{m} {r.path}" for m, r in GUARDED if _declared(r).admits(kind, scope=scope)}  # type: ignore[union-attr]
+
+
+def test_a_pos_key_may_record_orders_and_refunds_and_nothing_else():
+    assert _admitted(CredentialKind.API_KEY, Scope.POS) == {"POST /v1/orders", "POST /v1/orders/{order_id}/refunds"}
+
+
+def test_an_app_key_neither_reads_nor_changes_a_member_by_id():
+    """An app acts for one member only through that member's session (``/v1/me``, token exchange); by id it may
+    only enrol, record its sales and ask for touches or report interest clues (nothing personal answered)."""
+    by_id = {route for route in _admitted(CredentialKind.API_KEY, Scope.APP) if "{member_id}" in route}
+    assert by_id == {"GET /v1/members/{member_id}/contact-eligibility", "POST /v1/members/{member_id}/contacts",
+                     "POST /v1/members/{member_id}/interests"}
+    assert "GET /v1/members/lookup" not in _admitted(CredentialKind.API_KEY, Scope.APP)
+
+
+def test_a_pos_key_is_refused_a_member_read_over_http(app_client, session):
+    member = make_member(session)
+    pos = {"Authorization": f"Bearer {make_api_key(session, scope='pos')[1]}"}
+    for path in (f"/v1/members/{member.id}", f"/v1/members/lookup?phone={member.phone}",
+                 f"/v1/members/{member.id}/points", f"/v1/crm/members/lookup?phone={member.phone}"):
+        response = app_client.get(path, headers=pos)
+        assert (response.status_code, response.json()["error"]["code"]) == (403, "scope_forbidden"), path
+    order = app_client.post("/v1/orders", headers=pos, json={
+        "order_id": "TILL-1", "member_id": member.id, "amount_fen": 1_000, "channel": "store",
+        "occurred_at": utcnow().isoformat()})
+    assert order.status_code == 201, order.text
 
 
 def test_the_only_public_v1_routes_are_logins_and_refresh():

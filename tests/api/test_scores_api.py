@@ -49,7 +49,7 @@ def test_the_gains_chart_is_a_png_once_a_validation_ran(app_client, session, adm
     assert response.content.startswith(b"\x89PNG")
 
 
-def test_the_lifecycle_and_the_at_risk_list_are_served(app_client, session, app_headers, crm_headers):
+def test_the_lifecycle_and_the_at_risk_list_are_served(app_client, session, crm_headers):
     from datetime import timedelta
 
     from domain.lifecycle import service as lifecycle
@@ -58,7 +58,7 @@ def test_the_lifecycle_and_the_at_risk_list_are_served(app_client, session, app_
     member = make_member(session, now=as_of - timedelta(days=250))
     lifecycle.refresh_lifecycle(session, as_of=as_of, member_range=(member.id, member.id))
     lifecycle.refresh_churn_risk(session, as_of=as_of, member_range=(member.id, member.id))
-    body = app_client.get(f"/v1/members/{member.id}/lifecycle", headers=app_headers).json()
+    body = app_client.get(f"/v1/members/{member.id}/lifecycle", headers=crm_headers).json()
     assert body["stage"] == "decline" and body["churn"]["cohort"] == "6_12m" and body["churn"]["at_risk"]
     listed = app_client.get("/v1/crm/at-risk?cohort=6_12m", headers=crm_headers).json()
     assert member.id in [r["member_id"] for r in listed]

@@ -6,9 +6,9 @@ import logging
 from cli.logs import make_formatter
 
 
-def test_a_request_id_is_returned_and_put_into_the_error_body(app_client, app_headers, json_log):
+def test_a_request_id_is_returned_and_put_into_the_error_body(app_client, crm_key_headers, json_log):
     # The log-line half, through a real uvicorn: tests/operations/test_metrics.py (several workers).
-    response = app_client.get("/v1/members/999999", headers={**app_headers, "X-Request-ID": "till-7-abc"})
+    response = app_client.get("/v1/members/999999", headers={**crm_key_headers, "X-Request-ID": "till-7-abc"})
     assert response.status_code == 404
     assert response.headers["X-Request-ID"] == "till-7-abc"
     assert response.json()["error"]["request_id"] == "till-7-abc"
@@ -26,10 +26,11 @@ def test_validation_errors_carry_the_request_id_too(app_client, app_headers):
     assert response.status_code == 422 and response.json()["error"]["request_id"] == "r-422"
 
 
-def test_a_phone_in_a_query_string_never_reaches_the_log(app_client, app_headers, crm_headers, json_log):
+def test_a_phone_in_a_query_string_never_reaches_the_log(app_client, app_headers, crm_key_headers, crm_headers,
+                                                         json_log):
     app_client.post("/v1/members", headers=app_headers, json={
         "source_channel": "store", "phone": "13800138077", "joined_at": "2025-01-01T00:00:00Z"})
-    app_client.get("/v1/members/lookup", params={"phone": "13800138077"}, headers=app_headers)
+    app_client.get("/v1/members/lookup", params={"phone": "13800138077"}, headers=crm_key_headers)
     app_client.get("/v1/crm/members/lookup", params={"phone": "+8613800138077"}, headers=crm_headers)
     text = "\n".join(json.dumps(line) for line in json_log())
     assert "13800138077" not in text  # the access log's own masking is api.edge's (tests/api/test_edge.py)

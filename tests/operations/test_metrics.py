@@ -73,7 +73,7 @@ def test_each_family_is_exposed_after_real_traffic(live_client, metrics_token, c
     requests_seen = {(s.labels["route"], s.labels["status"]) for s in found["loyalty_http_request_duration_seconds"]
                      if s.name.endswith("_count")}
     assert ("/v1/members", "201") in requests_seen
-    assert ("/v1/members/{member_id}", "404") in requests_seen  # the template, never the raw id
+    assert ("/v1/members/{member_id}", "403") in requests_seen  # the template, never the raw id (app key: 403)
     decisions = {(s.labels["verdict"], s.labels["channel"]) for s in found["loyalty_gate_decisions"]}
     assert ("approved", "sms") in decisions
     assert any(s.labels["job"] == "release-points" and s.labels["status"] == "succeeded"

@@ -18,7 +18,7 @@ from tests.factories import make_api_key, make_member
 
 
 def test_a_revoked_key_is_refused_at_once(app_client, session):
-    _, key = make_api_key(session, scope="app", name="till-3")
+    _, key = make_api_key(session, scope="crm", name="till-3")
     headers = {"Authorization": f"Bearer {key}"}
     assert app_client.get("/v1/members/1", headers=headers).status_code == 404  # accepted: the member is unknown
     revoke_api_key(session, name="till-3", now=datetime.now(UTC))
@@ -31,7 +31,7 @@ def test_a_revoked_key_is_refused_at_once(app_client, session):
 def test_one_order_sent_twenty_times_at_once_to_a_real_server_is_credited_exactly_once(committed_engine):
     with unit_of_work(committed_engine) as session:
         member = make_member(session, now=datetime(2025, 1, 1, tzinfo=UTC))
-        _, key = make_api_key(session, scope="app", name="pos")
+        _, key = make_api_key(session, scope="pos", name="pos")
         session.commit()
     order = {"order_id": "POS-RACE-1", "member_id": member.id, "amount_fen": 88_800, "channel": "store",
              "occurred_at": datetime.now(UTC).isoformat()}  # a real server reads the real clock

@@ -22,7 +22,7 @@ AT = datetime.now(UTC).isoformat()  # a real server reads the real clock: an ord
 
 def _setup(engine, members: int) -> tuple[dict[str, str], list[int]]:
     with Session(engine) as session:
-        _, key = make_api_key(session, scope="app", name="pos")
+        _, key = make_api_key(session, scope="pos", name="pos")
         ids = [make_member(session).id for _ in range(members)]
     return {"Authorization": f"Bearer {key}"}, [i for i in ids if i is not None]
 

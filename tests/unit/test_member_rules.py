@@ -76,6 +76,7 @@ def test_a_route_where_a_person_must_act_refuses_every_key_and_admits_only_its_r
     (CredentialKind.STAFF, None, False, False), (CredentialKind.STAFF, None, True, True),
     (CredentialKind.API_KEY, Scope.CRM, False, False), (CredentialKind.API_KEY, Scope.CRM, True, True),
     (CredentialKind.API_KEY, Scope.ADMIN, False, True), (CredentialKind.MEMBER, None, False, True),
+    (CredentialKind.API_KEY, Scope.POS, False, False),
 ])
 def test_who_sees_full_phone_numbers_and_emails(kind, scope, pii, sees):
     assert sees_contact_details(kind, scope=scope, pii_access=pii) is sees
