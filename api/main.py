@@ -15,6 +15,7 @@ from api.errors import install_error_handlers
 from api.hot import close_hot_database
 from api.hot import router as hot_router
 from api.observability import RequestEdgeMiddleware
+from api.openapi import install_openapi
 from api.routes import (
     admin,
     campaigns,
@@ -74,6 +75,7 @@ def create_app() -> FastAPI:
     install_edge(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app, ROUTERS)  # security scheme, common statuses, replays, tags, examples: for every route at once
     install_console(app)  # adds the console's header middleware: it must stay inside the request id's
     # Outermost: 413/429 answers of the edge get a request id and are counted too, and uvicorn's access line is
     # written inside the request id's context (a middleware outside it would run the app in another task).
