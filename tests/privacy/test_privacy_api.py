@@ -6,7 +6,7 @@ from domain.points.service import verify_points
 from tests.factories import make_member, make_order
 
 
-def test_export_and_erase_over_http(app_client, session, admin_headers, app_headers, crm_key_headers, staff_headers):
+def test_export_and_erase_over_http(app_client, session, admin_headers, crm_key_headers, staff_headers):
     member = make_member(session, phone="+8613911112222", name="Wang Fang")
     make_order(session, member_id=member.id, amount_fen=120_000)
     reason = {"X-Access-Reason": "privacy request #12"}
@@ -31,7 +31,7 @@ def test_export_and_erase_over_http(app_client, session, admin_headers, app_head
     again = app_client.post(f"/v1/admin/members/{member.id}/erasure", json=body, headers=admin_headers)
     assert again.status_code == 200 and again.json()["replayed"] is True
     assert again.json()["erased_at"] == first.json()["erased_at"]
-    gone = app_client.get("/v1/members/lookup", params={"phone": "+8613911112222"}, headers=app_headers)
+    gone = app_client.get("/v1/members/lookup", params={"phone": "+8613911112222"}, headers=crm_key_headers)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "member_not_found"
     assert verify_points(session) == []
 
