@@ -177,11 +177,25 @@ def extract(call_list_id: ListId, session: SessionDep, caller: MarketingCaller, 
     return crm.extract_leads(session, call_list_id=call_list_id, now=now)
 
 
-@router.post("/v1/crm/call-lists/{call_list_id}/next-lead", response_model=LeadOut | None,
-             summary="The calling agent's next lead (own members first, then by priority)")
-def pull_lead(call_list_id: ListId, session: SessionDep, caller: AgentCaller, now: NowDep) -> LeadOut | None:
-    lead = crm.next_lead(session, call_list_id=call_list_id, agent_id=_agent(caller), now=now)
-    return LeadOut.model_validate(lead, from_attributes=True) if lead else None
+class LeadPullOut(BaseModel):
+    lead: LeadOut | None
+    """The lead handed out, or null when none may be called now."""
+    skipped: int
+    """Leads passed over because the contact gate would not let a call through now."""
+    skipped_by_reason: dict[str, int]
+    """The gate's reasons (``quiet_hours``, ``cap:marketing_calls``, ``complaint_cooldown`` …), one count per reason."""
+    next_callable_at: datetime | None
+    """When the earliest skipped lead becomes callable (null: none becomes callable by waiting)."""
+
+
+@router.post("/v1/crm/call-lists/{call_list_id}/next-lead", response_model=LeadPullOut,
+             summary="The calling agent's next lead that may be called now (own members first, then by priority), "
+                     "with the leads the contact gate held back by reason and when the next becomes callable")
+def pull_lead(call_list_id: ListId, session: SessionDep, caller: AgentCaller, now: NowDep) -> LeadPullOut:
+    pulled = crm.pull_next_lead(session, call_list_id=call_list_id, agent_id=_agent(caller), now=now)
+    return LeadPullOut(lead=LeadOut.model_validate(pulled.lead, from_attributes=True) if pulled.lead else None,
+                       skipped=pulled.skipped, skipped_by_reason=pulled.skipped_by_reason,
+                       next_callable_at=pulled.next_callable_at)
 
 
 @router.get("/v1/crm/call-lists/{call_list_id}/report", summary="Dialled, reached, accepted, conversion by band")

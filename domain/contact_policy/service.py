@@ -169,6 +169,19 @@ def evaluate_contact(session: Session, *, member_id: int, channel: str, purpose:
                   policy=policy_from_settings(get_settings()), now=now)
 
 
+def evaluate_contacts(session: Session, *, member_ids: Sequence[int], channel: str, purpose: str,
+                      now: datetime) -> dict[int, Decision]:
+    """The gate's decision for many members at once, writing nothing: the same facts (one statement per kind of
+    fact for the whole set) and the same pure ``decide`` as a touch request. Who ``next-lead`` may hand out
+    now, and how many of a campaign's audience would get through, are this answer, never a rule of their own."""
+    ch, pu = _parse(channel, purpose)
+    members = get_members(session, member_ids=sorted(set(member_ids)))
+    policy = policy_from_settings(get_settings())
+    facts = _load_facts(session, [(m, ch, pu) for m in members], now)
+    return {m.id: decide(facts=f, channel=ch, purpose=pu, policy=policy, now=now)  # type: ignore[misc]
+            for m, f in zip(members, facts, strict=True)}
+
+
 @dataclass(frozen=True)
 class TouchRequest:
     """One touch asked of the gate: who, on which channel, for what, and the caller's idempotency key."""

@@ -409,28 +409,78 @@ def extract_leads(session: Session, *, call_list_id: int, now: datetime) -> dict
     return counts
 
 
-def next_lead(session: Session, *, call_list_id: int, agent_id: str, now: datetime) -> Lead | None:
-    """Give the agent their next lead: their own members first, then by priority. Two agents never get the
-    same lead (SKIP LOCKED); an agent at capacity gets none until they work some."""
+@dataclass(frozen=True)
+class LeadPull:
+    """What ``next-lead`` answers: the lead handed out (or none), and the leads passed over because the gate
+    would not let a call through now, by reason, with the earliest time one of them becomes callable."""
+
+    lead: Lead | None
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    next_callable_at: datetime | None
+
+
+PULL_BATCH = 100
+PULL_MAX_EXAMINED = 2_000
+"""A pull examines the pool in dialling order, a batch at a time, up to this many leads (a list at night is
+mostly in quiet hours: the answer then says so rather than scanning for ever)."""
+
+
+def pull_next_lead(session: Session, *, call_list_id: int, agent_id: str, now: datetime) -> LeadPull:
+    """Give the agent their next lead that may be called now: their own members first, then by priority. The
+    contact gate decides who may be called (quiet hours in the member's zone, caps, cool-down, consent,
+    onboarding — ``gate.evaluate_contacts``, the gate's own decision); leads it holds back stay in the pool and
+    are counted by reason. Two agents never get the same lead (the claim locks it, SKIP LOCKED); an agent at
+    capacity gets none until they work some."""
     call_list = get_call_list(session, call_list_id=call_list_id)
     held = session.scalar(sa.select(sa.func.count()).select_from(Lead).where(
         col(Lead.call_list_id) == call_list_id, col(Lead.agent_id) == agent_id, col(Lead.state) == "assigned"))
     if (held or 0) >= call_list.agent_capacity:
         raise PolicyRefused(f"agent {agent_id} holds {held} unworked leads", code="agent_at_capacity",
                             details={"capacity": call_list.agent_capacity})
-    row = session.execute(sa.text("""
-        SELECT l.id FROM leads l JOIN members m ON m.id = l.member_id
-        WHERE l.call_list_id = :list AND l.state = 'pooled'
-        ORDER BY (m.assigned_rep IS NOT DISTINCT FROM :agent) DESC, l.priority DESC, l.id
-        LIMIT 1 FOR UPDATE OF l SKIP LOCKED"""), {"list": call_list_id, "agent": agent_id}).first()
-    if row is None:
-        return None
-    lead = session.get(Lead, row[0])
-    assert lead is not None
-    lead.state, lead.agent_id, lead.assigned_at = "assigned", agent_id, now
-    session.add(lead)
-    session.flush()
-    return lead
+    skipped: dict[str, int] = {}
+    passed = 0
+    next_at: datetime | None = None
+    examined: list[int] = []
+    while len(examined) < PULL_MAX_EXAMINED:
+        # Read without locking (another agent's claim must not hide a whole batch), then claim one by one.
+        batch = session.execute(sa.text("""
+            SELECT l.id, l.member_id FROM leads l JOIN members m ON m.id = l.member_id
+            WHERE l.call_list_id = :list AND l.state = 'pooled' AND l.id <> ALL(CAST(:seen AS bigint[]))
+            ORDER BY (m.assigned_rep IS NOT DISTINCT FROM :agent) DESC, l.priority DESC, l.id
+            LIMIT :n"""), {"list": call_list_id, "agent": agent_id, "seen": examined, "n": PULL_BATCH}).all()
+        if not batch:
+            break
+        decisions = gate.evaluate_contacts(session, member_ids=[m for _, m in batch],
+                                           channel=ContactChannel.PHONE.value, purpose=call_list.purpose, now=now)
+        for lead_id, member_id in batch:
+            examined.append(lead_id)
+            decision = decisions[member_id]
+            if decision.verdict == "approved" and decision.send_at == now:
+                claimed = session.execute(sa.text(
+                    "SELECT id FROM leads WHERE id = :id AND state = 'pooled' FOR UPDATE SKIP LOCKED"),
+                    {"id": lead_id}).first()
+                if claimed is None:  # another agent took it a moment ago
+                    continue
+                lead = session.get(Lead, lead_id)
+                assert lead is not None
+                session.refresh(lead)
+                lead.state, lead.agent_id, lead.assigned_at = "assigned", agent_id, now
+                session.add(lead)
+                session.flush()
+                return LeadPull(lead, passed, skipped, next_at)
+            passed += 1
+            for reason in decision.reasons:
+                skipped[reason] = skipped.get(reason, 0) + 1
+            when = decision.send_at if decision.verdict == "deferred" else decision.next_allowed_at
+            if when is not None and (next_at is None or when < next_at):
+                next_at = when
+    return LeadPull(None, passed, skipped, next_at)
+
+
+def next_lead(session: Session, *, call_list_id: int, agent_id: str, now: datetime) -> Lead | None:
+    """The lead ``pull_next_lead`` hands out, without the account of the skipped ones."""
+    return pull_next_lead(session, call_list_id=call_list_id, agent_id=agent_id, now=now).lead
 
 
 def record_call_outcome(session: Session, *, member_id: int, agent_id: str, outcome: str, note: str,
