@@ -1,8 +1,8 @@
 """Group customers (集团客户): organisations, their contracts and important dates, the account team, the
 members who belong to them, family links between members, and the treatment those links grant.
 
-Staff are held by id (``*_staff_id``): the staff accounts are issue #15's table; the columns point at it
-without a foreign key until that table is on main.
+Staff are held by id (``*_staff_id``), each a foreign key to the staff accounts (issue #15's table); the
+services refuse an id that names no active account with a 404 before the key would.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Organisation(SQLModel, table=True):
     """Counted against the account manager's cap of key accounts."""
     importance: int = 0
     """0–5: allocation order among accounts of one revenue class."""
-    manager_staff_id: int | None = Field(default=None, index=True)
+    manager_staff_id: int | None = Field(default=None, index=True, foreign_key="staff_accounts.id")
     """The account manager (客户经理), a staff account's id."""
     visits_per_year: int | None = None
     """The visit plan; None: the default for the revenue class."""
@@ -108,7 +108,7 @@ class AccountTeamMember(SQLModel, table=True):
     __tablename__ = "account_team"
 
     organisation_id: int = Field(foreign_key="organisations.id", primary_key=True)
-    staff_id: int = Field(primary_key=True)
+    staff_id: int = Field(primary_key=True, foreign_key="staff_accounts.id")
     role: str = Field(max_length=40, primary_key=True)
     """E.g. ``deputy``, ``service``, ``technical``."""
     added_at: datetime = utc_column()
@@ -183,7 +183,7 @@ class AccountVisit(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisations.id")
-    staff_id: int
+    staff_id: int = Field(foreign_key="staff_accounts.id")
     visited_at: datetime = utc_column()
     summary: str = Field(default="", max_length=4000)
     needs: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]"))
@@ -201,7 +201,7 @@ class AccountComplaint(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisations.id")
-    owner_staff_id: int
+    owner_staff_id: int = Field(foreign_key="staff_accounts.id")
     category: str = Field(max_length=40)
     note: str = Field(default="", max_length=2000)
     opened_at: datetime = utc_column()

@@ -46,6 +46,7 @@ from domain.organisations.rules import (
 )
 from domain.points import service as points
 from domain.settings import get_settings
+from domain.staff import service as staff
 from domain.tiers.rules import ORDER
 
 
@@ -187,6 +188,7 @@ def _refuse_over_cap(session: Session, *, staff_id: int, organisation_id: int) -
 def allocate_manager(session: Session, *, organisation_id: int, staff_id: int, now: datetime) -> Organisation:
     """Make ``staff_id`` the account's manager. A manager holds at most the cap of key accounts; the one
     over it is refused, however many allocations race (they queue on the manager's lock)."""
+    staff.require_staff(session, staff_ids=[staff_id])
     _lock_manager(session, staff_id)
     org = get_organisation(session, organisation_id=organisation_id, for_update=True)
     if org.manager_staff_id == staff_id:
@@ -206,6 +208,7 @@ def set_team_role(session: Session, *, organisation_id: int, staff_id: int, role
                   ) -> AccountTeamMember:
     """Name a staff member in a role of the account team (idempotent)."""
     get_organisation(session, organisation_id=organisation_id)
+    staff.require_staff(session, staff_ids=[staff_id])
     session.execute(sa.text("INSERT INTO account_team (organisation_id, staff_id, role, added_at) "
                             "VALUES (:o, :s, :r, :now) ON CONFLICT DO NOTHING"),
                     {"o": organisation_id, "s": staff_id, "r": role, "now": now})
@@ -545,6 +548,7 @@ def allocate_accounts(session: Session, *, staff_ids: list[int], now: datetime) 
     class and importance; each to a manager already in its team if any, else the least loaded, never over
     the key-account cap (each allocation goes through ``allocate_manager``, so racing callers stay safe)."""
     cap = get_settings().key_accounts_per_manager
+    staff.require_staff(session, staff_ids=staff_ids)
     rows = session.execute(sa.text(
         "SELECT id, revenue_class, key_account, importance FROM organisations WHERE manager_staff_id IS NULL")).all()
     allocated: dict[int, int] = {}
@@ -585,6 +589,7 @@ def record_visit(session: Session, *, organisation_id: int, staff_id: int, visit
                  needs: list[str], follow_ups: list[dict[str, Any]], now: datetime) -> tuple[AccountVisit, bool]:
     """Log a visit with the needs heard and follow-ups promised; the same visit again is a replay."""
     get_organisation(session, organisation_id=organisation_id)
+    staff.require_staff(session, staff_ids=[staff_id])
     advisory_xact_lock(session, "visit", organisation_id, staff_id, visited_at.isoformat())
     existing = session.exec(select(AccountVisit).where(AccountVisit.organisation_id == organisation_id,
                                                        AccountVisit.staff_id == staff_id,
@@ -643,6 +648,8 @@ def open_account_complaint(session: Session, *, organisation_id: int, category: 
     owner = owner_staff_id if owner_staff_id is not None else org.manager_staff_id
     if owner is None:
         raise InvalidInput("the account has no manager: name the complaint's owner", code="owner_required")
+    if owner_staff_id is not None:
+        staff.require_staff(session, staff_ids=[owner_staff_id])
     complaint = AccountComplaint(organisation_id=organisation_id, owner_staff_id=owner, category=category, note=note,
                                  opened_at=now, actor=actor,
                                  respond_by=now + timedelta(hours=get_settings().account_complaint_response_hours))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.access import tokens
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, TooSoon, Unauthorized
@@ -47,6 +47,17 @@ def get_staff(session: Session, *, username: str, for_update: bool = False) -> S
     if account is None:
         raise NotFound(f"no staff account {username!r}", code="staff_not_found")
     return account
+
+
+def require_staff(session: Session, *, staff_ids: list[int]) -> None:
+    """Refuse ids that name no staff account, or a disabled one (work is not given to someone who left)."""
+    wanted = sorted(set(staff_ids))
+    found = set(session.scalars(sa.select(StaffAccount.id).where(  # type: ignore[call-overload]
+        col(StaffAccount.id).in_(wanted), col(StaffAccount.disabled_at).is_(None))))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise NotFound(f"no active staff account {missing[0]}", code="staff_not_found",
+                       details={"staff_ids": missing})
 
 
 def list_staff(session: Session) -> list[StaffAccount]:

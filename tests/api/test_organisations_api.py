@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from api.deps import get_now
+from tests.factories import make_staff
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
@@ -13,15 +14,16 @@ def _member(client, headers, name, phone):
 
 
 def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(app_client, app_headers, crm_headers,
-                                                                                admin_headers):
+                                                                                admin_headers, session):
     app_client.app.dependency_overrides[get_now] = lambda: NOW
+    manager = make_staff(session, role="supervisor").id
     org = app_client.post("/v1/organisations", headers=admin_headers, json={
         "name": "Huaxia Logistics", "revenue_class": "key", "industry": "logistics", "size": 800})
     assert org.status_code == 201, org.text
     org_id = org.json()["id"]
     assert (org.json()["service_tier"], org.json()["key_account"]) == ("A", True)
     assert app_client.put(f"/v1/organisations/{org_id}/manager", headers=admin_headers,
-                          json={"staff_id": 42}).status_code == 200
+                          json={"staff_id": manager}).status_code == 200
     leader = _member(app_client, app_headers, "Chen Jie", "13800138101")
     spouse = _member(app_client, app_headers, "Liu Yan", "13800138102")
     linked = app_client.put(f"/v1/organisations/{org_id}/members/{leader['id']}", headers=crm_headers,
@@ -49,7 +51,7 @@ def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(a
 
     leader_look = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138101"}, headers=crm_headers).json()
     assert [(o["name"], o["role"], o["manager_staff_id"]) for o in leader_look["organisations"]] == [
-        ("Huaxia Logistics", "leader", 42)]
+        ("Huaxia Logistics", "leader", manager)]
     assert leader_look["treatment"]["source"] == "organisation"
 
     tier = app_client.get(f"/v1/members/{spouse['id']}/tier", headers=crm_headers).json()
@@ -84,14 +86,43 @@ def test_bad_group_input_answers_4xx_in_the_one_error_shape(app_client, app_head
                            json={"name": "X", "revenue_class": "key"}).status_code == 403
 
 
-def test_the_eleventh_key_account_for_one_manager_is_refused(app_client, admin_headers):
+def test_the_eleventh_key_account_for_one_manager_is_refused(app_client, admin_headers, session):
+    manager = make_staff(session, role="supervisor").id
     ids = [app_client.post("/v1/organisations", headers=admin_headers,
                            json={"name": f"Key {i}", "revenue_class": "key"}).json()["id"] for i in range(11)]
-    answers = [app_client.put(f"/v1/organisations/{i}/manager", headers=admin_headers, json={"staff_id": 9})
+    answers = [app_client.put(f"/v1/organisations/{i}/manager", headers=admin_headers, json={"staff_id": manager})
                for i in ids]
     assert [a.status_code for a in answers] == [200] * 10 + [422]
     assert answers[-1].json()["error"]["code"] == "manager_at_capacity"
-    assert answers[-1].json()["error"]["details"] == {"staff_id": 9, "held": 10, "cap": 10}
+    assert answers[-1].json()["error"]["details"] == {"staff_id": manager, "held": 10, "cap": 10}
+
+
+def test_the_account_team_names_staff_accounts_and_an_unknown_or_disabled_one_is_a_404(app_client, admin_headers,
+                                                                                       session):
+    from datetime import UTC, datetime
+
+    from sqlmodel import select
+
+    from domain.organisations.models import AccountTeamMember
+
+    org_id = app_client.post("/v1/organisations", headers=admin_headers,
+                             json={"name": "Team Co", "revenue_class": "large"}).json()["id"]
+    deputy = make_staff(session, role="agent")
+    named = app_client.put(f"/v1/organisations/{org_id}/team/{deputy.id}/deputy", headers=admin_headers)
+    assert named.status_code == 200, named.text
+    team = session.exec(select(AccountTeamMember).where(AccountTeamMember.organisation_id == org_id)).all()
+    assert [(t.staff_id, t.role) for t in team] == [(deputy.id, "deputy")]
+    left = make_staff(session, role="agent")
+    left.disabled_at = datetime(2026, 1, 1, tzinfo=UTC)
+    session.add(left)
+    session.commit()
+    for staff_id in (999_999, left.id):
+        for answer in (app_client.put(f"/v1/organisations/{org_id}/team/{staff_id}/deputy", headers=admin_headers),
+                       app_client.put(f"/v1/organisations/{org_id}/manager", headers=admin_headers,
+                                      json={"staff_id": staff_id})):
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["error"]["code"] == "staff_not_found"
+            assert answer.json()["error"]["details"] == {"staff_ids": [staff_id]}
 
 
 def test_supervisors_run_accounts_and_a_logged_in_agent_logs_visits_in_their_own_name(app_client, staff_headers):

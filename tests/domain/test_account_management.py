@@ -11,6 +11,7 @@ from domain.errors import InvalidInput
 from domain.organisations import service as orgs
 from domain.organisations.models import RevenueClass
 from domain.organisations.rules import ManagerLoad, allocation_order, choose_manager
+from tests.factories import make_staff
 
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -35,10 +36,11 @@ def test_allocation_spreads_accounts_and_leaves_what_no_manager_may_take(session
     keys = [orgs.create_organisation(session, name=f"K{i}", revenue_class=RevenueClass.KEY, now=T0,
                                      importance=5 if i == 4 else 0) for i in range(5)]
     small = orgs.create_organisation(session, name="S", revenue_class=RevenueClass.SMALL, now=T0)
-    orgs.set_team_role(session, organisation_id=keys[4].id, staff_id=8, role="service", now=T0)
-    result = orgs.allocate_accounts(session, staff_ids=[7, 8], now=T0)
-    assert result["allocated"][keys[4].id] == 8  # the most important first, to the manager it knows
-    assert sorted(result["allocated"][k.id] for k in keys[:3]) == [7, 7, 8]  # then the least loaded
+    seven, eight = sorted(make_staff(session, role="supervisor").id for _ in range(2))
+    orgs.set_team_role(session, organisation_id=keys[4].id, staff_id=eight, role="service", now=T0)
+    result = orgs.allocate_accounts(session, staff_ids=[seven, eight], now=T0)
+    assert result["allocated"][keys[4].id] == eight  # the most important first, to the manager it knows
+    assert sorted(result["allocated"][k.id] for k in keys[:3]) == [seven, seven, eight]  # then the least loaded
     assert result["unallocated"] == [keys[3].id]  # both managers at the cap
     assert small.id in result["allocated"]
 
@@ -46,19 +48,20 @@ def test_allocation_spreads_accounts_and_leaves_what_no_manager_may_take(session
 def test_the_visit_report_counts_planned_against_done_per_manager(session):
     key = orgs.create_organisation(session, name="Visit K", revenue_class=RevenueClass.KEY, now=T0)  # 24 a year
     medium = orgs.create_organisation(session, name="Visit M", revenue_class=RevenueClass.MEDIUM, now=T0)  # 4
+    manager, other = make_staff(session, role="supervisor").id, make_staff(session, role="agent").id
     for org in (key, medium):
-        orgs.allocate_manager(session, organisation_id=org.id, staff_id=31, now=T0)
-    first, replayed = orgs.record_visit(session, organisation_id=key.id, staff_id=31, visited_at=T0, summary="ok",
+        orgs.allocate_manager(session, organisation_id=org.id, staff_id=manager, now=T0)
+    first, replayed = orgs.record_visit(session, organisation_id=key.id, staff_id=manager, visited_at=T0, summary="ok",
                                         needs=["fleet cards"], now=T0,
                                         follow_ups=[{"action": "send quote", "due_on": "2026-03-09"}])
-    again, replayed_again = orgs.record_visit(session, organisation_id=key.id, staff_id=31, visited_at=T0,
+    again, replayed_again = orgs.record_visit(session, organisation_id=key.id, staff_id=manager, visited_at=T0,
                                               summary="ok", needs=["fleet cards"], follow_ups=[], now=T0)
     assert not replayed and replayed_again and again.id == first.id
-    orgs.record_visit(session, organisation_id=key.id, staff_id=99, visited_at=T0 + DAY, summary="", needs=[],
+    orgs.record_visit(session, organisation_id=key.id, staff_id=other, visited_at=T0 + DAY, summary="", needs=[],
                       follow_ups=[], now=T0)  # not the manager's visit
     start, end = orgs.month_bounds("2026-03")
     report = orgs.visit_report(session, month_start=start, month_end=end)
-    line = next(r for r in report if r["staff_id"] == 31)
+    line = next(r for r in report if r["staff_id"] == manager)
     assert (line["accounts"], line["planned"], line["done"]) == (2, 2.33, 1)
     plan = orgs.visit_plan(session, organisation_id=key.id, now=T0 + 30 * DAY)
     assert plan["visits_per_year"] == 24 and plan["overdue"]
@@ -69,10 +72,11 @@ def test_an_account_complaint_has_an_owner_and_a_deadline(session):
     org = orgs.create_organisation(session, name="Complaining Co", revenue_class=RevenueClass.LARGE, now=T0)
     with pytest.raises(InvalidInput):
         orgs.open_account_complaint(session, organisation_id=org.id, category="billing", note="", actor="t", now=T0)
-    orgs.allocate_manager(session, organisation_id=org.id, staff_id=12, now=T0)
+    owner = make_staff(session, role="supervisor").id
+    orgs.allocate_manager(session, organisation_id=org.id, staff_id=owner, now=T0)
     complaint = orgs.open_account_complaint(session, organisation_id=org.id, category="billing", note="late invoice",
                                             actor="t", now=T0)
-    assert complaint.owner_staff_id == 12 and complaint.respond_by == T0 + timedelta(hours=48)
+    assert complaint.owner_staff_id == owner and complaint.respond_by == T0 + timedelta(hours=48)
     assert orgs.account_complaints(session, organisation_id=org.id, now=T0 + 3 * DAY)[0]["overdue"]
     orgs.respond_account_complaint(session, organisation_id=org.id, complaint_id=complaint.id, response="credited",
                                    now=T0 + DAY)

@@ -15,7 +15,7 @@ from domain.organisations import service as orgs
 from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
 from domain.organisations.rules import FamilyTie, OrgLink, best_grant, effective_tier, shared_grants
 from jobs.runner import run_job
-from tests.factories import make_member
+from tests.factories import make_member, make_staff
 
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -205,14 +205,15 @@ def test_the_shared_treatment_sql_picks_what_the_python_rule_picks(session):
 # --- the manager's cap --------------------------------------------------------------------------------------
 
 def test_a_manager_cannot_be_allocated_an_eleventh_key_account(session):
+    manager = make_staff(session, role="supervisor").id
     accounts = [make_org(session) for _ in range(11)]
     for org in accounts[:10]:
-        orgs.allocate_manager(session, organisation_id=org.id, staff_id=501, now=T0)
+        orgs.allocate_manager(session, organisation_id=org.id, staff_id=manager, now=T0)
     with pytest.raises(PolicyRefused) as refused:
-        orgs.allocate_manager(session, organisation_id=accounts[10].id, staff_id=501, now=T0)
+        orgs.allocate_manager(session, organisation_id=accounts[10].id, staff_id=manager, now=T0)
     assert refused.value.code == "manager_at_capacity"
     small = make_org(session, revenue_class=RevenueClass.SMALL)
-    orgs.allocate_manager(session, organisation_id=small.id, staff_id=501, now=T0)  # not a key account
+    orgs.allocate_manager(session, organisation_id=small.id, staff_id=manager, now=T0)  # not a key account
     with pytest.raises(PolicyRefused):
         orgs.update_organisation(session, organisation_id=small.id, changes={"key_account": True}, now=T0)
 
@@ -221,6 +222,7 @@ def test_racing_allocations_never_give_a_manager_more_than_ten_key_accounts(comm
     with unit_of_work(committed_engine) as session:
         ids = [orgs.create_organisation(session, name=f"Key {i}", revenue_class=RevenueClass.KEY, now=T0).id
                for i in range(14)]
+        manager = make_staff(session, role="supervisor").id
         session.commit()
     outcomes: list[str] = []
     barrier = threading.Barrier(len(ids))
@@ -229,7 +231,7 @@ def test_racing_allocations_never_give_a_manager_more_than_ten_key_accounts(comm
         barrier.wait()
         with unit_of_work(committed_engine) as session:
             try:
-                orgs.allocate_manager(session, organisation_id=org_id, staff_id=777, now=T0)
+                orgs.allocate_manager(session, organisation_id=org_id, staff_id=manager, now=T0)
                 session.commit()
                 outcomes.append("ok")
             except PolicyRefused:
@@ -242,7 +244,8 @@ def test_racing_allocations_never_give_a_manager_more_than_ten_key_accounts(comm
         t.join()
     assert sorted(outcomes).count("ok") == 10 and outcomes.count("refused") == 4
     with unit_of_work(committed_engine) as session:
-        assert session.scalar(sa.text("SELECT count(*) FROM organisations WHERE manager_staff_id = 777")) == 10
+        assert session.scalar(sa.text("SELECT count(*) FROM organisations WHERE manager_staff_id = :m"),
+                              {"m": manager}) == 10
 
 
 def test_the_tier_evaluation_job_takes_away_what_a_removed_link_granted(committed_engine):
