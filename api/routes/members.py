@@ -18,8 +18,9 @@ from api.deps import (
     log_personal_read,
 )
 from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, MemberId, Page, from_row
-from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate, OrderOut
+from api.schemas.members import MemberClose, MemberCreate, MemberOut, MemberSummary, MemberUpdate
 from api.schemas.organisations import TreatmentOut
+from api.schemas.points import OrderOut
 from domain.lifecycle.rules import LifecycleStage
 from domain.members import service
 from domain.members.models import Member, MemberStatus

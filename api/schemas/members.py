@@ -94,15 +94,3 @@ class MemberSummary(BaseModel):
     tags: list[str]
     joined_at: datetime
     last_purchase_at: datetime | None
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    member_id: int
-    amount_fen: int
-    refunded_fen: int
-    channel: str
-    occurred_at: datetime
-    tier_at_order: str
-    points_earned: int
-    points_reversed: int

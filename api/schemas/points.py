@@ -23,6 +23,8 @@ class OrderIn(StrictModel):
 
 
 class OrderOut(BaseModel):
+    """An order as recorded: the answer to recording one and the items of a member's order list (one model)."""
+
     order_id: str
     member_id: int
     amount_fen: int
@@ -33,7 +35,7 @@ class OrderOut(BaseModel):
     points_earned: int
     points_reversed: int
     replayed: bool = False
-    """True when this order_id had already been recorded: nothing changed."""
+    """Recording's answer: true when this order_id had already been recorded (nothing changed); false in lists."""
 
 
 class RefundIn(StrictModel):
