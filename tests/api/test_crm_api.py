@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from api.deps import get_now
+from api.schemas.crm import CrmPicture
 from domain.access.models import AccessLogEntry, ApiKey
 from tests.factories import make_api_key
 
@@ -28,6 +29,7 @@ def test_the_lookup_shows_the_whole_picture_masked_for_agents_and_logs_the_read(
     look = app_client.get("/v1/crm/members/lookup", params={"phone": "138 0013 8000"},
                           headers={**crm_headers, "X-Access-Reason": "inbound call"})
     assert look.status_code == 200, look.text
+    CrmPicture.model_validate(look.json())  # its OpenAPI schema (api/schemas/crm.py), with notes, orders, complaints
     picture = look.json()
     assert picture["member"]["phone"] == "+86138****8000" and picture["member"]["phone_masked"]
     assert picture["member"]["assigned_rep"] == "agent-7"

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from api.hot import KeyCache, PooledDb
 from api.main import create_app
+from api.schemas.crm import CrmPicture
 from domain.access.rules import prefix_of
 from domain.access.service import revoke_api_key
 from domain.clock import utcnow
@@ -130,6 +131,7 @@ def test_the_lookup_on_the_pool_logs_the_read_and_masks_for_an_agent(committed_e
                            headers={**headers, "X-Access-Reason": "inbound call"})
     assert found.status_code == 200, found.text
     assert found.json()["member"]["id"] == member.id
+    CrmPicture.model_validate(found.json())  # the OpenAPI schema describes the answer (not validated per call)
     assert found.json()["member"]["phone_masked"] is True and "13800138123" not in found.text
     with committed_engine.connect() as conn:
         logged = conn.exec_driver_sql("SELECT agent_id, action, reason FROM access_log WHERE member_id = %(m)s",

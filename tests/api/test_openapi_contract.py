@@ -18,7 +18,7 @@ OPERATIONS = [(method, path, op) for path, ops in SPEC["paths"].items() for meth
 IDS = [f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
 
 UNTYPED = {
-    ("get", "/v1/crm/members/lookup"), ("post", "/v1/members/{member_id}/interests"), ("post", "/v1/crm/call-lists"),
+    ("post", "/v1/members/{member_id}/interests"), ("post", "/v1/crm/call-lists"),
     ("post", "/v1/crm/call-lists/{call_list_id}/extract"), ("get", "/v1/crm/call-lists/{call_list_id}/report"),
     ("post", "/v1/crm/members/{member_id}/call-outcomes"), ("post", "/v1/journeys"),
     ("put", "/v1/journeys/{journey_id}"),
