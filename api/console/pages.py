@@ -27,7 +27,7 @@ from api.console.auth import (
 from api.console.charts import stacked_bars, uplift_chart
 from api.deps import Caller, NowDep, SessionDep, log_personal_read
 from api.routes.exports import csv_response, log_export
-from api.routes.members import MemberSearchDep, member_summary
+from api.routes.members import MemberSearchDep, member_summaries
 from domain.access.rules import CredentialKind
 from domain.access.service import list_access_log
 from domain.campaigns import service as campaigns
@@ -242,7 +242,7 @@ def agent_member_search(request: Request, session: SessionDep, caller: AgentPage
     # The API's own search (typed filters, the same service); an empty form lists nobody rather than everyone.
     found = members.search_members(session, search=search, cursor=cursor, limit=25) if any(
         asdict(search).values()) else None
-    shown = [member_summary(m, unmasked=caller.sees_contact_details) for m in (found.items if found else [])]
+    shown = member_summaries(session, list(found.items) if found else [], unmasked=caller.sees_contact_details)
     for m in shown:
         log_personal_read(session, caller, member_id=m.id, action="member.search", reason="console search", now=now)
     return render(request, "members.html", caller, title="Member search", section="members", found=shown,

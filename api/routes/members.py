@@ -51,9 +51,11 @@ def create_member(body: MemberCreate, session: SessionDep, caller: EnrolmentCall
     return member_out(session, member, caller)
 
 
-def member_summary(member: Member, *, unmasked: bool) -> MemberSummary:
-    phone, _ = visible_contact_details(phone=member.phone, email=None, unmasked=unmasked)
-    return from_row(MemberSummary, member, phone=phone, phone_masked=not unmasked)
+def member_summaries(session: Session, found: list[Member], *, unmasked: bool) -> list[MemberSummary]:
+    """List rows, masked by right, each with the tier the member is served at (one read for the whole list)."""
+    served = organisations.served_tiers(session, member_ids=[m.id for m in found if m.id is not None])
+    return [from_row(MemberSummary, m, phone=visible_contact_details(phone=m.phone, email=None, unmasked=unmasked)[0],
+                     phone_masked=not unmasked, served_tier=served.get(m.id or 0, m.tier)) for m in found]
 
 
 def member_search(phone: Annotated[str | None, Query(max_length=32, description="Exact, any spelling")] = None,
@@ -82,7 +84,8 @@ def search_members(session: SessionDep, caller: CrmCaller, now: NowDep, search: 
     for member in page.items:
         assert member.id is not None
         log_personal_read(session, caller, member_id=member.id, action="member.search", reason=reason, now=now)
-    return Page[MemberSummary].of(page, lambda m: member_summary(m, unmasked=caller.sees_contact_details))
+    return Page[MemberSummary](items=member_summaries(session, list(page.items), unmasked=caller.sees_contact_details),
+                               next_cursor=page.next_cursor)
 
 
 @router.get("/{member_id}/orders", response_model=Page[OrderOut], summary="A member's orders, latest first")

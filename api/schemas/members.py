@@ -89,6 +89,10 @@ class MemberSummary(BaseModel):
     phone: str | None
     phone_masked: bool
     tier: str
+    """The member's own tier (their spend)."""
+    served_tier: str
+    """The tier they are served at: their own, or a better one through an organisation or family link
+    (``GET /v1/members/{id}/treatment`` says where it comes from)."""
     status: MemberStatus
     city: str | None
     tags: list[str]

@@ -31,6 +31,7 @@ from domain.organisations.models import (
     SharedTreatment,
 )
 from domain.organisations.rules import (
+    EFFECTIVE_TIER_SQL,
     Grant,
     ManagerLoad,
     SharingPolicy,
@@ -417,6 +418,18 @@ def treatment_of(session: Session, *, member_id: int, own_tier: str) -> Treatmen
         if treatment.grant.via_member_id is not None:
             via_name = members.get_member(session, member_id=treatment.grant.via_member_id).name
     return TreatmentView(treatment, org_name, via_name)
+
+
+def served_tiers(session: Session, *, member_ids: list[int]) -> dict[int, str]:
+    """The tier each member is served at — their own, or a better one an organisation or family link grants
+    (``rules.EFFECTIVE_TIER_SQL``) — for a list of members, in one statement."""
+    if not member_ids:
+        return {}
+    rows = session.execute(sa.text(
+        f"SELECT m.id, {EFFECTIVE_TIER_SQL.format(shared='t', member='m')} FROM members m "
+        "LEFT JOIN member_shared_treatment t ON t.member_id = m.id WHERE m.id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": sorted(set(member_ids))}).all()
+    return {int(member_id): str(tier) for member_id, tier in rows}
 
 
 def treatment_from_row(*, own_tier: str, row: dict[str, Any] | None) -> TreatmentView:

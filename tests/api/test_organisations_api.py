@@ -48,6 +48,8 @@ def test_the_crm_lookup_of_a_leaders_spouse_explains_where_the_tier_comes_from(a
     assert [(f["member_id"], f["name"], f["relation"]) for f in picture["family"]] == [
         (leader["id"], "Chen Jie", "spouse")]
     assert picture["organisations"] == []
+    listed = app_client.get("/v1/members", params={"name_prefix": "Liu Yan"}, headers=crm_headers).json()["items"]
+    assert [(m["tier"], m["served_tier"]) for m in listed] == [("D", "A")]  # lists show the tier served at
 
     leader_look = app_client.get("/v1/crm/members/lookup", params={"phone": "13800138101"}, headers=crm_headers).json()
     assert [(o["name"], o["role"], o["manager_staff_id"]) for o in leader_look["organisations"]] == [
