@@ -348,13 +348,14 @@ def marketer_create(session: SessionDep, caller: MarketerPage, now: NowDep,
 
 
 def _gate_preview(preview: dict[str, Any]) -> dict[str, Any] | None:
-    """What the gate would let through now, if the preview says (its shape is the campaign service's)."""
-    gate = preview.get("gate") or preview.get("gate_preview")
+    """What the gate would let through now (``campaigns.gate_preview``): allowed now, deferred, and the reasons
+    it holds members back, most frequent first."""
+    gate = preview.get("gate_now")
     if not isinstance(gate, dict):
         return None
-    refused = gate.get("refused_by_reason") or gate.get("by_reason") or {}
-    allowed = gate.get("allowed", gate.get("would_send", gate.get("approved")))
-    return {"allowed": allowed, "refused": sorted(refused.items(), key=lambda kv: -kv[1])}
+    refused = gate.get("by_reason") or {}
+    return {"allowed": gate.get("approved"), "deferred": gate.get("deferred"), "rejected": gate.get("rejected"),
+            "basis": gate.get("basis"), "refused": sorted(refused.items(), key=lambda kv: -kv[1])}
 
 
 def _campaign_context(session: SessionDep, campaign_id: int, now: datetime) -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""Campaigns for marketing: create, preview, approve, launch, report."""
+"""Campaigns for marketing: create, list, read, edit and delete drafts, preview, approve, launch, report."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ApproverCaller, MarketingCaller, NowDep, SessionDep
@@ -43,6 +43,39 @@ class CampaignOut(BaseModel):
     launched_at: datetime | None
 
 
+class CampaignEdit(StrictModel):
+    """Only the fields sent change; ``purpose`` null (or left out with a new template) means the template's."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    channel: str | None = Field(default=None, pattern="^(preferred|sms|wechat|email|app|phone)$")
+    purpose: str | None = Field(default=None, pattern="^(marketing|care|service)$")
+    template: str | None = Field(default=None, min_length=1, max_length=64)
+    audience: dict[str, Any] | None = None
+    control_share: float | None = Field(default=None, ge=0, le=0.5)
+
+
+class GatePreviewOut(BaseModel):
+    basis: str
+    """``audience``: every member was asked about; ``sample``: a random sample, counts scaled to the audience."""
+    evaluated: int
+    approved: int
+    """Would go out now."""
+    deferred: int
+    """Would go out later (quiet hours, a cap's next slot)."""
+    rejected: int
+    by_reason: dict[str, int]
+    """Deferrals and rejections by the gate's reason (a member may have several), ``no_reachable_channel`` included."""
+    approved_by_channel: dict[str, int]
+
+
+class PreviewOut(BaseModel):
+    campaign_id: int
+    audience_size: int
+    expected_control: int
+    sample: list[dict[str, Any]]
+    gate_now: GatePreviewOut
+
+
 @router.get("", response_model=Page[CampaignOut], summary="Campaigns, newest first")
 def list_campaigns(session: SessionDep, caller: MarketingCaller,
                    status: Annotated[str | None, Query(pattern="^(draft|approved|launched)$")] = None,
@@ -62,9 +95,25 @@ def create(body: CampaignIn, session: SessionDep, caller: MarketingCaller, now: 
     return {"id": campaign.id, "status": campaign.status, "audience": campaign.audience}
 
 
-@router.get("/{campaign_id}/preview", summary="Audience size and a sample, before launch")
-def preview(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
-    return campaigns.preview(session, campaign_id=campaign_id, now=now)
+@router.patch("/{campaign_id}", response_model=CampaignOut,
+              summary="Edit a draft (checked as at creation); 409 campaign_not_draft once approved or launched")
+def edit(campaign_id: CampaignId, body: CampaignEdit, session: SessionDep, caller: MarketingCaller,
+         now: NowDep) -> CampaignOut:
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "purpose"}
+    return from_row(CampaignOut, campaigns.edit_draft(session, campaign_id=campaign_id, changes=changes, now=now))
+
+
+@router.delete("/{campaign_id}", status_code=204, response_class=Response,
+               summary="Delete a draft; 409 campaign_not_draft once approved or launched")
+def delete(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller) -> Response:
+    campaigns.delete_draft(session, campaign_id=campaign_id)
+    return Response(status_code=204)
+
+
+@router.get("/{campaign_id}/preview", response_model=PreviewOut,
+            summary="Audience size, a sample, and how many the contact gate would let through now, by reason")
+def preview(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> PreviewOut:
+    return PreviewOut(**campaigns.preview(session, campaign_id=campaign_id, now=now))
 
 
 @router.post("/{campaign_id}/approve",

@@ -84,22 +84,62 @@ CAMPAIGN_VARIABLES = frozenset({"name", "tier"})
 """What a campaign's text may say: the variables a send fills for every member."""
 
 
-def create_campaign(session: Session, *, name: str, channel: str, template: str, audience: dict[str, Any],
-                    control_share: float, actor: str, now: datetime, purpose: str | None = None) -> Campaign:
-    """A draft naming a catalogue template: its text is fixed now (what the approver reads is what goes out)
-    and its purpose is the template's; an unknown template or a variable a send cannot fill is a 422."""
+def _checked_text(session: Session, *, channel: str, template: str, audience: dict[str, Any], now: datetime,
+                  purpose: str | None) -> tuple[str, str]:
+    """(purpose, body) of a draft naming ``template``, after refusing unknown audience filters, an unknown
+    template, a variable a send cannot fill, or a purpose other than the template's (all 422)."""
     audience_sql(audience, now)  # refuse unknown filters now, not at launch
     found = templates.resolve(session, key=template, channel=None if channel == "preferred" else channel, now=now)
     unknown = sorted(set(found.variables) - CAMPAIGN_VARIABLES)
     if unknown:
         raise InvalidInput(f"template {template!r} uses variable {{{unknown[0]}}}, which a campaign cannot fill",
                            code="invalid_variables", details={"template": template, "variable": unknown[0]})
-    purpose = templates.check_touch(found, purpose=purpose, variables={v: "" for v in found.variables})
-    campaign = Campaign(name=name, channel=channel, purpose=purpose, template=template, body=found.body,
+    return templates.check_touch(found, purpose=purpose, variables={v: "" for v in found.variables}), found.body
+
+
+def create_campaign(session: Session, *, name: str, channel: str, template: str, audience: dict[str, Any],
+                    control_share: float, actor: str, now: datetime, purpose: str | None = None) -> Campaign:
+    """A draft naming a catalogue template: its text is fixed now (what the approver reads is what goes out)
+    and its purpose is the template's; an unknown template or a variable a send cannot fill is a 422."""
+    purpose, body = _checked_text(session, channel=channel, template=template, audience=audience, now=now,
+                                  purpose=purpose)
+    campaign = Campaign(name=name, channel=channel, purpose=purpose, template=template, body=body,
                         audience=audience, control_share=control_share, created_by=actor, created_at=now)
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def _draft(session: Session, *, campaign_id: int) -> Campaign:
+    """The campaign, locked against a concurrent approval, if it is still a draft (else 409)."""
+    campaign = get_campaign(session, campaign_id=campaign_id, for_update=True)
+    if campaign.status != "draft":
+        raise Conflict(f"campaign {campaign_id} is {campaign.status}: only a draft can change",
+                       code="campaign_not_draft", details={"status": campaign.status})
+    return campaign
+
+
+def edit_draft(session: Session, *, campaign_id: int, changes: dict[str, Any], now: datetime) -> Campaign:
+    """Change a draft's name, channel, template, purpose, audience or control share, checked as at creation (the
+    template's text is fixed again). Once approved or launched a campaign is what the approver read: 409."""
+    campaign = _draft(session, campaign_id=campaign_id)
+    merged = {"channel": campaign.channel, "template": campaign.template, "audience": campaign.audience,
+              "purpose": campaign.purpose if "template" not in changes else None, **changes}
+    purpose, body = _checked_text(session, channel=merged["channel"], template=merged["template"],
+                                  audience=merged["audience"], now=now, purpose=merged["purpose"])
+    for name in ("name", "channel", "template", "audience", "control_share"):
+        if name in changes:
+            setattr(campaign, name, changes[name])
+    campaign.purpose, campaign.body = purpose, body
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def delete_draft(session: Session, *, campaign_id: int) -> None:
+    """Delete a draft (nothing was sent, nobody was picked); an approved or launched campaign stays: 409."""
+    session.delete(_draft(session, campaign_id=campaign_id))
+    session.flush()
 
 
 def get_campaign(session: Session, *, campaign_id: int, for_update: bool = False) -> Campaign:
@@ -111,7 +151,8 @@ def get_campaign(session: Session, *, campaign_id: int, for_update: bool = False
 
 
 def preview(session: Session, *, campaign_id: int, now: datetime, sample: int = 20) -> dict[str, Any]:
-    """The audience's size and a sample, before anything is sent."""
+    """The audience's size and a sample, before anything is sent, and what the contact gate would do with it
+    now (``gate_now``)."""
     campaign = get_campaign(session, campaign_id=campaign_id)
     sql, params = audience_sql(campaign.audience, now)
     size = session.scalar(sa.text(f"SELECT count(*) FROM ({sql}) a"), params)
@@ -119,7 +160,55 @@ def preview(session: Session, *, campaign_id: int, now: datetime, sample: int = 
                                    f"WHERE m.id IN ({sql}) ORDER BY random() LIMIT :n"), {**params, "n": sample})
     return {"campaign_id": campaign_id, "audience_size": int(size or 0),
             "expected_control": round(int(size or 0) * campaign.control_share),
-            "sample": [dict(r._mapping) for r in rows]}
+            "sample": [dict(r._mapping) for r in rows],
+            "gate_now": gate_preview(session, campaign=campaign, audience=(sql, params), size=int(size or 0), now=now)}
+
+
+PREVIEW_GATE_LIMIT = 20_000
+"""Up to this many members the preview asks the gate about every one; a larger audience is judged on a random
+sample of this size and the counts are scaled to the audience (``basis: sample``)."""
+
+
+def gate_preview(session: Session, *, campaign: Campaign, audience: tuple[str, dict[str, Any]], size: int,
+                 now: datetime) -> dict[str, Any]:
+    """How many of the audience the gate would let through now, deferred or rejected, by reason: the channel
+    each member would get (the one channel rule, ``gate.choose_channels``) and the gate's own decision
+    (``gate.evaluate_contacts``). Nothing is written; the control group is not taken out (it is drawn at
+    launch)."""
+    sql, params = audience
+    basis = "audience" if size <= PREVIEW_GATE_LIMIT else "sample"
+    order = "" if basis == "audience" else " ORDER BY random()"
+    ids = [int(i) for i in session.scalars(sa.text(f"SELECT a.id FROM ({sql}) a{order} LIMIT :n"),
+                                           {**params, "n": PREVIEW_GATE_LIMIT})]
+    if campaign.channel == "preferred":
+        chosen = gate.choose_channels(session, member_ids=ids)
+    else:
+        chosen = dict.fromkeys(ids, campaign.channel)
+    verdicts = {"approved": 0, "deferred": 0, "rejected": 0}
+    by_reason: dict[str, int] = {}
+    by_channel: dict[str, int] = {}
+    unreachable = [i for i in ids if chosen.get(i) is None]
+    if unreachable:
+        verdicts["rejected"] += len(unreachable)
+        by_reason["no_reachable_channel"] = len(unreachable)
+    for channel in sorted({c for c in chosen.values() if c is not None}):
+        group = [i for i in ids if chosen.get(i) == channel]
+        for batch in range(0, len(group), 5_000):
+            decisions = gate.evaluate_contacts(session, member_ids=group[batch:batch + 5_000], channel=channel,
+                                               purpose=campaign.purpose, now=now)
+            for decision in decisions.values():
+                # "approved" means it would go out now; a deferral goes later (quiet hours, a cap's next slot).
+                verdicts[str(decision.verdict)] += 1
+                if decision.verdict == "approved":
+                    by_channel[channel] = by_channel.get(channel, 0) + 1
+                else:
+                    for reason in decision.reasons:
+                        by_reason[reason] = by_reason.get(reason, 0) + 1
+    scale = size / len(ids) if ids and basis == "sample" else 1.0
+    return {"basis": basis, "evaluated": len(ids),
+            **{k: round(v * scale) for k, v in verdicts.items()},
+            "by_reason": {k: round(v * scale) for k, v in sorted(by_reason.items())},
+            "approved_by_channel": {k: round(v * scale) for k, v in sorted(by_channel.items())}}
 
 
 def approve(session: Session, *, campaign_id: int, actor: str, now: datetime) -> Campaign:

@@ -24,7 +24,6 @@ UNTYPED = {
     ("put", "/v1/journeys/{journey_id}"),
     ("put", "/v1/journeys/{journey_id}/status"), ("post", "/v1/journeys/{journey_id}/backfill"),
     ("get", "/v1/journeys/{journey_id}/report"), ("post", "/v1/campaigns"),
-    ("get", "/v1/campaigns/{campaign_id}/preview"),
     ("post", "/v1/campaigns/{campaign_id}/approve"), ("post", "/v1/campaigns/{campaign_id}/launch"),
     ("get", "/v1/campaigns/{campaign_id}/report"), ("post", "/wechat/oauth/bind"),
     ("get", "/v1/organisations/{organisation_id}"), ("put", "/v1/organisations/{organisation_id}/dates/{kind}"),

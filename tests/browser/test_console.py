@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session, select
 
 from domain.access.service import record_access
+from domain.campaigns import service as campaigns
 from domain.campaigns.models import Campaign
 from domain.contact_policy import service as gate
 from domain.crm import service as crm
@@ -166,6 +167,13 @@ def test_a_marketer_creates_previews_approves_with_a_second_login_launches_and_s
         for i in range(60):
             make_member(session, now=CLOCK - timedelta(days=200 + i), name=f"Member {i}", city=cities[i % 5],
                         consents=CONSENTS)
+        # Every consent profile, and one who complained: the preview says what the gate would do with each.
+        for i, consents in enumerate([{ContactChannel.EMAIL: True}, {ContactChannel.APP: True},
+                                      {ContactChannel.WECHAT: True}, {}]):
+            make_member(session, now=CLOCK - timedelta(days=300), name=f"Profile {i}", consents=consents)
+        unhappy = make_member(session, now=CLOCK - timedelta(days=300), name="Unhappy", consents=CONSENTS)
+        gate.record_complaint(session, member_id=unhappy.id, category="service", note="", actor="t",
+                              now=CLOCK - timedelta(days=3))
         session.commit()
     staff(committed_engine, "sun.marketer", "marketer")
     staff(committed_engine, "he.approver", "marketer")
@@ -178,6 +186,13 @@ def test_a_marketer_creates_previews_approves_with_a_second_login_launches_and_s
     page.click("text=Create draft")
     expect(page.get_by_test_id("status")).to_have_text("draft")
     expect(page.get_by_test_id("audience-size")).not_to_have_text("0")
+    with Session(committed_engine) as session:
+        drafted = session.exec(select(Campaign)).one()
+        gate_now = campaigns.preview(session, campaign_id=drafted.id, now=CLOCK)["gate_now"]
+    assert gate_now["approved"] > 0 and gate_now["by_reason"]["complaint_cooldown"] >= 1  # ours and the seed's
+    expect(page.get_by_test_id("gate-allows")).to_have_text(str(gate_now["approved"]))
+    expect(page.get_by_test_id("gate-rejects")).to_have_text(str(gate_now["rejected"]))
+    expect(page.locator("td", has_text="a complaint in the last 90 days")).to_be_visible()
     screenshot(page, "marketer-campaign-preview")
 
     page.fill("#approver", "sun.marketer")       # the author cannot approve their own campaign
