@@ -72,7 +72,7 @@ def tier_evaluation(ctx: JobContext) -> dict[str, Any]:
             session.commit()
         totals = {k: totals[k] + counts[k] for k in totals}
     ctx.log.info("tiers: %(upgrades)d upgraded, %(downgrades)d downgraded, %(in_grace)d in grace", totals)
-    shared = {"shared_held": 0, "shared_removed": 0}
+    shared = {"shared_held": 0, "shared_removed": 0, "shared_served_tier_changed": 0}
     for member_range in _chunks(ctx, organisations.member_id_bounds):
         with ctx.unit_of_work() as session:
             counts = organisations.evaluate_shared_treatment(session, as_of=ctx.as_of, member_range=member_range,

@@ -352,40 +352,76 @@ def family_of(session: Session, *, member_id: int) -> list[FamilyLink]:
 
 # --- shared treatment ---------------------------------------------------------------------------------------
 
-UPSERT_SQL = """
-INSERT INTO member_shared_treatment (member_id, tier, organisation_id, role, via_member_id, relation, evaluated_at)
-SELECT member_id, tier, organisation_id, role, via_member_id, relation, :now FROM ({best}) best
-ON CONFLICT (member_id) DO UPDATE SET tier = EXCLUDED.tier, organisation_id = EXCLUDED.organisation_id,
-    role = EXCLUDED.role, via_member_id = EXCLUDED.via_member_id, relation = EXCLUDED.relation,
-    evaluated_at = EXCLUDED.evaluated_at
-{only_better}
-"""
+# One statement changes the stored treatment of a set of members and records a ``treatment.changed`` event for
+# each member whose served tier (own, or better through a link) it changes — a link added lifting it, a removed
+# link's grant taken away at the evaluation. ``old`` is the statement's snapshot, so it reads the rows as they
+# were before the DELETE and the upsert beside it.
+CHANGE_SQL = """
+WITH old AS (
+    SELECT member_id, tier FROM member_shared_treatment WHERE {members_where}
+), removed AS (
+    {remove}
+), upserted AS (
+    INSERT INTO member_shared_treatment (member_id, tier, organisation_id, role, via_member_id, relation,
+                                         evaluated_at)
+    SELECT member_id, tier, organisation_id, role, via_member_id, relation, :now FROM ({best}) best
+    ON CONFLICT (member_id) DO UPDATE SET tier = EXCLUDED.tier, organisation_id = EXCLUDED.organisation_id,
+        role = EXCLUDED.role, via_member_id = EXCLUDED.via_member_id, relation = EXCLUDED.relation,
+        evaluated_at = EXCLUDED.evaluated_at
+    {only_better}
+    RETURNING member_id, tier, organisation_id, role, via_member_id, relation
+), served AS (
+    SELECT m.id AS member_id, {before} AS before, {after} AS after, u.organisation_id, u.role, u.via_member_id,
+           u.relation
+    FROM members m
+    LEFT JOIN old o ON o.member_id = m.id
+    LEFT JOIN upserted u ON u.member_id = m.id
+    CROSS JOIN LATERAL (SELECT CASE WHEN u.member_id IS NOT NULL THEN u.tier
+                                    WHEN m.id IN (SELECT member_id FROM removed) THEN NULL
+                                    ELSE o.tier END AS tier) a
+    WHERE m.id IN (SELECT member_id FROM old UNION SELECT member_id FROM upserted)
+), events AS (
+    INSERT INTO domain_events (kind, member_id, payload, occurred_at)
+    SELECT 'treatment.changed', member_id,
+           jsonb_build_object('from', before, 'to', after, 'organisation_id', organisation_id, 'role', role,
+                              'via_member_id', via_member_id, 'relation', relation), :now
+    FROM served WHERE before IS DISTINCT FROM after
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM removed) AS removed, (SELECT count(*) FROM upserted) AS held,
+       (SELECT count(*) FROM events) AS changed
+""".replace("{before}", EFFECTIVE_TIER_SQL.format(shared="o", member="m")).replace(
+    "{after}", EFFECTIVE_TIER_SQL.format(shared="a", member="m"))
 ONLY_BETTER = ("WHERE array_position(ARRAY['D','C','B','A'], EXCLUDED.tier) "
                "> array_position(ARRAY['D','C','B','A'], member_shared_treatment.tier)")
+NOTHING_REMOVED = "SELECT CAST(NULL AS integer) AS member_id WHERE FALSE"
 
 
 def _grant_at_once(session: Session, *, member_ids: list[int], now: datetime) -> None:
     """A new link's treatment applies at once (like an upgrade on spend); nothing is taken away here."""
     if not member_ids:
         return
-    best = shared_treatment_sql(members_where="member_id = ANY(CAST(:ids AS bigint[]))")
-    session.execute(sa.text(UPSERT_SQL.format(best=best, only_better=ONLY_BETTER)),
+    where = "member_id = ANY(CAST(:ids AS bigint[]))"
+    best = shared_treatment_sql(members_where=where)
+    session.execute(sa.text(CHANGE_SQL.format(members_where=where, remove=NOTHING_REMOVED, best=best,
+                                              only_better=ONLY_BETTER)),
                     {**sharing_params(sharing_policy(), now), "ids": sorted(set(member_ids)), "now": now})
 
 
 def evaluate_shared_treatment(session: Session, *, as_of: datetime, member_range: tuple[int, int], now: datetime
                               ) -> dict[str, int]:
     """The scheduled evaluation for members in the id range: each holds the best treatment the links current
-    at ``as_of`` grant, and loses what a removed link granted. Re-running at the same ``as_of`` changes
-    nothing."""
+    at ``as_of`` grant, and loses what a removed link granted; each change of a served tier is an event.
+    Re-running at the same ``as_of`` changes nothing."""
     params = {**sharing_params(sharing_policy(), as_of), "lo": member_range[0], "hi": member_range[1], "now": now}
-    best = shared_treatment_sql(members_where="member_id BETWEEN :lo AND :hi")
-    removed = session.execute(sa.text(f"""
-        DELETE FROM member_shared_treatment t WHERE t.member_id BETWEEN :lo AND :hi
-          AND NOT EXISTS (SELECT 1 FROM ({best}) b WHERE b.member_id = t.member_id)"""), params)
-    granted = session.execute(sa.text(UPSERT_SQL.format(best=best, only_better="")), params)
-    return {"shared_removed": int(getattr(removed, "rowcount", 0) or 0),
-            "shared_held": int(getattr(granted, "rowcount", 0) or 0)}
+    where = "member_id BETWEEN :lo AND :hi"
+    best = shared_treatment_sql(members_where=where)
+    remove = (f"DELETE FROM member_shared_treatment t WHERE t.member_id BETWEEN :lo AND :hi "
+              f"AND NOT EXISTS (SELECT 1 FROM ({best}) b WHERE b.member_id = t.member_id) RETURNING t.member_id")
+    row = session.execute(sa.text(CHANGE_SQL.format(members_where=where, remove=remove, best=best, only_better="")),
+                          params).one()
+    return {"shared_removed": int(row.removed), "shared_held": int(row.held),
+            "shared_served_tier_changed": int(row.changed)}
 
 
 @dataclass(frozen=True)

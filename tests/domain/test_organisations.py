@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from domain.db import unit_of_work
 from domain.errors import Conflict, InvalidInput, PolicyRefused
+from domain.events.service import events_for_member
 from domain.organisations import service as orgs
 from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
 from domain.organisations.rules import FamilyTie, OrgLink, best_grant, effective_tier, shared_grants
@@ -57,10 +58,19 @@ def test_a_leaders_spouse_gets_the_accounts_service_level_and_loses_it_at_the_ne
     orgs.unlink_family(session, link_id=link.id, now=T0 + DAY)
     assert served_at(session, spouse)["tier"] == "A"  # not retroactive: kept until the evaluation
     lo, hi = orgs.member_id_bounds(session)
-    orgs.evaluate_shared_treatment(session, as_of=T0 + 2 * DAY, member_range=(lo, hi), now=T0 + 2 * DAY)
+    counts = orgs.evaluate_shared_treatment(session, as_of=T0 + 2 * DAY, member_range=(lo, hi), now=T0 + 2 * DAY)
     view = served_at(session, spouse)
     assert (view["tier"], view["source"]) == ("D", "own")
     assert served_at(session, leader)["tier"] == "A"
+    # Each change of the tier a member is served at is an event: granted at once, taken at the evaluation.
+    assert counts["shared_served_tier_changed"] == 1
+    changes = [(e.payload["from"], e.payload["to"], e.payload["via_member_id"], e.occurred_at) for e in
+               events_for_member(session, member_id=spouse.id, kinds=["treatment.changed"])]
+    assert changes == [("A", "D", None, T0 + 2 * DAY), ("D", "A", leader.id, T0)]
+    assert [e.payload["to"] for e in events_for_member(session, member_id=leader.id, kinds=["treatment.changed"])
+            ] == ["A"]
+    again = orgs.evaluate_shared_treatment(session, as_of=T0 + 2 * DAY, member_range=(lo, hi), now=T0 + 2 * DAY)
+    assert again["shared_served_tier_changed"] == 0  # re-running changes nothing and records nothing
 
 
 def test_an_evaluation_as_of_before_the_removal_still_grants(session):
