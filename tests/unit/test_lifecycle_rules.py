@@ -2,7 +2,7 @@
 
 import pytest
 
-from domain.lifecycle.rules import Activity, LifecyclePolicy, churn_cohort, churn_risk, lifecycle_stage
+from domain.lifecycle.rules import Activity, LifecyclePolicy, at_risk, churn_cohort, churn_risk, lifecycle_stage
 
 P = LifecyclePolicy()
 
@@ -30,6 +30,15 @@ def test_churn_risk_adds_drop_recency_and_complaints_to_the_cohorts_base():
     assert churn_risk(act(200, idle=45, recent=2, before=4, complaints=1), P) == ("6_12m", pytest.approx(0.7))
     assert churn_risk(act(100, idle=None, recent=0, before=10, complaints=3), P)[1] == 1.0  # capped
     assert churn_risk(act(400), P) is None
+
+
+def test_a_term_ending_soon_is_a_risk_factor_that_puts_an_active_veteran_at_risk():
+    # base 0.3 of the term-ending cohort + the term's 0.3; 9 idle days add 0.3 × 0.1
+    assert churn_risk(act(400, idle=9, recent=5, before=5, term=30), P) == ("term_ending", pytest.approx(0.63))
+    assert at_risk(act(400, idle=9, recent=5, before=5, term=30), P)
+    assert churn_risk(act(200, idle=0, recent=5, before=5, term=30), P) == ("6_12m", pytest.approx(0.5))
+    assert not at_risk(act(200, idle=0, recent=5, before=5), P)  # 0.2: in a cohort, not at risk
+    assert not at_risk(act(400, idle=9, recent=5, before=5, term=91), P)  # in no cohort at all
 
 
 @pytest.mark.parametrize(("activity", "stage"), [
