@@ -124,6 +124,29 @@ def test_an_agent_without_the_pii_right_never_sees_a_full_phone(live_server, bro
     assert logged >= 2  # the lookup and the lead's member
 
 
+def test_an_agent_searches_members_by_lifecycle_stage_with_phones_masked(live_server, browser_page, committed_engine):
+    from domain.lifecycle import service as lifecycle
+
+    page = browser_page
+    wang, others, _ = seed_call_center(committed_engine)
+    with unit_of_work(committed_engine) as session:
+        fading = make_member(session, now=CLOCK - timedelta(days=250), name="Sun Li", city="Nanjing",
+                             consents=CONSENTS)
+        lifecycle.refresh_lifecycle(session, as_of=CLOCK, member_range=(wang.id, fading.id))
+        session.commit()
+    staff(committed_engine, "wu.qiang", "agent", pii=False)
+    log_in(page, live_server, "wu.qiang", "/console/agent")
+    page.click("text=Member search")
+    page.select_option("#lifecycle_stage", "decline")
+    page.click("form[data-drop-empty] button[type=submit]")  # empty filters stay out of the link (else a 422)
+    expect(page).to_have_url(re.compile(r"/console/agent/members\?lifecycle_stage=decline$"))
+    table = page.get_by_test_id("members")
+    expect(table).to_contain_text("Sun Li")
+    expect(table).not_to_contain_text("Wang Fang")  # bought 40 days ago: not in decline
+    expect(table).to_contain_text("****")
+    screenshot(page, "agent-member-search")
+
+
 def test_a_supervisor_sees_call_list_progress_recalls_leads_and_reads_the_access_log(live_server, browser_page,
                                                                                      committed_engine):
     page = browser_page
