@@ -69,6 +69,9 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/v1/admin/members/{member_id}/erasure"): {"reason": "privacy request #4711"},
 }
 
+REPLAYS = {("post", "/v1/members/{member_id}/points/adjustments")}
+"""Creates that answer a replay with 200 although their answer has no ``replayed`` field."""
+
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 _REQUEST_ID = {"X-Request-ID": {"description": "The request's id (the caller's if it sent a plain token): in "
                                                "every log line of the request and in error bodies",
@@ -186,7 +189,8 @@ def _complete_operation(document: dict[str, Any], operation: dict[str, Any], *, 
         if status != "default":
             response.setdefault("headers", {}).update(_REQUEST_ID)
     created = responses.get("201", {}).get("content", {}).get("application/json")
-    if created and "replayed" in _resolve(created.get("schema", {}), document).get("properties", {}):
+    if created and ((method, path) in REPLAYS
+                    or "replayed" in _resolve(created.get("schema", {}), document).get("properties", {})):
         responses.setdefault("200", {
             "description": "Replay: the same request again (same idempotency key and payload); nothing new was "
                            "stored and the answer says `replayed: true`",

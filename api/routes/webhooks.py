@@ -21,7 +21,8 @@ SubscriptionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 class NewSubscription(StrictModel):
     name: str = Field(min_length=1, max_length=80)
-    url: AnyHttpUrl
+    url: AnyHttpUrl = Field(json_schema_extra={"pattern": "^https?://[^/?#\\s]+"})
+    """The pattern says in the schema what ``AnyHttpUrl`` checks: an http(s) URL with a host."""
     events: list[str] = Field(min_length=1, max_length=len(PUBLIC_EVENTS),
                               description=f"Public event names: {', '.join(sorted(PUBLIC_EVENTS))}")
 

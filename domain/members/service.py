@@ -226,6 +226,11 @@ def update_member(session: Session, *, member_id: int, changes: dict[str, Any], 
         member.phone = phone
         if member.status == MemberStatus.PROSPECT:
             member.status = MemberStatus.ACTIVE
+    # A cleared gender or tag list is "unknown" / none, not a NULL the columns refuse (which read as a conflict).
+    if "gender" in changes and changes["gender"] is None:
+        changes["gender"] = Gender.UNKNOWN
+    if "tags" in changes and changes["tags"] is None:
+        changes["tags"] = []
     for name, value in changes.items():
         setattr(member, name, value)
     member.updated_at = now

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from domain.webhooks.rules import PUBLIC_EVENTS, live_secrets, retry_delay, unknown_events
 
@@ -34,6 +34,9 @@ def create_subscription(session: Session, *, name: str, url: str, events: list[s
                            details={"unknown": unknown, "known": sorted(PUBLIC_EVENTS)})
     if not events:
         raise InvalidInput("subscribe to at least one event", code="no_events")
+    if session.exec(select(WebhookSubscription).where(WebhookSubscription.name == name)).first() is not None:
+        raise Conflict(f"a webhook subscription named {name!r} exists", code="subscription_exists",
+                       details={"name": name})
     subscription = WebhookSubscription(name=name, url=url, kinds=sorted({PUBLIC_EVENTS[e] for e in events}),
                                        secret=_new_secret(), created_by=actor, created_at=now)
     session.add(subscription)
