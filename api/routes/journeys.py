@@ -51,6 +51,52 @@ class JourneyOut(BaseModel):
     goal: str
 
 
+class JourneyCreatedOut(BaseModel):
+    id: int
+    key: str
+    status: str
+    version: int
+
+
+class JourneyStatusOut(BaseModel):
+    id: int
+    status: str
+
+
+class JourneyVersionOut(BaseModel):
+    id: int
+    version: int
+    steps: list[dict[str, Any]]
+
+
+class JourneyBackfillOut(BaseModel):
+    id: int
+    enrolled: int = Field(description="Members enrolled now for the trigger's earlier occurrences")
+
+
+class ConvertedOut(BaseModel):
+    treatment: int
+    control: int
+
+
+class UpliftOut(BaseModel):
+    treatment_rate: float | None
+    control_rate: float | None
+    uplift: float | None = Field(description="Treatment rate minus control rate; null without both groups")
+    ci95: list[float | None] = Field(description="95% confidence interval of the uplift, [low, high]")
+
+
+class JourneyReportOut(BaseModel):
+    journey_id: int
+    enrolled: int
+    control: int
+    sent: int
+    deferred: int
+    suppressed: dict[str, int] = Field(description="Steps not sent, by reason")
+    converted: ConvertedOut
+    uplift: UpliftOut
+
+
 def _out(journey: Any, version: Any) -> JourneyOut:
     return JourneyOut(id=journey.id, key=journey.key, name=journey.name, trigger=journey.trigger,
                       status=journey.status, priority=journey.priority, version=version.version, steps=version.steps,
@@ -72,35 +118,40 @@ def get_journey(journey_id: JourneyId, session: SessionDep, caller: MarketingCal
     return _out(*journeys.get_journey(session, journey_id=journey_id))
 
 
-@router.post("", status_code=201, summary="Create a journey (send, branch and lapse steps)")
-def create(body: JourneyCreateIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=JourneyCreatedOut,
+             summary="Create a journey (send, branch and lapse steps)")
+def create(body: JourneyCreateIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> JourneyCreatedOut:
     journey = journeys.create_journey(session, now=now, **body.model_dump())
-    return {"id": journey.id, "key": journey.key, "status": journey.status, "version": journey.current_version}
+    return JourneyCreatedOut(id=journey.id or 0, key=journey.key, status=journey.status,
+                             version=journey.current_version)
 
 
-@router.put("/{journey_id}/status", summary="Pause or resume a journey")
+@router.put("/{journey_id}/status", response_model=JourneyStatusOut, summary="Pause or resume a journey")
 def set_status(journey_id: JourneyId, body: JourneyStatusIn, session: SessionDep, caller: MarketingCaller
-               ) -> dict[str, Any]:
+               ) -> JourneyStatusOut:
     journey = journeys.set_journey_status(session, journey_id=journey_id, status=body.status)
-    return {"id": journey.id, "status": journey.status}
+    return JourneyStatusOut(id=journey.id or 0, status=journey.status)
 
 
-@router.put("/{journey_id}", summary="Edit a journey: a new version; running members keep theirs")
+@router.put("/{journey_id}", response_model=JourneyVersionOut,
+            summary="Edit a journey: a new version; running members keep theirs")
 def edit(journey_id: JourneyId, body: JourneyEditIn, session: SessionDep, caller: MarketingCaller,
-         now: NowDep) -> dict[str, Any]:
+         now: NowDep) -> JourneyVersionOut:
     version = journeys.edit_journey(session, journey_id=journey_id, steps=body.steps,
                                     control_share=body.control_share, now=now)
-    return {"id": journey_id, "version": version.version, "steps": version.steps}
+    return JourneyVersionOut(id=journey_id, version=version.version, steps=version.steps)
 
 
-@router.post("/{journey_id}/backfill", summary="Enrol the trigger's earlier occurrences since a time (operator's "
+@router.post("/{journey_id}/backfill", response_model=JourneyBackfillOut,
+             summary="Enrol the trigger's earlier occurrences since a time (operator's "
              "explicit request; a journey never back-enrols by itself)")
 def backfill(journey_id: JourneyId, body: JourneyBackfillIn, session: SessionDep, caller: MarketingCaller,
-             now: NowDep) -> dict[str, Any]:
+             now: NowDep) -> JourneyBackfillOut:
     enrolled = journeys.backfill_journey(session, journey_id=journey_id, since=body.since, as_of=now)
-    return {"id": journey_id, "enrolled": enrolled}
+    return JourneyBackfillOut(id=journey_id, enrolled=enrolled)
 
 
-@router.get("/{journey_id}/report", summary="Enrolled, control, sent, deferred, suppressed, uplift with 95% CI")
-def report(journey_id: JourneyId, session: SessionDep, caller: MarketingCaller) -> dict[str, Any]:
-    return journeys.journey_report(session, journey_id=journey_id)
+@router.get("/{journey_id}/report", response_model=JourneyReportOut,
+            summary="Enrolled, control, sent, deferred, suppressed, uplift with 95% CI")
+def report(journey_id: JourneyId, session: SessionDep, caller: MarketingCaller) -> JourneyReportOut:
+    return JourneyReportOut.model_validate(journeys.journey_report(session, journey_id=journey_id))

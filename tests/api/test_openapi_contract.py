@@ -20,10 +20,7 @@ IDS = [f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
 UNTYPED = {
     ("post", "/v1/members/{member_id}/interests"), ("post", "/v1/crm/call-lists"),
     ("post", "/v1/crm/call-lists/{call_list_id}/extract"), ("get", "/v1/crm/call-lists/{call_list_id}/report"),
-    ("post", "/v1/crm/members/{member_id}/call-outcomes"), ("post", "/v1/journeys"),
-    ("put", "/v1/journeys/{journey_id}"),
-    ("put", "/v1/journeys/{journey_id}/status"), ("post", "/v1/journeys/{journey_id}/backfill"),
-    ("get", "/v1/journeys/{journey_id}/report"), ("post", "/v1/campaigns"),
+    ("post", "/v1/crm/members/{member_id}/call-outcomes"), ("post", "/v1/campaigns"),
     ("post", "/v1/campaigns/{campaign_id}/approve"), ("post", "/v1/campaigns/{campaign_id}/launch"),
     ("get", "/v1/campaigns/{campaign_id}/report"), ("post", "/wechat/oauth/bind"),
     ("get", "/v1/organisations/{organisation_id}"), ("put", "/v1/organisations/{organisation_id}/dates/{kind}"),
