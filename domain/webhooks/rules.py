@@ -16,6 +16,7 @@ PUBLIC_EVENTS: dict[str, str] = {
     "coupon.issued": "coupon.issued",
     "points.expiring_soon": "points.expiring_soon",
     "journey.converted": "journey.converted",
+    "member.erased": "member.erased",
 }
 """Public event name → the domain event kind behind it. Other systems subscribe to the public names, so a
 domain event can be renamed without breaking them."""

@@ -112,3 +112,23 @@ def test_every_public_event_is_recorded_by_something_in_the_domain():
     source = "\n".join(p.read_text() for p in files if p.parts[-2:] != ("webhooks", "rules.py"))
     for public, kind in PUBLIC_EVENTS.items():
         assert re.search(rf"""(kind=|SELECT |')["']?{re.escape(kind)}["']""", source), (public, kind)
+
+
+def test_an_erasure_is_published_so_subscribers_erase_their_copies(committed_engine):
+    from domain.privacy.service import erase_member
+
+    now = datetime.now(UTC)
+    with unit_of_work(committed_engine) as session:
+        member = make_member(session, now=T)
+        session.commit()
+    with event_receiver() as (url, receiver):
+        sub = subscribe(committed_engine, url, ["member.erased"], now)
+        for _ in range(2):  # a repeated request erases (and announces) once
+            with unit_of_work(committed_engine) as session:
+                erase_member(session, member_id=member.id, actor="tests", reason="request #9", now=now)
+                session.commit()
+        run(committed_engine, "deliver-webhooks", now + timedelta(minutes=1))
+        (headers, body), = receiver.received
+        sent = json.loads(body)
+        assert (sent["type"], sent["member_id"], sent["data"]) == ("member.erased", member.id, {"actor": "tests"})
+        assert valid(headers, body, sub.secret)
