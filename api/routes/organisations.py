@@ -10,23 +10,33 @@ from api.deps import AdminCaller, Caller, CrmCaller, MemberDataCaller, NowDep, S
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, from_row
 from api.schemas.organisations import (
     AccountComplaintIn,
+    AccountComplaintOut,
     AllocationIn,
+    AllocationOut,
     ComplaintResponseIn,
     ContractIn,
     ContractOut,
     FamilyLinkIn,
     FamilyLinkOut,
     ImportantDateIn,
+    ImportantDateOut,
     ManagerIn,
     OrganisationCreate,
+    OrganisationDetailOut,
     OrganisationMemberIn,
     OrganisationMemberOut,
     OrganisationOut,
     OrganisationUpdate,
     PoolIn,
     PoolMemberIn,
+    PoolOut,
+    SweepOut,
+    TeamRoleOut,
     TreatmentOut,
     VisitIn,
+    VisitOut,
+    VisitPlanOut,
+    VisitReportLine,
 )
 from domain.access.rules import RouteAccess
 from domain.clock import ensure_aware
@@ -56,7 +66,8 @@ def create_organisation(body: OrganisationCreate, session: SessionDep, caller: A
     return from_row(OrganisationOut, org)
 
 
-@router.get("/v1/organisations/{organisation_id}", summary="The account: profile, contracts, dates, team, people")
+@router.get("/v1/organisations/{organisation_id}", response_model=OrganisationDetailOut,
+            summary="The account: profile, contracts, dates, team, people")
 def read_organisation(organisation_id: OrganisationId, session: SessionDep, caller: CrmCaller,
                       now: NowDep) -> dict[str, Any]:
     org = orgs.get_organisation(session, organisation_id=organisation_id)
@@ -88,7 +99,7 @@ def add_contract(organisation_id: OrganisationId, body: ContractIn, response: Re
     return from_row(ContractOut, contract, replayed=replayed)
 
 
-@router.put("/v1/organisations/{organisation_id}/dates/{kind}",
+@router.put("/v1/organisations/{organisation_id}/dates/{kind}", response_model=ImportantDateOut,
             summary="Record an important date of the account (e.g. founding_anniversary)")
 def set_important_date(organisation_id: OrganisationId, kind: KindPath, body: ImportantDateIn, session: SessionDep,
                        caller: CrmCaller) -> dict[str, Any]:
@@ -106,6 +117,7 @@ def allocate_manager(organisation_id: OrganisationId, body: ManagerIn, session: 
 
 
 @router.put("/v1/organisations/{organisation_id}/team/{staff_id}/{role}", status_code=200,
+            response_model=TeamRoleOut,
             summary="Name a staff member in a role of the account team")
 def set_team_role(organisation_id: OrganisationId, staff_id: StaffPath, role: RolePath, session: SessionDep,
                   caller: AccountCaller, now: NowDep) -> dict[str, Any]:
@@ -175,7 +187,7 @@ def _pool_out(session: SessionDep, pool_id: int) -> dict[str, Any]:
     return {**pool.model_dump(), "members": [m.model_dump() for m in orgs.pool_members(session, pool_id=pool_id)]}
 
 
-@router.post("/v1/points-pools", status_code=201,
+@router.post("/v1/points-pools", status_code=201, response_model=PoolOut,
              summary="Open a family's points pool, held in the named owner's points account")
 def create_pool(body: PoolIn, session: SessionDep, caller: CrmCaller, now: NowDep) -> dict[str, Any]:
     pool = orgs.create_pool(session, owner_member_id=body.owner_member_id, name=body.name, now=now)
@@ -183,7 +195,7 @@ def create_pool(body: PoolIn, session: SessionDep, caller: CrmCaller, now: NowDe
     return _pool_out(session, pool.id)
 
 
-@router.put("/v1/points-pools/{pool_id}/members/{member_id}",
+@router.put("/v1/points-pools/{pool_id}/members/{member_id}", response_model=PoolOut,
             summary="A relative of the owner pools their points, with consent")
 def join_pool(pool_id: PoolId, member_id: MemberId, body: PoolMemberIn, session: SessionDep, caller: CrmCaller,
               now: NowDep) -> dict[str, Any]:
@@ -191,26 +203,26 @@ def join_pool(pool_id: PoolId, member_id: MemberId, body: PoolMemberIn, session:
     return _pool_out(session, pool_id)
 
 
-@router.delete("/v1/points-pools/{pool_id}/members/{member_id}",
+@router.delete("/v1/points-pools/{pool_id}/members/{member_id}", response_model=PoolOut,
                summary="Stop pooling (what was pooled stays with the owner)")
 def leave_pool(pool_id: PoolId, member_id: MemberId, session: SessionDep, caller: CrmCaller) -> dict[str, Any]:
     orgs.leave_pool(session, pool_id=pool_id, member_id=member_id)
     return _pool_out(session, pool_id)
 
 
-@router.post("/v1/points-pools/{pool_id}/sweep",
+@router.post("/v1/points-pools/{pool_id}/sweep", response_model=SweepOut,
              summary="Move the members' available points to the owner now (the pool-points job does it nightly)")
 def sweep_pool(pool_id: PoolId, session: SessionDep, caller: AdminCaller, now: NowDep) -> dict[str, Any]:
     return orgs.sweep_pool(session, pool_id=pool_id, sweep_key=now.isoformat(), now=now)
 
 
-@router.post("/v1/organisations/allocate",
+@router.post("/v1/organisations/allocate", response_model=AllocationOut,
              summary="Allocate accounts without a manager: key accounts first, relationship, load, the cap")
 def allocate_accounts(body: AllocationIn, session: SessionDep, caller: AccountCaller, now: NowDep) -> dict[str, Any]:
     return orgs.allocate_accounts(session, staff_ids=body.staff_ids, now=now)
 
 
-@router.post("/v1/organisations/{organisation_id}/visits", status_code=201,
+@router.post("/v1/organisations/{organisation_id}/visits", status_code=201, response_model=VisitOut,
              summary="Log a visit with needs and follow-ups (the same visit again is a replay)")
 def record_visit(organisation_id: OrganisationId, body: VisitIn, response: Response, session: SessionDep,
                  caller: CrmCaller, now: NowDep) -> dict[str, Any]:
@@ -226,14 +238,14 @@ def record_visit(organisation_id: OrganisationId, body: VisitIn, response: Respo
     return {**visit.model_dump(), "replayed": replayed}
 
 
-@router.get("/v1/organisations/{organisation_id}/visit-plan",
+@router.get("/v1/organisations/{organisation_id}/visit-plan", response_model=VisitPlanOut,
             summary="The account's visit frequency, last visit, next due, recent visits")
 def visit_plan(organisation_id: OrganisationId, session: SessionDep, caller: CrmCaller,
                now: NowDep) -> dict[str, Any]:
     return orgs.visit_plan(session, organisation_id=organisation_id, now=now)
 
 
-@router.get("/v1/account-managers/visit-report",
+@router.get("/v1/account-managers/visit-report", response_model=list[VisitReportLine],
             summary="Per manager, one month: accounts, visits planned by each account's plan, visits done")
 def visit_report(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-03"])],
                  session: SessionDep, caller: CrmCaller) -> list[dict[str, Any]]:
@@ -242,6 +254,7 @@ def visit_report(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
 
 
 @router.post("/v1/organisations/{organisation_id}/complaints", status_code=201,
+             response_model=AccountComplaintOut,
              summary="A complaint of the account, with an owner and a response deadline")
 def open_complaint(organisation_id: OrganisationId, body: AccountComplaintIn, session: SessionDep,
                    caller: CrmCaller, now: NowDep) -> dict[str, Any]:
@@ -250,13 +263,15 @@ def open_complaint(organisation_id: OrganisationId, body: AccountComplaintIn, se
                                        now=now).model_dump()
 
 
-@router.get("/v1/organisations/{organisation_id}/complaints", summary="The account's complaints, overdue flagged")
+@router.get("/v1/organisations/{organisation_id}/complaints", response_model=list[AccountComplaintOut],
+            summary="The account's complaints, overdue flagged")
 def list_complaints(organisation_id: OrganisationId, session: SessionDep, caller: CrmCaller,
                     now: NowDep) -> list[dict[str, Any]]:
     return orgs.account_complaints(session, organisation_id=organisation_id, now=now)
 
 
 @router.post("/v1/organisations/{organisation_id}/complaints/{complaint_id}/response",
+             response_model=AccountComplaintOut,
              summary="Answer an account complaint (the first answer stands)")
 def respond_complaint(organisation_id: OrganisationId, complaint_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                       body: ComplaintResponseIn, session: SessionDep, caller: CrmCaller,

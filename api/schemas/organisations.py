@@ -164,3 +164,116 @@ class ComplaintResponseIn(StrictModel):
 
 class AllocationIn(StrictModel):
     staff_ids: list[StaffId] = Field(min_length=1, max_length=500, description="The managers to allocate among")
+
+
+# --- answers ---------------------------------------------------------------------------------------------------
+
+class ImportantDateOut(BaseModel):
+    id: int
+    organisation_id: int
+    kind: str
+    label: str
+    on_date: date
+
+
+class TeamRoleOut(BaseModel):
+    """A staff account in a named role of the account team."""
+
+    organisation_id: int
+    staff_id: int
+    role: str
+    added_at: datetime
+
+
+class OrganisationPersonOut(BaseModel):
+    member_id: int
+    role: OrganisationRole
+    linked_at: datetime
+
+
+class OrganisationDetailOut(OrganisationOut):
+    """The account with its contracts, important dates, team and current people."""
+
+    contracts: list[ContractOut]
+    important_dates: list[ImportantDateOut]
+    team: list[TeamRoleOut]
+    people: list[OrganisationPersonOut]
+
+
+class PoolMemberOut(BaseModel):
+    member_id: int
+    pool_id: int
+    consent_source: str
+    joined_at: datetime
+
+
+class PoolOut(BaseModel):
+    """A family's points pool: the owner whose account holds it, and who contributes."""
+
+    id: int
+    name: str
+    owner_member_id: int
+    created_at: datetime
+    members: list[PoolMemberOut]
+
+
+class SweepOut(BaseModel):
+    points_pooled: int
+    contributors: int
+
+
+class AllocationOut(BaseModel):
+    allocated: dict[int, int] = Field(description="account id → manager's staff id")
+    unallocated: list[int] = Field(description="accounts no manager may take (every candidate at the cap)")
+
+
+class FollowUpOut(BaseModel):
+    action: str
+    due_on: date | None = None
+    owner_staff_id: int | None = None
+
+
+class VisitOut(BaseModel):
+    id: int
+    organisation_id: int
+    staff_id: int
+    visited_at: datetime
+    summary: str
+    needs: list[str]
+    follow_ups: list[FollowUpOut]
+    created_at: datetime
+    replayed: bool = False
+
+
+class VisitPlanOut(BaseModel):
+    organisation_id: int
+    visits_per_year: int
+    visits_per_month: float
+    last_visit_at: datetime | None
+    next_visit_due: datetime | None
+    overdue: bool
+    recent_visits: list[VisitOut]
+
+
+class VisitReportLine(BaseModel):
+    """One manager's month: accounts held, visits their plans call for, visits done."""
+
+    staff_id: int
+    accounts: int
+    planned: float
+    done: int
+    done_ratio: float | None
+
+
+class AccountComplaintOut(BaseModel):
+    id: int
+    organisation_id: int
+    owner_staff_id: int
+    category: str
+    note: str
+    opened_at: datetime
+    respond_by: datetime
+    responded_at: datetime | None
+    response: str | None
+    actor: str
+    overdue: bool | None = Field(default=None, description="In the list: unanswered past the deadline")

@@ -138,3 +138,51 @@ def test_supervisors_run_accounts_and_a_logged_in_agent_logs_visits_in_their_own
         "follow_ups": [{"action": "send a quote", "due_on": "2026-03-12"}]})
     assert visit.status_code == 201, visit.text
     assert visit.json()["staff_id"] is not None and visit.json()["follow_ups"][0]["action"] == "send a quote"
+
+
+def test_every_account_answer_is_a_typed_model(app_client, session, admin_headers, app_headers):
+    manager = make_staff(session, role="supervisor").id
+    org_id = app_client.post("/v1/organisations", headers=admin_headers,
+                             json={"name": "Typed Co", "revenue_class": "key"}).json()["id"]
+    base = f"/v1/organisations/{org_id}"
+
+    def ok(answer, status=200):
+        assert answer.status_code == status, answer.text
+        return answer.json()
+
+    assert ok(app_client.put(f"{base}/team/{manager}/deputy", headers=admin_headers))["staff_id"] == manager
+    assert ok(app_client.put(f"{base}/dates/founding_anniversary", headers=admin_headers,
+                             json={"label": "Founded", "on_date": "2001-05-20"}))["on_date"] == "2001-05-20"
+    assert ok(app_client.post("/v1/organisations/allocate", headers=admin_headers,
+                              json={"staff_ids": [manager]}))["allocated"] == {str(org_id): manager}
+    visit = ok(app_client.post(f"{base}/visits", headers=admin_headers, json={
+        "staff_id": manager, "visited_at": "2026-03-05T02:00:00Z",
+        "follow_ups": [{"action": "send a quote", "due_on": "2026-03-12"}]}), 201)
+    assert visit["follow_ups"] == [{"action": "send a quote", "due_on": "2026-03-12", "owner_staff_id": None}]
+    plan = ok(app_client.get(f"{base}/visit-plan", headers=admin_headers))
+    assert plan["visits_per_year"] == 24 and [v["id"] for v in plan["recent_visits"]] == [visit["id"]]
+    report = ok(app_client.get("/v1/account-managers/visit-report", params={"month": "2026-03"},
+                               headers=admin_headers))
+    assert [(r["staff_id"], r["done"]) for r in report] == [(manager, 1)]
+    complaint = ok(app_client.post(f"{base}/complaints", headers=admin_headers, json={"category": "billing"}), 201)
+    assert complaint["owner_staff_id"] == manager
+    assert ok(app_client.get(f"{base}/complaints", headers=admin_headers))[0]["id"] == complaint["id"]
+    answered = ok(app_client.post(f"{base}/complaints/{complaint['id']}/response", headers=admin_headers,
+                                  json={"response": "credited"}))
+    assert answered["response"] == "credited"
+    detail = ok(app_client.get(base, headers=admin_headers))
+    assert detail["team"][0]["role"] == "deputy" and detail["important_dates"][0]["kind"] == "founding_anniversary"
+
+    owner = _member(app_client, app_headers, "Ma Li", "13800138201")
+    child = _member(app_client, app_headers, "Ma Xiao", "13800138202")
+    ok(app_client.post(f"/v1/members/{owner['id']}/family", headers=admin_headers, json={
+        "relative_id": child["id"], "relation": "child", "consent_source": "form 3"}), 201)
+    pool = ok(app_client.post("/v1/points-pools", headers=admin_headers,
+                              json={"owner_member_id": owner["id"], "name": "Ma family"}), 201)
+    joined = ok(app_client.put(f"/v1/points-pools/{pool['id']}/members/{child['id']}", headers=admin_headers,
+                               json={"consent_source": "form 3"}))
+    assert [m["member_id"] for m in joined["members"]] == [child["id"]]
+    assert ok(app_client.post(f"/v1/points-pools/{pool['id']}/sweep", headers=admin_headers)) == {
+        "points_pooled": 0, "contributors": 0}
+    assert ok(app_client.delete(f"/v1/points-pools/{pool['id']}/members/{child['id']}",
+                                headers=admin_headers))["members"] == []
