@@ -86,6 +86,15 @@ class Caller:
         return sees_contact_details(self.kind, scope=self.scope, pii_access=self.pii_access)
 
     @property
+    def namespace(self) -> str:
+        """The caller's own namespace of idempotency keys (orders, refunds, redemptions, touches): ``api:<key
+        name>``, ``staff:<username>`` or ``member:<id>``. Key names and usernames are never reused, so one
+        caller can neither replay nor pre-empt another's ids (migration 1503)."""
+        if self.kind == CredentialKind.API_KEY:
+            return f"api:{self.name}"
+        return self.actor
+
+    @property
     def actor(self) -> str:
         """How records name who acted: the key's name, ``staff:<username>`` or ``member:<id>``."""
         if self.kind == CredentialKind.STAFF:

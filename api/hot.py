@@ -287,7 +287,8 @@ router = APIRouter(responses=ERROR_RESPONSES)
              summary="Record a purchase (idempotent by order_id: a replay answers 200 with replayed=true)")
 async def record_order(body: OrderIn, response: Response, hot: SalesRequest) -> OrderOut:
     new = orders.NewOrder(order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen,
-                          channel=body.channel, occurred_at=body.occurred_at, items=body.items)
+                          channel=body.channel, occurred_at=body.occurred_at, items=body.items,
+                          sent_by=hot.caller.namespace)
     row = await hot.db.row(orders.RECORD_ORDER_SQL, orders.order_parameters(new, now=hot.now))
     assert row is not None  # the function answers one row, whatever the outcome
     order, replayed = orders.order_outcome(row, new=new)

@@ -223,7 +223,7 @@ LOTS_SQL = """
 INSERT INTO points_lots (member_id, amount, remaining, state, source, source_ref, available_at, expires_at, created_at)
 SELECT o.member_id, o.points_earned, o.points_earned,
        CASE WHEN o.occurred_at + interval '7 days' <= :now THEN 'available' ELSE 'pending' END,
-       'order', o.order_id, o.occurred_at + interval '7 days', o.occurred_at + interval '7 days' + interval '12 months',
+       'order', o.id::text, o.occurred_at + interval '7 days', o.occurred_at + interval '7 days' + interval '12 months',
        o.occurred_at
 FROM orders o JOIN members m ON m.id = o.member_id WHERE m.id > :first_id AND o.points_earned > 0
 """

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import CrmCaller, MemberDataCaller, NowDep, SessionDep, TouchCaller
+from api.deps import Caller, CrmCaller, MemberDataCaller, NowDep, SessionDep, TouchCaller
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.contacts import (
     ComplaintIn,
@@ -36,13 +36,20 @@ def eligibility(member_id: MemberId, channel: ContactChannel, purpose: Purpose, 
                        next_allowed_at=decision.next_allowed_at)
 
 
+def touch_source(caller: Caller, source: str | None) -> str:
+    """The touch's source always starts with the caller's namespace (``api:<key name>``, ``staff:<username>``),
+    optionally narrowed by the caller's own ``source``: a caller can neither replay nor pre-empt another's
+    idempotency keys, nor a journey's or a campaign's (``journey:…``, ``campaign:…``)."""
+    return f"{caller.namespace}/{source}" if source else caller.namespace
+
+
 @router.post("/contacts", response_model=TouchOut, status_code=201,
-             summary="Request a touch through the gate (idempotent by source + idempotency_key)")
+             summary="Request a touch through the gate (idempotent by idempotency_key within the caller's source)")
 def request_contact(member_id: MemberId, body: TouchIn, response: Response, session: SessionDep, caller: TouchCaller,
                     now: NowDep) -> TouchOut:
     touch, replayed = gate.request_templated_touch(
         session, member_id=member_id, channel=body.channel, purpose=body.purpose,
-        source=body.source or f"api:{caller.key_name}", idempotency_key=body.idempotency_key, template=body.template,
+        source=touch_source(caller, body.source), idempotency_key=body.idempotency_key, template=body.template,
         variables=body.variables, now=now, not_before=ensure_aware(body.not_before) if body.not_before else None)
     if replayed:
         response.status_code = 200

@@ -201,19 +201,13 @@ def my_coupons(session: SessionDep, caller: MemberCaller) -> list[CouponOut]:
     return [from_row(CouponOut, c) for c in rebates.coupons_of(session, member_id=_me(caller))]
 
 
-def _my_redemption_key(member_id: int, redemption_id: str) -> str:
-    """Redemption ids are unique across the program: a member's own ids are kept in their own namespace so
-    that one member can neither replay nor pre-empt another's."""
-    return f"me:{member_id}:{redemption_id}"
-
-
 @router.post("/redemptions", response_model=RedemptionOut, status_code=201,
              summary="Spend my points (idempotent by my redemption_id; 422 insufficient_points when short)")
 def my_redemption(body: MyRedemptionIn, response: Response, session: SessionDep, caller: MemberCaller,
                   now: NowDep) -> RedemptionOut:
     redemption, replayed = points.redeem_points(
-        session, member_id=_me(caller), redemption_id=_my_redemption_key(_me(caller), body.redemption_id),
-        points=body.points, reason=body.reason, now=now)
+        session, member_id=_me(caller), redemption_id=body.redemption_id, points=body.points, reason=body.reason,
+        now=now, sent_by=caller.namespace)  # member:<id>: one member can neither replay nor pre-empt another's
     if replayed:
         response.status_code = 200
-    return from_row(RedemptionOut, redemption, redemption_id=body.redemption_id, replayed=replayed)
+    return from_row(RedemptionOut, redemption, replayed=replayed)

@@ -43,20 +43,20 @@ def import_order(body: OrderIn, response: Response, session: SessionDep, caller:
                  now: NowDep) -> OrderOut:
     order, replayed = orders.record_order(session, new=orders.NewOrder(
         order_id=body.order_id, member_id=body.member_id, amount_fen=body.amount_fen, channel=body.channel,
-        occurred_at=body.occurred_at, items=body.items), now=now, imported=True)
+        occurred_at=body.occurred_at, items=body.items, sent_by=caller.namespace), now=now, imported=True)
     if replayed:
         response.status_code = 200
     return from_row(OrderOut, order, replayed=replayed)
 
 
 @router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
-             summary="Refund part or all of an order (idempotent by refund_id)")
+             summary="Refund part or all of an order this caller recorded (idempotent by refund_id, per caller)")
 def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: SalesCaller,
                  now: NowDep) -> RefundOut:
     refund, replayed = orders.record_refund(session, order_id=order_id, refund_id=body.refund_id,
                                             amount_fen=body.amount_fen,
                                             occurred_at=body.occurred_at or now,
-                                            now=now)
+                                            now=now, sent_by=caller.namespace)
     if replayed:
         response.status_code = 200
     return from_row(RefundOut, refund, order_id=order_id, replayed=replayed)
@@ -73,12 +73,13 @@ def ledger(member_id: MemberId, session: SessionDep, caller: MemberDataCaller,
 
 
 @router.post("/v1/members/{member_id}/redemptions", response_model=RedemptionOut, status_code=201,
-             summary="Spend points (idempotent by redemption_id; 422 insufficient_points when short)")
+             summary="Spend points (idempotent by redemption_id, per caller; 422 insufficient_points when short)")
 def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session: SessionDep, caller: MemberDataCaller,
            now: NowDep) -> RedemptionOut:
     get_member(session, member_id=member_id)
     redemption, replayed = points.redeem_points(session, member_id=member_id, redemption_id=body.redemption_id,
-                                                points=body.points, reason=body.reason, now=now)
+                                                points=body.points, reason=body.reason, now=now,
+                                                sent_by=caller.namespace)
     if replayed:
         response.status_code = 200
     return from_row(RedemptionOut, redemption, replayed=replayed)

@@ -28,7 +28,8 @@ class TouchIn(StrictModel):
     variables: dict[str, Any] = Field(default_factory=dict,
                                       description="Exactly the template's declared variables")
     source: str | None = Field(default=None, max_length=60,
-                               description="Defaults to api:<key name>; the idempotency key is unique per source")
+                               description="Narrows the caller's namespace (stored as api:<key name>/<source>); "
+                                           "the idempotency key is unique per stored source")
     not_before: Instant | None = None
 
 

@@ -18,11 +18,15 @@ class Order(SQLModel, table=True):
         sa.CheckConstraint("amount_fen > 0", name="amount_positive"),
         sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_within_amount"),
         sa.Index("ix_orders_member_id_occurred_at", "member_id", "occurred_at"),
+        sa.UniqueConstraint("sent_by", "order_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(max_length=64, unique=True)
-    """The caller's id: the idempotency key of the purchase."""
+    order_id: str = Field(max_length=64)
+    """The caller's id: the idempotency key of the purchase, within ``sent_by``."""
+    sent_by: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
+    """Who sent it (``api:<key name>``, ``staff:<username>``, ``member:<id>``): the caller's own namespace of
+    idempotency keys, so one caller can neither replay nor pre-empt another's (migration 1503)."""
     member_id: int = Field(foreign_key="members.id")
     amount_fen: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
     refunded_fen: int = Field(default=0, sa_type=sa.BigInteger)  # type: ignore[call-overload]
@@ -39,10 +43,14 @@ class Order(SQLModel, table=True):
 
 class Refund(SQLModel, table=True):
     __tablename__ = "order_refunds"
-    __table_args__ = (sa.CheckConstraint("amount_fen > 0", name="amount_positive"),)
+    __table_args__ = (sa.CheckConstraint("amount_fen > 0", name="amount_positive"),
+                      sa.UniqueConstraint("sent_by", "refund_id"))
 
     id: int | None = Field(default=None, primary_key=True)
-    refund_id: str = Field(max_length=64, unique=True)
+    refund_id: str = Field(max_length=64)
+    sent_by: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
+    """Who sent it (``api:<key name>``, ``staff:<username>``, ``member:<id>``): the caller's own namespace of
+    idempotency keys, so one caller can neither replay nor pre-empt another's (migration 1503)."""
     order_pk: int = Field(foreign_key="orders.id", index=True)
     amount_fen: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
     points_reversed: int

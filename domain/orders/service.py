@@ -35,13 +35,17 @@ class NewOrder:
     channel: str
     occurred_at: datetime
     items: list[dict[str, Any]]
+    sent_by: str = ""
+    """The caller's namespace of order ids (``api:<key name>`` …; migration 1503). Empty for work that no
+    credential sends (the CLI, seeds, tests of the domain)."""
 
 
 # One round trip: the whole order is ``loyalty_record_order`` (migration 1700), parameterised here from the
 # rule modules and the settings. The same text serves the sync session and the async hot route.
 RECORD_ORDER_SQL = """
 SELECT r.outcome, (r.order_row).* FROM loyalty_record_order(
-    %(order_id)s, %(member_id)s::integer, %(amount_fen)s::bigint, %(channel)s, %(occurred_at)s::timestamptz,
+    %(sent_by)s, %(order_id)s, %(member_id)s::integer, %(amount_fen)s::bigint, %(channel)s,
+    %(occurred_at)s::timestamptz,
     %(items)s::jsonb, %(payload_hash)s, %(now)s::timestamptz, %(tiers)s::text[], %(multipliers)s::numeric[],
     %(thresholds)s::bigint[], %(window_start)s::timestamptz, %(available_at)s::timestamptz,
     %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s, %(spend_sql)s) r
@@ -78,7 +82,7 @@ def order_parameters(new: NewOrder, *, now: datetime, imported: bool = False) ->
     available_at, expires_at = lot_dates(occurred_at=new.occurred_at,
                                          return_window_days=settings.points_return_window_days,
                                          expiry_months=settings.points_expiry_months)
-    return {"order_id": new.order_id, "member_id": new.member_id, "amount_fen": new.amount_fen,
+    return {"sent_by": new.sent_by, "order_id": new.order_id, "member_id": new.member_id, "amount_fen": new.amount_fen,
             "channel": new.channel, "occurred_at": new.occurred_at, "items": Jsonb(new.items),
             "payload_hash": order_digest(new), "now": now, "tiers": tier_names,
             "multipliers": [Decimal(settings.tier_multipliers.get(t, "1.0")) for t in tier_names],
@@ -125,15 +129,17 @@ def record_order(session: Session, *, new: NewOrder, now: datetime, imported: bo
 
 RECORD_REFUND_SQL = """
 SELECT r.outcome, r.refund_member_id, r.refundable_fen, (r.refund_row).* FROM loyalty_record_refund(
-    %(order_id)s, %(refund_id)s, %(amount_fen)s::bigint, %(occurred_at)s::timestamptz, %(payload_hash)s,
+    %(sent_by)s, %(order_id)s, %(refund_id)s, %(amount_fen)s::bigint, %(occurred_at)s::timestamptz, %(payload_hash)s,
     %(now)s::timestamptz) r
 """
 
 
 def refund_parameters(*, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
-                      now: datetime) -> dict[str, Any]:
-    """The parameters of ``RECORD_REFUND_SQL`` (migration 1701)."""
-    return {"order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen, "occurred_at": occurred_at,
+                      now: datetime, sent_by: str = "") -> dict[str, Any]:
+    """The parameters of ``RECORD_REFUND_SQL`` (migrations 1701, 1503): the order and the refund are both
+    looked for in ``sent_by``'s namespace, so a caller refunds only the orders it recorded."""
+    return {"sent_by": sent_by, "order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen,
+            "occurred_at": occurred_at,
             "payload_hash": points.payload_hash({"order_id": order_id, "amount_fen": amount_fen}), "now": now}
 
 
@@ -154,18 +160,18 @@ def refund_outcome(row: Mapping[Any, Any], *, order_id: str, refund_id: str, amo
 
 
 def record_refund(session: Session, *, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
-                  now: datetime, imported: bool = False) -> tuple[Refund, bool]:
+                  now: datetime, imported: bool = False, sent_by: str = "") -> tuple[Refund, bool]:
     """Refund part or all of an order: take back points and qualifying spend in proportion.
-    Idempotent by ``refund_id``; a refund larger than what is left of the order is refused.
+    Idempotent by ``refund_id`` within ``sent_by``; a refund larger than what is left of the order is refused.
     A refund never downgrades a tier on the spot (only the scheduled evaluation does).
     One statement (``RECORD_REFUND_SQL``). Its time is checked like an order's (``event_time``)."""
     event_time(occurred_at, now=now, what="refund", imported=imported)
     session.flush()
     params = refund_parameters(order_id=order_id, refund_id=refund_id, amount_fen=amount_fen,
-                               occurred_at=occurred_at, now=now)
+                               occurred_at=occurred_at, now=now, sent_by=sent_by)
     try:
         row = session.connection().exec_driver_sql(RECORD_REFUND_SQL, params).mappings().one()
-    except sa.exc.IntegrityError as exc:  # refund_id used on another order: the statement undid itself
+    except sa.exc.IntegrityError as exc:  # refund_id used at this moment on another order: the statement undid it
         raise Conflict(f"refund {refund_id} exists", code="refund_conflict",
                        details={"refund_id": refund_id}) from exc
     refund, replayed = refund_outcome(row, order_id=order_id, refund_id=refund_id, amount_fen=amount_fen)

@@ -94,6 +94,8 @@ class LedgerEntry(SQLModel, table=True):
     source: str = Field(max_length=16)
     """What caused it: ``order``, ``refund``, ``lot``, ``redemption``, ``adjustment``."""
     source_ref: str = Field(max_length=64)
+    """Which one: for ``order``, ``refund``, ``redemption`` and ``lot`` the row's own id (callers' ids are unique
+    only per caller; ``details`` keeps the caller's id), for ``adjustment`` and ``pool`` the request's id."""
     reason: str | None = Field(default=None, max_length=200)
     actor: str | None = Field(default=None, max_length=130)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False,
@@ -103,9 +105,13 @@ class LedgerEntry(SQLModel, table=True):
 
 class Redemption(SQLModel, table=True):
     __tablename__ = "points_redemptions"
+    __table_args__ = (sa.UniqueConstraint("sent_by", "redemption_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    redemption_id: str = Field(max_length=64, unique=True)
+    redemption_id: str = Field(max_length=64)
+    sent_by: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
+    """Who sent it (``api:<key name>``, ``staff:<username>``, ``member:<id>``): the caller's own namespace of
+    idempotency keys, so one caller can neither replay nor pre-empt another's (migration 1503)."""
     member_id: int = Field(foreign_key="members.id", index=True)
     points: int
     reason: str = Field(max_length=200)

@@ -70,17 +70,18 @@ def _take_from_lots(session: Session, allocations: list[tuple[int, int]]) -> Non
 
 REDEEM_SQL = """
 SELECT r.outcome, r.balance_available, (r.redemption_row).* FROM loyalty_redeem_points(
-    %(member_id)s::integer, %(redemption_id)s, %(points)s::integer, %(reason)s, %(payload_hash)s,
+    %(sent_by)s, %(member_id)s::integer, %(redemption_id)s, %(points)s::integer, %(reason)s, %(payload_hash)s,
     %(now)s::timestamptz) r
 """
 
 
 def redemption_parameters(*, member_id: int, redemption_id: str, points: int, reason: str,
-                          now: datetime) -> dict[str, Any]:
-    """The parameters of ``REDEEM_SQL`` (migration 1701); refuses a non-positive amount."""
+                          now: datetime, sent_by: str = "") -> dict[str, Any]:
+    """The parameters of ``REDEEM_SQL`` (migrations 1701, 1503); refuses a non-positive amount."""
     if points <= 0:
         raise InvalidInput("points must be positive", code="invalid_points")
-    return {"member_id": member_id, "redemption_id": redemption_id, "points": points, "reason": reason,
+    return {"sent_by": sent_by, "member_id": member_id, "redemption_id": redemption_id, "points": points,
+            "reason": reason,
             "payload_hash": payload_hash({"member_id": member_id, "points": points, "reason": reason}), "now": now}
 
 
@@ -102,11 +103,12 @@ def redemption_outcome(row: Mapping[Any, Any], *, member_id: int, redemption_id:
 
 
 def redeem_points(session: Session, *, member_id: int, redemption_id: str, points: int, reason: str,
-                  now: datetime) -> tuple[Redemption, bool]:
-    """Spend available points, oldest-expiring lots first. Idempotent by ``redemption_id``; refused when the
-    balance is short. Returns the redemption and whether it was a replay. One statement (``REDEEM_SQL``)."""
+                  now: datetime, sent_by: str = "") -> tuple[Redemption, bool]:
+    """Spend available points, oldest-expiring lots first. Idempotent by ``redemption_id`` within ``sent_by``
+    (the caller's namespace); refused when the balance is short. Returns the redemption and whether it was a
+    replay. One statement (``REDEEM_SQL``)."""
     params = redemption_parameters(member_id=member_id, redemption_id=redemption_id, points=points, reason=reason,
-                                   now=now)
+                                   now=now, sent_by=sent_by)
     session.flush()
     try:
         row = session.connection().exec_driver_sql(REDEEM_SQL, params).mappings().one()

@@ -44,7 +44,7 @@ class Touch(SQLModel, table=True):
     member_id: int = Field(foreign_key="members.id")
     channel: str = Field(max_length=10)
     purpose: str = Field(max_length=10)
-    source: str = Field(max_length=80)
+    source: str = Field(max_length=140)
     """Who asked: ``journey:welcome``, ``campaign:12``, ``api:<key name>`` …"""
     idempotency_key: str = Field(max_length=120)
     template: str = Field(max_length=64)

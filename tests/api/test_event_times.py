@@ -68,7 +68,8 @@ def test_an_old_order_needs_the_operators_import_and_earns_by_its_own_date(app_c
     assert again.status_code == 200 and again.json()["replayed"]
     # Dated by the order: pending 7 days from June 2024, expiring 12 months after that, i.e. already due.
     ledger = app_client.get(f"/v1/members/{member.id}/points/ledger", headers=admin_headers).json()["entries"]
-    assert [e["source_ref"] for e in ledger] == ["OLD-1"]
+    order_pk = session.execute(sa.text("SELECT id FROM orders WHERE order_id = 'OLD-1'")).scalar_one()
+    assert [(e["source"], e["source_ref"]) for e in ledger] == [("order", str(order_pk))]  # its row (migration 1503)
     lot = session.execute(sa.text(
         "SELECT available_at, expires_at FROM points_lots WHERE member_id = :m"), {"m": member.id}).one()
     assert lot.available_at == old_at + timedelta(days=7)

@@ -68,7 +68,8 @@ def test_the_statement_earns_and_upgrades_as_the_rules_say_on_generated_order_se
             history.append(amount)
             reached = lad.tier_for(sum(history))
             tier = reached if lad.in_order()[0].index(reached) > lad.in_order()[0].index(tier) else tier
-            lot = session.exec(select(PointsLot).where(PointsLot.source_ref == order.order_id)).first()
+            lot = session.exec(select(PointsLot).where(PointsLot.source == "order",
+                                                       PointsLot.source_ref == str(order.id))).first()
             if expected:
                 assert lot is not None and (lot.available_at, lot.expires_at) == lot_dates(
                     occurred_at=at, return_window_days=settings.points_return_window_days,
