@@ -1,7 +1,7 @@
 """idempotency keys namespaced by the calling credential: orders, refunds and redemptions carry ``sent_by``
 
 Revision ID: 1503
-Revises: 1803
+Revises: 2102
 Create Date: 2026-12-02 06:40:00
 
 Before: ``order_id``, ``refund_id`` and ``redemption_id`` were unique across every caller, so one till's key
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '1503'
-down_revision: str | None = '1803'
+down_revision: str | None = '2102'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
