@@ -197,8 +197,9 @@ def my_stage(session: SessionDep, caller: MemberCaller) -> MyStageOut:
 
 
 @router.get("/coupons", response_model=list[CouponOut], summary="My coupons")
-def my_coupons(session: SessionDep, caller: MemberCaller) -> list[CouponOut]:
-    return [from_row(CouponOut, c) for c in rebates.coupons_of(session, member_id=_me(caller))]
+def my_coupons(session: SessionDep, caller: MemberCaller, now: NowDep) -> list[CouponOut]:
+    return [from_row(CouponOut, c, state=rebates.state_of(c, now=now))
+            for c in rebates.coupons_of(session, member_id=_me(caller))]
 
 
 @router.post("/redemptions", response_model=RedemptionOut, status_code=201,

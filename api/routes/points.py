@@ -11,7 +11,10 @@ from api.deps import AdminCaller, CorrectionCaller, MemberDataCaller, NowDep, Sa
 from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
 from api.schemas.points import (
     AdjustmentIn,
+    CouponActionOut,
     CouponOut,
+    CouponRedemptionIn,
+    CouponVoidIn,
     LedgerEntryOut,
     LedgerPage,
     OrderIn,
@@ -98,9 +101,37 @@ def adjust(member_id: MemberId, body: AdjustmentIn, response: Response, session:
 
 
 @router.get("/v1/members/{member_id}/coupons", response_model=list[CouponOut], summary="The member's coupons")
-def coupons(member_id: MemberId, session: SessionDep, caller: MemberDataCaller) -> list[CouponOut]:
+def coupons(member_id: MemberId, session: SessionDep, caller: MemberDataCaller, now: NowDep) -> list[CouponOut]:
     get_member(session, member_id=member_id)
-    return [from_row(CouponOut, c) for c in rebates.coupons_of(session, member_id=member_id)]
+    return [from_row(CouponOut, c, state=rebates.state_of(c, now=now))
+            for c in rebates.coupons_of(session, member_id=member_id)]
+
+
+CouponCode = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+@router.post("/v1/members/{member_id}/coupons/{code}/redemption", response_model=CouponActionOut, status_code=201,
+             summary="Redeem the member's coupon at a till or in the app, once (idempotent by redemption_id: a "
+                     "replay answers 200; 409 coupon_redeemed / coupon_voided, 422 coupon_expired)")
+def redeem_coupon(member_id: MemberId, code: CouponCode, body: CouponRedemptionIn, response: Response,
+                  session: SessionDep, caller: SalesCaller, now: NowDep) -> CouponActionOut:
+    coupon, replayed = rebates.redeem_coupon(session, member_id=member_id, code=code,
+                                             redemption_id=body.redemption_id, now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(CouponActionOut, coupon, state=rebates.state_of(coupon, now=now), replayed=replayed)
+
+
+@router.post("/v1/members/{member_id}/coupons/{code}/void", response_model=CouponActionOut, status_code=201,
+             summary="Void an unused coupon, with a reason (supervisors, operators; idempotent by void_id; "
+                     "409 coupon_redeemed)")
+def void_coupon(member_id: MemberId, code: CouponCode, body: CouponVoidIn, response: Response, session: SessionDep,
+                caller: CorrectionCaller, now: NowDep) -> CouponActionOut:
+    coupon, replayed = rebates.void_coupon(session, member_id=member_id, code=code, void_id=body.void_id,
+                                           reason=body.reason, actor=caller.actor, now=now)
+    if replayed:
+        response.status_code = 200
+    return from_row(CouponActionOut, coupon, state=rebates.state_of(coupon, now=now), replayed=replayed)
 
 
 @router.get("/v1/members/{member_id}/tier", response_model=TierOut,

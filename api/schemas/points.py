@@ -106,6 +106,22 @@ class CouponOut(BaseModel):
     issued_at: datetime
     expires_at: datetime
     redeemed_at: datetime | None
+    voided_at: datetime | None = None
+    state: str = Field(description="available, redeemed, voided or expired")
+
+
+class CouponRedemptionIn(StrictModel):
+    redemption_id: str = ExternalKey
+    """The redeeming system's own key (its till transaction): sending it again answers the first redemption."""
+
+
+class CouponVoidIn(StrictModel):
+    void_id: str = ExternalKey
+    reason: str = Field(min_length=3, max_length=200)
+
+
+class CouponActionOut(CouponOut):
+    replayed: bool = False
 
 
 class TierOut(BaseModel):

@@ -32,6 +32,7 @@ from domain.members.rules import dormant_from, mask_phone_sql, visible_contact_d
 from domain.organisations import service as organisations
 from domain.paging import Page, keyset_page
 from domain.points import service as points
+from domain.rebates.rules import COUPON_STATE_SQL
 from domain.scores import service as scores
 from domain.settings import get_settings
 from domain.tiers import service as tiers
@@ -88,8 +89,8 @@ SELECT m.*,
   (SELECT json_build_array(coalesce(sum(remaining), 0), min(expires_at)) FROM points_lots
     WHERE member_id = m.id AND state = 'available' AND remaining > 0 AND expires_at <= %(horizon)s::timestamptz
   ) AS expiring,
-  (SELECT json_agg(c) FROM (SELECT code, value_fen, expires_at FROM coupons
-    WHERE member_id = m.id AND redeemed_at IS NULL ORDER BY id DESC LIMIT 10) c) AS coupons,
+  (SELECT json_agg(c) FROM (SELECT code, value_fen, expires_at, redeemed_at, voided_at, {coupon_state} AS state
+    FROM coupons cp WHERE member_id = m.id ORDER BY id DESC LIMIT 10) c) AS coupons,
   (SELECT json_agg(o) FROM (SELECT order_id, amount_fen, refunded_fen, channel, occurred_at FROM orders
     WHERE member_id = m.id ORDER BY occurred_at DESC, id DESC LIMIT 5) o) AS recent_orders,
   (SELECT json_agg(t) FROM (SELECT id, channel, purpose, template, decision, status, reasons, requested_at, sent_at
@@ -116,6 +117,7 @@ FROM m
 # The qualifying-spend window is the tier rule's own SQL (tiers.rules.SPEND_WINDOW_SQL), its binds in
 # psycopg's style: this statement also runs on the async hot path, which speaks psycopg directly.
 # The organisations' piece (group customers) is written for a bound ``:m``; here the member is ``m.id``.
+LOOKUP_SQL = LOOKUP_SQL.replace("{coupon_state}", COUPON_STATE_SQL.format(c="cp", now="%(now)s::timestamptz"))
 LOOKUP_SQL = LOOKUP_SQL.replace("{in_spend_window}", SPEND_WINDOW_SQL.format(orders="orders").replace(
     ":spend_since", "%(spend_since)s").replace(":spend_until", "%(spend_until)s")).replace(
     "{organisation_columns}", re.sub(r"(?<![:\w]):m\b", "m.id", organisations.CRM_PICTURE_COLUMNS).rstrip()).replace(
@@ -247,7 +249,7 @@ def compose_picture(member: Member, row: Mapping[Any, Any], *, unmasked: bool, n
         "organisations": row["organisations"] or [],
         "family": _with_times(row["family"], "consented_at"),
         "points": {k: v for k, v in asdict(balance).items() if k != "member_id"},
-        "coupons": _with_times(row["coupons"], "expires_at"),
+        "coupons": _with_times(row["coupons"], "expires_at", "redeemed_at", "voided_at"),
         "recent_orders": _with_times(row["recent_orders"], "occurred_at"),
         "recent_contacts": _with_times(row["recent_contacts"], "requested_at", "sent_at"),
         "open_complaints": _with_times(row["open_complaints"], "opened_at"),

@@ -54,3 +54,9 @@ class Coupon(SQLModel, table=True):
     issued_at: datetime = utc_column()
     expires_at: datetime = utc_column()
     redeemed_at: datetime | None = utc_column(nullable=True)
+    redemption_ref: str | None = Field(default=None, max_length=64)
+    """The redeeming system's key (its till transaction): the same key again is a replay, another one a 409."""
+    voided_at: datetime | None = utc_column(nullable=True)
+    void_ref: str | None = Field(default=None, max_length=64)
+    void_reason: str | None = Field(default=None, max_length=200)
+    voided_by: str | None = Field(default=None, max_length=130)

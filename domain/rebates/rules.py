@@ -40,3 +40,24 @@ REBATE_FEN_SQL = "({spend} * {rate} / 10000)"
 def brackets_fen(brackets_yuan: Sequence[Sequence[int]]) -> list[list[int]]:
     """Settings' [[minimum yuan, rate bp], …] as the programs store them: [[minimum fen, rate bp], …]."""
     return [[int(minimum) * 100, int(rate)] for minimum, rate in brackets_yuan]
+
+
+# --- coupon state: one rule, in Python and as SQL over a coupons row ---------------------------------------------
+COUPON_STATES = ("available", "redeemed", "voided", "expired")
+
+
+def coupon_state(*, redeemed_at: datetime | None, voided_at: datetime | None, expires_at: datetime,
+                 now: datetime) -> str:
+    """A coupon is redeemed or voided for good (whichever happened: the two exclude each other); otherwise it is
+    available until it expires (``expires_at`` itself is already expired)."""
+    if redeemed_at is not None:
+        return "redeemed"
+    if voided_at is not None:
+        return "voided"
+    return "expired" if expires_at <= now else "available"
+
+
+COUPON_STATE_SQL = ("CASE WHEN {c}.redeemed_at IS NOT NULL THEN 'redeemed' "
+                    "WHEN {c}.voided_at IS NOT NULL THEN 'voided' "
+                    "WHEN {c}.expires_at <= {now} THEN 'expired' ELSE 'available' END")
+"""``coupon_state`` over a coupons row ``{c}`` at ``{now}`` (a bound parameter's SQL)."""

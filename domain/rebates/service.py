@@ -1,4 +1,4 @@
-"""Rebate use cases: settle a period once per member, list coupons."""
+"""Rebate use cases: settle a period once per member; coupons listed, redeemed and voided."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from domain.errors import Conflict, NotFound, PolicyRefused
+from domain.events.service import record_event
 from domain.rebates.models import Coupon, RebateProgram
-from domain.rebates.rules import REBATE_FEN_SQL, REBATE_RATE_SQL, brackets_fen, last_completed_quarter
+from domain.rebates.rules import REBATE_FEN_SQL, REBATE_RATE_SQL, brackets_fen, coupon_state, last_completed_quarter
 from domain.settings import get_settings
 
 # One statement per program and member range: spend of the period net of refunds, the bracket reached,
@@ -84,3 +86,75 @@ def settle_program(session: Session, *, program: RebateProgram, as_of: datetime,
 def coupons_of(session: Session, *, member_id: int) -> list[Coupon]:
     """The member's coupons, newest first."""
     return list(session.exec(select(Coupon).where(Coupon.member_id == member_id).order_by(col(Coupon.id).desc())))
+
+
+def state_of(coupon: Coupon, *, now: datetime) -> str:
+    """available, redeemed, voided or expired (``rules.coupon_state``)."""
+    return coupon_state(redeemed_at=coupon.redeemed_at, voided_at=coupon.voided_at, expires_at=coupon.expires_at,
+                        now=now)
+
+
+def _coupon(session: Session, *, member_id: int, code: str) -> Coupon:
+    coupon = session.exec(select(Coupon).where(Coupon.code == code, Coupon.member_id == member_id)
+                          .execution_options(populate_existing=True)).first()
+    if coupon is None:
+        raise NotFound(f"coupon {code} not found for member {member_id}", code="coupon_not_found",
+                       details={"code": code, "member_id": member_id})
+    return coupon
+
+
+def _refuse(coupon: Coupon, *, now: datetime) -> None:
+    """Why a coupon cannot be used any more (its state at ``now``), as the error to answer."""
+    state = state_of(coupon, now=now)
+    details = {"code": coupon.code, "state": state, "redeemed_at": coupon.redeemed_at, "voided_at": coupon.voided_at,
+               "expires_at": coupon.expires_at}
+    if state == "expired":
+        raise PolicyRefused(f"coupon {coupon.code} expired at {coupon.expires_at.isoformat()}", code="coupon_expired",
+                            details=details)
+    raise Conflict(f"coupon {coupon.code} is {state}", code=f"coupon_{state}", details=details)
+
+
+# One statement claims the coupon: of two connections redeeming it at once, the second waits on the row and then
+# finds it no longer available, so exactly one wins.
+REDEEM_SQL = sa.text("""
+UPDATE coupons SET redeemed_at = :now, redemption_ref = :ref
+WHERE code = :code AND member_id = :member AND redeemed_at IS NULL AND voided_at IS NULL AND expires_at > :now
+RETURNING id""")
+VOID_SQL = sa.text("""
+UPDATE coupons SET voided_at = :now, void_ref = :ref, void_reason = :reason, voided_by = :actor
+WHERE code = :code AND member_id = :member AND redeemed_at IS NULL AND voided_at IS NULL
+RETURNING id""")
+
+
+def redeem_coupon(session: Session, *, member_id: int, code: str, redemption_id: str,
+                  now: datetime) -> tuple[Coupon, bool]:
+    """Use the member's coupon, once. Idempotent by ``redemption_id`` (the redeeming system's own key): the same
+    key again answers the first redemption (``replayed``); any other key on a used coupon is a 409
+    (``coupon_redeemed`` / ``coupon_voided``), an expired one a 422 (``coupon_expired``). Records
+    ``coupon.redeemed`` for the outbox."""
+    claimed = session.execute(REDEEM_SQL, {"now": now, "ref": redemption_id, "code": code,
+                                           "member": member_id}).first()
+    coupon = _coupon(session, member_id=member_id, code=code)
+    if claimed is None:
+        if coupon.redemption_ref == redemption_id:
+            return coupon, True
+        _refuse(coupon, now=now)
+    record_event(session, kind="coupon.redeemed", member_id=member_id, now=now,
+                 payload={"code": code, "value_fen": coupon.value_fen, "redemption_id": redemption_id})
+    return coupon, False
+
+
+def void_coupon(session: Session, *, member_id: int, code: str, void_id: str, reason: str, actor: str,
+                now: datetime) -> tuple[Coupon, bool]:
+    """Withdraw an unused coupon (issued by mistake, a fraud case), with a reason and who did it. Idempotent by
+    ``void_id``; a redeemed coupon cannot be voided (409 ``coupon_redeemed``)."""
+    claimed = session.execute(VOID_SQL, {"now": now, "ref": void_id, "reason": reason, "actor": actor, "code": code,
+                                         "member": member_id}).first()
+    coupon = _coupon(session, member_id=member_id, code=code)
+    if claimed is None:
+        if coupon.void_ref == void_id:
+            return coupon, True
+        _refuse(coupon, now=now)
+    record_event(session, kind="coupon.voided", member_id=member_id, now=now,
+                 payload={"code": code, "value_fen": coupon.value_fen, "reason": reason})
+    return coupon, False

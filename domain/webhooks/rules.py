@@ -14,6 +14,7 @@ PUBLIC_EVENTS: dict[str, str] = {
     "points.earned": "points.earned",
     "complaint.opened": "complaint.recorded",
     "coupon.issued": "coupon.issued",
+    "coupon.redeemed": "coupon.redeemed",
     "points.expiring_soon": "points.expiring_soon",
     "journey.converted": "journey.converted",
     "member.erased": "member.erased",

@@ -14,7 +14,7 @@ from domain.members.models import ContactChannel, Member, MemberStatus, SourceCh
 from domain.members.rules import normalise_phone
 from domain.organisations import service as organisations
 from domain.points.service import balance_of
-from domain.rebates.service import coupons_of
+from domain.rebates.service import coupons_of, state_of
 from domain.settings import get_settings
 from domain.tiers.service import explain_tier
 from domain.touchpoints.service import record_delivery_receipt
@@ -105,8 +105,7 @@ def _menu_answer(session: Session, member: Member | None, key: str, now: datetim
                else f"through {served.organisation_name}")
         return f"You are served at tier {served.treatment.tier} {via}; your own tier is {t.tier}.{nxt}"
     if key == "MY_COUPONS":
-        open_coupons = [c for c in coupons_of(session, member_id=member.id) if c.redeemed_at is None
-                        and c.expires_at > now]
+        open_coupons = [c for c in coupons_of(session, member_id=member.id) if state_of(c, now=now) == "available"]
         if not open_coupons:
             return "You have no coupons right now."
         return "Your coupons: " + "; ".join(f"{c.code} worth {c.value_fen / 100:.2f} yuan until {c.expires_at:%Y-%m-%d}"

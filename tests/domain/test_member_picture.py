@@ -14,7 +14,7 @@ from domain.members.models import ContactChannel
 from domain.orders import service as orders
 from domain.points import service as points
 from domain.rebates.models import Coupon
-from domain.rebates.service import coupons_of
+from domain.rebates.service import coupons_of, state_of
 from domain.tiers import service as tiers
 from domain.tiers.models import TierStatus
 from domain.touchpoints import service as touchpoints
@@ -67,8 +67,8 @@ def test_the_one_statement_picture_agrees_with_every_per_concept_read(session, b
     assert picture["may_pitch_by_phone"] == {
         "verdict": verdict.verdict, "reasons": list(verdict.reasons),
         "next_allowed_at": verdict.send_at if verdict.verdict == "deferred" else verdict.next_allowed_at}
-    assert [(c["code"], c["expires_at"]) for c in picture["coupons"]] == [
-        (c.code, c.expires_at) for c in coupons_of(session, member_id=member.id) if c.redeemed_at is None][:10]
+    assert [(c["code"], c["expires_at"], c["state"]) for c in picture["coupons"]] == [
+        (c.code, c.expires_at, state_of(c, now=now)) for c in coupons_of(session, member_id=member.id)][:10]
     assert [(o["order_id"], o["occurred_at"]) for o in picture["recent_orders"]] == [
         (o.order_id, o.occurred_at) for o in orders.recent_orders(session, member_id=member.id, limit=5)]
     assert [(t["id"], t["decision"], t["reasons"], t["requested_at"]) for t in picture["recent_contacts"]] == [
