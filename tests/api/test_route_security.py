@@ -107,7 +107,9 @@ def _admitted(kind: CredentialKind, scope: Scope) -> set[str]:
 
 
 def test_a_pos_key_may_record_orders_and_refunds_and_nothing_else():
-    assert _admitted(CredentialKind.API_KEY, Scope.POS) == {"POST /v1/orders", "POST /v1/orders/{order_id}/refunds"}
+    # Redeeming a coupon at the till is part of the sale; its answer is the coupon, nothing personal.
+    assert _admitted(CredentialKind.API_KEY, Scope.POS) == {"POST /v1/orders", "POST /v1/orders/{order_id}/refunds",
+                                                            "POST /v1/members/{member_id}/coupons/{code}/redemption"}
 
 
 def test_an_app_key_neither_reads_nor_changes_a_member_by_id():
@@ -115,7 +117,7 @@ def test_an_app_key_neither_reads_nor_changes_a_member_by_id():
     only enrol, record its sales and ask for touches or report interest clues (nothing personal answered)."""
     by_id = {route for route in _admitted(CredentialKind.API_KEY, Scope.APP) if "{member_id}" in route}
     assert by_id == {"GET /v1/members/{member_id}/contact-eligibility", "POST /v1/members/{member_id}/contacts",
-                     "POST /v1/members/{member_id}/interests"}
+                     "POST /v1/members/{member_id}/interests", "POST /v1/members/{member_id}/coupons/{code}/redemption"}
     assert "GET /v1/members/lookup" not in _admitted(CredentialKind.API_KEY, Scope.APP)
 
 
