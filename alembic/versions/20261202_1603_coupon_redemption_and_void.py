@@ -1,7 +1,7 @@
 """coupons can be redeemed and voided: the external keys that make both idempotent, and who voided why
 
 Revision ID: 1603
-Revises: 2102
+Revises: 1503
 Create Date: 2026-12-02 07:30:00
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '1603'
-down_revision: str | None = '2102'
+down_revision: str | None = '1503'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
