@@ -49,6 +49,9 @@ BUSINESS_REFUSALS = {
     "lookup_key_required",  # exactly one of several optional identity keys
     "invalid_timezone", "invalid_tier",  # names checked against the tz database and the configured ladder
     "timestamp_in_future",  # an order or refund dated ahead of the server's clock (or beyond back-dating)
+    "timestamp_too_old",  # an order or refund older than the back-dating window (operators import those)
+    "order_conflict",  # an order id reused with another payload (the operators' import of a seeded order id)
+    "coupon_redeemed", "coupon_voided", "coupon_expired",  # a coupon is used once, and not after it ends
     "insufficient_points",  # a redemption larger than the balance
     "adjustment_conflict", "organisation_exists",  # an idempotency key or name reused with another payload
     "unknown_weights", "invalid_step", "unknown_template", "invalid_template",  # configuration the catalogue checks
