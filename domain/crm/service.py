@@ -576,13 +576,16 @@ def list_leads(session: Session, *, call_list_id: int, state: str | None, band: 
 
 def leads_export_query(*, call_list_id: int, unmasked: bool) -> sa.Select[Any]:
     """A call list's leads for a dialer, in dialling order: who, how to reach them (phone masked unless
-    ``unmasked``), their band, priority and why they are on the list."""
+    ``unmasked``), their band, priority and why they are on the list, their own tier and the one served at."""
     leads, m = Lead.__table__.c, Member.__table__.c  # type: ignore[attr-defined]
     return (sa.select(leads.id.label("lead_id"), m.member_code, safe_cell_sql(m.name).label("name"),
                       (m.phone if unmasked else mask_phone_sql(m.phone)).label("phone"), m.timezone,
                       leads.band, sa.func.round(sa.cast(leads.priority, sa.Numeric), 4).label("priority"),
                       safe_cell_sql(leads.reason).label("reason"), leads.state,
-                      safe_cell_sql(leads.agent_id).label("agent_id"), m.tier, safe_cell_sql(m.city).label("city"))
+                      safe_cell_sql(leads.agent_id).label("agent_id"), m.tier,
+                      # the tier the agent serves them at (an account's or a relative's may be better than their own)
+                      sa.literal_column(organisations.served_tier_sql("members")).label("served_tier"),
+                      safe_cell_sql(m.city).label("city"))
             .join(Member, m.id == leads.member_id)
             .where(leads.call_list_id == call_list_id).order_by(leads.priority.desc(), leads.id.desc()))
 

@@ -456,15 +456,19 @@ def treatment_of(session: Session, *, member_id: int, own_tier: str) -> Treatmen
     return TreatmentView(treatment, org_name, via_name)
 
 
+def served_tier_sql(member: str) -> str:
+    """The query piece "the tier the member is served at" — their own, or a better one an organisation or family
+    link grants (``rules.EFFECTIVE_TIER_SQL``) — for the members row ``member`` (lists and exports)."""
+    return (f"coalesce((SELECT {EFFECTIVE_TIER_SQL.format(shared='st', member=member)} "
+            f"FROM member_shared_treatment st WHERE st.member_id = {member}.id), {member}.tier)")
+
+
 def served_tiers(session: Session, *, member_ids: list[int]) -> dict[int, str]:
-    """The tier each member is served at — their own, or a better one an organisation or family link grants
-    (``rules.EFFECTIVE_TIER_SQL``) — for a list of members, in one statement."""
+    """The tier each member is served at, for a list of members, in one statement."""
     if not member_ids:
         return {}
-    rows = session.execute(sa.text(
-        f"SELECT m.id, {EFFECTIVE_TIER_SQL.format(shared='t', member='m')} FROM members m "
-        "LEFT JOIN member_shared_treatment t ON t.member_id = m.id WHERE m.id = ANY(CAST(:ids AS bigint[]))"),
-        {"ids": sorted(set(member_ids))}).all()
+    rows = session.execute(sa.text(f"SELECT m.id, {served_tier_sql('m')} FROM members m "
+                                   "WHERE m.id = ANY(CAST(:ids AS bigint[]))"), {"ids": sorted(set(member_ids))}).all()
     return {int(member_id): str(tier) for member_id, tier in rows}
 
 

@@ -63,12 +63,13 @@ def test_a_call_list_exports_for_a_dialer_formula_safe_and_masked_for_agents(liv
     assert 'filename="call-list-' in answer.headers["content-disposition"]
     rows = rows_of(answer.content)
     assert list(rows[0]) == ["lead_id", "member_code", "name", "phone", "timezone", "band", "priority", "reason",
-                             "state", "agent_id", "tier", "city"]
+                             "state", "agent_id", "tier", "served_tier", "city"]
     by_code = {r["member_code"]: r for r in rows}
     assert set(by_code) == {m.member_code for m in made}
     evil = by_code[made[0].member_code]
     assert evil["name"] == "'" + EVIL and evil["city"] == "'+Shanghai"
     assert by_code[made[1].member_code]["name"] == "王芳"
+    assert {(r["tier"], r["served_tier"]) for r in rows} == {("D", "D")}  # nobody here shares an account's tier
     assert by_code[made[2].member_code]["name"] == "Li, \"Lei\"\nsecond line"
     assert all(r["phone"] == mask_phone(m.phone) for m in made for r in [by_code[m.member_code]])
     priorities = [float(r["priority"]) for r in rows]

@@ -201,3 +201,18 @@ def test_a_churn_list_refuses_an_audience_of_members_not_at_risk_and_lists_filte
     crm.extract_leads(session, call_list_id=call_list.id, now=NOW)
     assert crm.next_lead(session, call_list_id=call_list.id, agent_id="a", now=NOW).member_id == newcomer.id
     assert crm.next_lead(session, call_list_id=call_list.id, agent_id="a", now=NOW) is None
+
+
+def test_the_dialer_export_shows_the_tier_a_lead_is_served_at_beside_their_own(session):
+    from domain.organisations import service as orgs
+    from domain.organisations.models import OrganisationRole, RevenueClass
+
+    leader, plain = caller(session), caller(session)
+    org = orgs.create_organisation(session, name="Export Co", revenue_class=RevenueClass.KEY, now=OLD)
+    orgs.link_member(session, organisation_id=org.id, member_id=leader.id, role=OrganisationRole.LEADER,
+                     actor="t", now=OLD)
+    call_list = new_list(session)
+    crm.extract_leads(session, call_list_id=call_list.id, now=NOW)
+    rows = session.execute(crm.leads_export_query(call_list_id=call_list.id, unmasked=False)).mappings().all()
+    tiers = {r["member_code"]: (r["tier"], r["served_tier"]) for r in rows}
+    assert tiers == {leader.member_code: ("D", "A"), plain.member_code: ("D", "D")}
