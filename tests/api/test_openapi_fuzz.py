@@ -105,3 +105,38 @@ def test_every_operation_passes_all_checks_on_seeded_data(case, seeded):
     response = case.call(headers=headers, timeout=60)
     case.validate_response(response, excluded_checks=EXCLUDED_CHECKS,
                            additional_checks=[positive_data_is_accepted_or_refused_for_a_listed_reason])
+
+
+# Stateful: sequences of calls where one answer feeds the next (a member created, then read, changed, credited,
+# complained about …), along the links schemathesis infers from the schema. Positive data, the member-centred
+# operations and a few short sequences, to stay within the CI budget.
+STATEFUL = schemathesis.openapi.from_asgi("/openapi.json", APP).include(path_regex=r"^/v1/members(/\{member_id\})?"
+                                                                         r"(/(complaints|consents|redemptions|points"
+                                                                         r"/adjustments|interests))?")
+for method, path in HOT:
+    STATEFUL = STATEFUL.exclude(method=method, path=path)
+
+
+def test_member_sequences_pass_all_checks_statefully(seeded):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    headers, _ = seeded
+    calls: list[tuple[str, str, int]] = []
+
+    class Machine(STATEFUL.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case):
+            # The admin key in place of any value generated for the declared ``authorization`` header parameter.
+            kept = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+            case.headers = {**kept, **headers}
+            return {"timeout": 60}
+
+        def validate_response(self, response, case, **kwargs):
+            calls.append((case.method, case.path, response.status_code))
+            case.validate_response(response, excluded_checks=EXCLUDED_CHECKS,
+                                   additional_checks=[positive_data_is_accepted_or_refused_for_a_listed_reason])
+
+    run_state_machine_as_test(Machine, settings=settings(max_examples=1, stateful_step_count=6, deadline=None,
+                                                         derandomize=True, phases=[Phase.generate],
+                                                         suppress_health_check=list(HealthCheck)))
+    chained = [c for c in calls if "{member_id}" in c[1] and c[2] < 300]
+    assert chained, calls  # some calls reached a member an earlier call created
