@@ -89,7 +89,7 @@ class Server:
 
         for _ in range(120):
             try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:  # readyz: not for an older checkout
                     return
             except httpx.HTTPError:
                 pass
