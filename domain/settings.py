@@ -162,6 +162,18 @@ class Settings(BaseSettings):
     wechat_bind_wrong_codes_per_phone_hour: int = 5
     """Across bindings: codes sent to one phone, codes asked for by one WeChat user (the client), and wrong
     answers for one phone, in the last hour — so new bindings or resends buy neither SMS floods nor guesses."""
+    member_home_url: str = ""
+    """Where the member's pages continue after signing in (the H5 app's home); the WeChat binding page links to
+    it when set."""
+    member_sms_code_minutes: int = 5
+    member_sms_resend_seconds: int = 60
+    member_sms_codes_per_phone_hour: int = 5
+    member_sms_codes_per_client_hour: int = 20
+    member_sms_wrong_codes_per_phone_hour: int = 5
+    """Member sign-in by phone + SMS code (``POST /v1/me/sessions/sms-code``, ``…/sms``): a code lives 5
+    minutes and only the newest one counts; a phone gets a code at most once a minute and five an hour; one
+    client address asks for at most twenty an hour; five wrong codes for a phone in an hour, over every
+    resend, close sign-in for that phone until the hour has passed."""
     wechat_binding_retention_hours: int = 24
     wechat_callback_retention_hours: int = 48
     """``prune-wechat`` deletes binding attempts (with their code digests) and callback dedupe keys older than

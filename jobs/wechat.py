@@ -8,6 +8,7 @@ from typing import Any
 
 from wechatpy.exceptions import WeChatClientException
 
+from domain.member_sessions import service as member_sessions
 from domain.settings import get_settings
 from domain.wechat import service as wechat
 from integrations.wechat.client import LoyaltyWeChatClient
@@ -76,10 +77,11 @@ register(JobSpec(name="link-wechat-unionids", func=link_wechat_unionids,
 
 
 def prune_wechat(ctx: JobContext) -> dict[str, Any]:
-    """Delete phone-binding attempts (with their SMS code digests) and callback dedupe keys past retention:
-    rows that unauthenticated callers create must not grow without bound."""
+    """Delete phone-binding attempts and SMS sign-in codes (with their code digests) and callback dedupe keys
+    past retention: rows that unauthenticated callers create must not grow without bound."""
     with ctx.unit_of_work() as session:
         counts = wechat.prune_bindings_and_callbacks(session, as_of=ctx.as_of)
+        counts["sign_in_codes"] = member_sessions.prune_sign_in_codes(session, as_of=ctx.as_of)
         session.commit()
     return counts
 

@@ -7,12 +7,13 @@ from dataclasses import asdict
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import AppKeyCaller, MemberCaller, NowDep, SessionDep, public
-from api.errors import domain_error_response
+from api.errors import domain_error_response, error_response
+from api.phone_codes import send_phone_code
 from api.routes.members import member_out
 from api.schemas.common import ERROR_RESPONSES, MAX_ID, StrictModel, from_row
 from api.schemas.contacts import ConsentIn
@@ -24,9 +25,11 @@ from domain.member_sessions import service as member_sessions
 from domain.member_sessions.rules import Proof
 from domain.members import service as members
 from domain.members.models import ConsentStatus, ContactChannel, Gender
+from domain.members.rules import mask_phone
 from domain.organisations import service as organisations
 from domain.points import service as points
 from domain.rebates import service as rebates
+from domain.settings import get_settings
 from domain.tiers import service as tiers
 
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=ERROR_RESPONSES)
@@ -70,6 +73,53 @@ def refresh(body: RefreshIn, session: SessionDep, now: NowDep) -> MemberSessionO
     outcome = member_sessions.refresh_member_session(session, refresh_token=body.refresh_token, now=now)
     if outcome.refusal is not None:
         return domain_error_response(outcome.refusal)  # returned: ending a reused login must commit
+    assert outcome.issued is not None
+    return session_out(outcome.issued)
+
+
+class SmsCodeIn(StrictModel):
+    phone: str = Field(min_length=5, max_length=32, examples=["+86 138 0013 8000"])
+
+
+class SmsSignInIn(SmsCodeIn):
+    code: str = Field(min_length=4, max_length=8, pattern=r"^\s*\d+\s*$")
+
+
+class SmsCodeSent(BaseModel):
+    sent_to: str
+    """The phone, masked (the page shows where the code went)."""
+    expires_in_seconds: int
+
+
+def requesting_client(request: Request) -> str:
+    """The per-client limit's key: the address the request came from (the edge's per-address rate limit
+    keys on the same)."""
+    return request.client.host if request.client else "-"
+
+
+@router.post("/sessions/sms-code", status_code=202, response_model=SmsCodeSent,
+             dependencies=[Depends(public("asks for a code; only the phone's holder can use it"))],
+             summary="Sign-in step 1: send a one-time code to this phone (same answer for members and others)")
+def request_sms_code(request: Request, body: SmsCodeIn, session: SessionDep, now: NowDep) -> SmsCodeSent | JSONResponse:
+    phone, code = member_sessions.issue_sign_in_code(session, phone=body.phone, client=requesting_client(request),
+                                                     now=now)
+    minutes = get_settings().member_sms_code_minutes
+    # Sent before the commit: a code the gateway refused leaves no row, so it counts against no limit.
+    failure = send_phone_code(phone=phone, code=code, minutes=minutes, idempotency_key=f"sign-in:{phone}:{now}")
+    if failure is not None:
+        session.rollback()
+        return error_response(503, "sms_unavailable", "the SMS code could not be sent; try again",
+                              {"reason": failure})
+    return SmsCodeSent(sent_to=mask_phone(phone) or "", expires_in_seconds=minutes * 60)
+
+
+@router.post("/sessions/sms", status_code=201, response_model=MemberSessionOut,
+             dependencies=[Depends(public("the SMS code sent to the phone is the credential"))],
+             summary="Sign-in step 2: the phone and its code give a member session (an unknown phone is enrolled)")
+def sign_in_with_sms(body: SmsSignInIn, session: SessionDep, now: NowDep) -> MemberSessionOut | JSONResponse:
+    outcome = member_sessions.sign_in_with_code(session, phone=body.phone, code=body.code.strip(), now=now)
+    if outcome.refusal is not None:
+        return domain_error_response(outcome.refusal)  # returned: the wrong attempt must commit to count
     assert outcome.issued is not None
     return session_out(outcome.issued)
 

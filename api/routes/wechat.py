@@ -7,28 +7,34 @@ outbox and jobs, so the answer comes well within WeChat's 5-second limit.
 from __future__ import annotations
 
 import hmac
+import json
+from datetime import datetime
 from typing import Annotated, Any
 from xml.parsers.expat import ExpatError
 
 import requests
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
+from sqlmodel import Session
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatOAuthException
 from wechatpy.replies import TextReply
 
+from api import member_pages
 from api.deps import NowDep, SessionDep
-from api.errors import error_response
+from api.errors import error_response, status_for
+from api.phone_codes import send_phone_code
 from api.schemas.common import ERROR_RESPONSES, StrictModel
-from domain.errors import Conflict, Forbidden
+from domain.errors import Conflict, DomainError, Forbidden
+from domain.member_sessions import service as member_sessions
+from domain.member_sessions.rules import Proof
+from domain.members.models import Member
 from domain.members.rules import mask_phone
-from domain.ports import DeliveryOutcome, OutboundMessage
 from domain.settings import get_settings
 from domain.wechat import service as wechat
 from domain.wechat.rules import is_stale, signature_valid, subscription_items, whole_number
-from integrations.channels import message_adapter
 from integrations.wechat.oauth import LoyaltyWeChatOAuth
 
 router = APIRouter(prefix="/wechat", tags=["wechat"], responses=ERROR_RESPONSES)
@@ -193,40 +199,114 @@ def oauth_callback(request: Request, session: SessionDep, now: NowDep,
                         details={"errcode": exc.errcode}) from exc
     except requests.RequestException:
         return error_response(503, "wechat_unavailable", "WeChat did not answer; try again")
-    row = wechat.verify_oauth(session, state=state, openid=str(identity["openid"]),
-                              unionid=identity.get("unionid"), now=now)
-    return {"state": row.state,
-            "next": "POST /wechat/oauth/code with the member's phone, then /wechat/oauth/bind with the code"}
+    wechat.verify_oauth(session, state=state, openid=str(identity["openid"]), unionid=identity.get("unionid"),
+                        now=now)
+    # On to the page (303: a reload of the page never replays WeChat's single-use code). A front end of its
+    # own may instead call POST /wechat/oauth/code and /wechat/oauth/bind with the state.
+    return RedirectResponse("/wechat/oauth/page", status_code=303)
 
 
 @router.post("/oauth/code", summary="Send an SMS code to the phone the person typed (after the OAuth callback)")
 def oauth_code(request: Request, body: CodeIn, session: SessionDep, now: NowDep) -> Any:
     _same_browser(request, body.state)
-    phone, code = wechat.issue_phone_code(session, state=body.state, phone=body.phone, now=now)
+    phone, failure = _send_code(session, state=body.state, phone=body.phone, now=now)
     settings = get_settings()
-    # Sent while the state row is locked and before the commit: a code the gateway refused leaves no trace,
-    # so the person can ask again at once. The person asked for it, so the contact gate does not apply.
-    sms = message_adapter("sms", settings)
-    result = sms.send(OutboundMessage(
-        touch_id=0, member_id=0, channel="sms", purpose="verification", template="phone_code",
-        body=f"Your verification code is {code}. It is valid for {settings.wechat_bind_code_minutes} minutes.",
-        variables={"code": code}, address={"phone": phone}, idempotency_key=f"wechat-bind:{body.state}:{phone}:{code}"))
-    getattr(sms, "close", lambda: None)()
-    if result.outcome != DeliveryOutcome.SENT:
-        session.rollback()
+    if failure is not None:
         return error_response(503, "sms_unavailable", "the SMS code could not be sent; try again",
-                              {"reason": result.reason})
+                              {"reason": failure})
     return {"state": body.state, "sent_to": mask_phone(phone),
             "expires_in_seconds": settings.wechat_bind_code_minutes * 60}
 
 
-@router.post("/oauth/bind", summary="Confirm the phone with its SMS code: the WeChat identity joins that member")
-def oauth_bind(request: Request, body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
-    _same_browser(request, body.state)
+def _send_code(session: Session, *, state: str, phone: str, now: datetime) -> tuple[str, str | None]:
+    """Issue and send a binding code: (the normalised phone, the gateway's refusal or None)."""
+    phone, code = wechat.issue_phone_code(session, state=state, phone=phone, now=now)
+    # Sent while the state row is locked and before the commit: a code the gateway refused leaves no trace,
+    # so the person can ask again at once.
+    failure = send_phone_code(phone=phone, code=code, minutes=get_settings().wechat_bind_code_minutes,
+                              idempotency_key=f"wechat-bind:{state}:{phone}:{code}")
+    if failure is not None:
+        session.rollback()
+    return phone, failure
+
+
+def _bind(session: Session, *, state: str, phone: str, code: str,
+          now: datetime) -> tuple[Member, member_sessions.IssuedMemberSession]:
+    """Bind the phone proved by its code, and sign the member in: the binding ends in a member session."""
     try:
-        member = wechat.bind_phone(session, state=body.state, phone=body.phone, code=body.code, now=now)
+        member = wechat.bind_phone(session, state=state, phone=phone, code=code, now=now)
     except Forbidden as exc:
         if exc.code == "wrong_code":
             session.commit()  # the wrong attempt counts even though the request is refused
         raise
-    return {"member_id": member.id, "member_code": member.member_code, "status": member.status}
+    assert member.id is not None
+    return member, member_sessions.start_member_session(session, member_id=member.id, proof=Proof.WECHAT, now=now)
+
+
+@router.post("/oauth/bind", summary="Confirm the phone with its SMS code: the WeChat identity joins that member, "
+                                    "who is signed in (a member session)")
+def oauth_bind(request: Request, body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
+    _same_browser(request, body.state)
+    member, issued = _bind(session, state=body.state, phone=body.phone, code=body.code, now=now)
+    return {"member_id": member.id, "member_code": member.member_code, "status": member.status,
+            "session": _session_json(issued)}
+
+
+# --- the same binding as a small mobile page (server-rendered, no CDN) -----------------------------
+
+def _session_json(issued: member_sessions.IssuedMemberSession) -> dict[str, Any]:
+    return {"member_id": issued.member_id, "access_token": issued.access_token, "token_type": "bearer",
+            "expires_at": issued.expires_at.isoformat(), "refresh_token": issued.refresh_token,
+            "refresh_expires_at": issued.refresh_expires_at.isoformat()}
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return member_pages.templates.TemplateResponse(request, name, context, status_code=status_code,
+                                                   headers=member_pages.PAGE_HEADERS)
+
+
+def _form_page(request: Request, *, state: str | None, phone: str | None = None, sent_to: str | None = None,
+               error: str | None = None, status_code: int = 200) -> Response:
+    return _page(request, "bind_phone.html", {"state": state, "phone": phone, "sent_to": sent_to, "error": error,
+                                              "minutes": get_settings().wechat_bind_code_minutes}, status_code)
+
+
+@router.get("/oauth/page", response_class=HTMLResponse, summary="The phone-binding page (after the OAuth callback)")
+def binding_page(request: Request) -> Response:
+    state = request.cookies.get(BIND_COOKIE)
+    if not state:
+        return _form_page(request, state=None, error="Open this page from the official account's menu.",
+                          status_code=403)
+    return _form_page(request, state=state)
+
+
+@router.post("/oauth/page", response_class=HTMLResponse,
+             summary="The page's forms: send a code to the phone, then bind it with the code")
+def binding_page_post(request: Request, session: SessionDep, now: NowDep,
+                      state: Annotated[str, Form(min_length=8, max_length=64)],
+                      action: Annotated[str, Form(pattern="^(code|bind)$")],
+                      phone: Annotated[str, Form(min_length=1, max_length=32)],
+                      code: Annotated[str | None, Form(max_length=8)] = None) -> Response:
+    try:
+        _same_browser(request, state)
+        if action == "code":
+            normalised, failure = _send_code(session, state=state, phone=phone, now=now)
+            if failure is not None:
+                return _form_page(request, state=state, phone=phone, status_code=503,
+                                  error="The code could not be sent just now; please try again.")
+            return _form_page(request, state=state, phone=phone, sent_to=mask_phone(normalised))
+        if not code or not code.strip().isdigit():
+            return _form_page(request, state=state, phone=phone, sent_to=mask_phone(phone), status_code=422,
+                              error="Enter the digits of the code.")
+        member, issued = _bind(session, state=state, phone=phone, code=code, now=now)
+    except DomainError as exc:
+        return _form_page(request, state=state, phone=phone, sent_to=mask_phone(phone) if action == "bind" else None,
+                          error=exc.message, status_code=status_for(exc))
+    session_json = json.dumps(_session_json(issued))
+    for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):  # inert inside <script>
+        session_json = session_json.replace(raw, safe)
+    response = _page(request, "bound.html", {"member_code": member.member_code, "phone": mask_phone(member.phone),
+                                             "session_json": session_json,
+                                             "home_url": get_settings().member_home_url})
+    response.delete_cookie(BIND_COOKIE, path="/wechat/oauth")  # this binding is done
+    return response

@@ -136,7 +136,8 @@ def test_a_pos_key_is_refused_a_member_read_over_http(app_client, session):
 
 def test_the_only_public_v1_routes_are_logins_and_refresh():
     assert sorted(f"{m} {r.path}" for m, r in V1_ROUTES if isinstance(_declared(r), str)) == [
-        "POST /v1/me/sessions/refresh", "POST /v1/staff/sessions"]
+        "POST /v1/me/sessions/refresh", "POST /v1/me/sessions/sms", "POST /v1/me/sessions/sms-code",
+        "POST /v1/staff/sessions"]
 
 
 # Routes outside /v1 and the credential kind each takes. A new one must be added here, on purpose.
@@ -149,6 +150,7 @@ OTHER_ROUTE_CREDENTIALS = {
     "/wechat/oauth/callback": "wechat_oauth_state",
     "/wechat/oauth/code": "wechat_oauth_state",
     "/wechat/oauth/bind": "wechat_oauth_state",
+    "/wechat/oauth/page": "wechat_oauth_state",  # the binding page and its forms: the state in its cookie
 }
 OTHER_ROUTES = [route for router in ROUTERS for route in router.routes
                 if isinstance(route, APIRoute) and not route.path.startswith("/v1")]
