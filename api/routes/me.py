@@ -82,7 +82,7 @@ class SmsCodeIn(StrictModel):
 
 
 class SmsSignInIn(SmsCodeIn):
-    code: str = Field(min_length=4, max_length=8, pattern=r"^\s*\d+\s*$")
+    code: str = Field(max_length=16, pattern=r"^\s*\d{4,8}\s*$")
 
 
 class SmsCodeSent(BaseModel):

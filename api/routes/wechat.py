@@ -14,7 +14,7 @@ from xml.parsers.expat import ExpatError
 
 import requests
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from pydantic import Field
 from sqlmodel import Session
 from wechatpy import parse_message
@@ -271,7 +271,16 @@ def _form_page(request: Request, *, state: str | None, phone: str | None = None,
                                               "minutes": get_settings().wechat_bind_code_minutes}, status_code)
 
 
-@router.get("/oauth/page", response_class=HTMLResponse, summary="The phone-binding page (after the OAuth callback)")
+# The page answers HTML whatever the status (a person reads it); FastAPI's own 422 stays JSON.
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the page", "content": {"text/html": {}}},
+    **{status: {**ERROR_RESPONSES[status], "content": {"text/html": {}}} for status in (403, 404, 409, 422, 429)},
+    503: {"description": "the SMS gateway did not take the code; try again", "content": {"text/html": {}}},
+}
+
+
+@router.get("/oauth/page", response_class=Response, responses=PAGE_RESPONSES,
+            summary="The phone-binding page (after the OAuth callback)")
 def binding_page(request: Request) -> Response:
     state = request.cookies.get(BIND_COOKIE)
     if not state:
@@ -280,7 +289,7 @@ def binding_page(request: Request) -> Response:
     return _form_page(request, state=state)
 
 
-@router.post("/oauth/page", response_class=HTMLResponse,
+@router.post("/oauth/page", response_class=Response, responses=PAGE_RESPONSES,
              summary="The page's forms: send a code to the phone, then bind it with the code")
 def binding_page_post(request: Request, session: SessionDep, now: NowDep,
                       state: Annotated[str, Form(min_length=8, max_length=64)],

@@ -63,6 +63,8 @@ BUSINESS_REFUSALS = {
     "external_id_taken", "subscription_exists", "duplicate_fact",  # unique keys already held
     "refund_exceeds_order",  # more refunded than is left of the order
     "invalid_value",  # a string PostgreSQL cannot hold (a NUL character) or longer than its column
+    "code_recently_sent", "too_many_codes_for_phone", "too_many_codes_for_client",  # SMS codes: sends limited
+    "too_many_attempts",  # wrong SMS codes for one phone, counted across resends
 }
 """Error codes with which the API may refuse schema-valid input (docs/operations.md lists them with why)."""
 STRIPPED = {("POST", "/wechat/oauth/bind")}
