@@ -1,7 +1,7 @@
 """member sign-in by phone + SMS code: the codes sent (digests only), for the limits and the check
 
 Revision ID: 1504
-Revises: 1503
+Revises: 1603
 Create Date: 2026-12-02 07:00:00
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '1504'
-down_revision: str | None = '1503'
+down_revision: str | None = '1603'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
