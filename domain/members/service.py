@@ -421,9 +421,13 @@ def search_members(session: Session, *, search: MemberSearch, cursor: str | None
 
 def search_export_query(search: MemberSearch, *, unmasked: bool) -> sa.Select[Any]:
     """A search result as CSV columns (phone masked unless ``unmasked``), in the list's order."""
+    # Imported here: organisations read members (see member_search_filter).
+    from domain.organisations.service import served_tier_sql
+
     m = Member.__table__.c  # type: ignore[attr-defined]
     return (sa.select(m.id.label("member_id"), m.member_code, safe_cell_sql(m.name).label("name"),
-                      (m.phone if unmasked else mask_phone_sql(m.phone)).label("phone"), m.tier, m.status,
+                      (m.phone if unmasked else mask_phone_sql(m.phone)).label("phone"), m.tier,
+                      sa.literal_column(served_tier_sql("members")).label("served_tier"), m.status,
                       safe_cell_sql(m.city).label("city"),
                       safe_cell_sql(sa.func.array_to_string(m.tags, ";")).label("tags"), m.joined_at,
                       m.last_purchase_at)

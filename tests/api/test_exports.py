@@ -112,6 +112,7 @@ def test_a_member_search_exports_with_the_lists_filters(live, committed_engine):
     rows = rows_of(client.get("/v1/members.csv", headers=agent, params={"name_prefix": "zhou", "tag": "vip"}).content)
     assert [(r["member_id"], r["phone"], r["tags"]) for r in rows] == [(str(vip.id), mask_phone(vip.phone),
                                                                         "vip;=cmd")]
+    assert (rows[0]["tier"], rows[0]["served_tier"]) == ("D", "D")  # own tier, and the one served at
     assert client.get("/v1/members.csv", headers=agent, params={"status": "nope"}).status_code == 422
 
 
