@@ -9,7 +9,17 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ApproverCaller, MarketingCaller, NowDep, SessionDep
-from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel, from_row
+from api.schemas.common import (
+    DEFAULT_PAGE_LIMIT,
+    ERROR_RESPONSES,
+    ConvertedOut,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    StrictModel,
+    UpliftOut,
+    from_row,
+)
 from domain.campaigns import service as campaigns
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=ERROR_RESPONSES)
@@ -68,6 +78,23 @@ class GatePreviewOut(BaseModel):
     approved_by_channel: dict[str, int]
 
 
+class LaunchOut(BaseModel):
+    id: int
+    audience: int = Field(description="Members fixed into the audience, control group included")
+
+
+class CampaignReportOut(BaseModel):
+    campaign_id: int
+    status: str
+    audience: int
+    control: int
+    sent: int
+    deferred: int
+    suppressed: dict[str, int] = Field(description="Audience members the gate refused, by reason")
+    converted: ConvertedOut
+    uplift: UpliftOut
+
+
 class PreviewOut(BaseModel):
     campaign_id: int
     audience_size: int
@@ -89,10 +116,11 @@ def get_campaign(campaign_id: CampaignId, session: SessionDep, caller: Marketing
     return from_row(CampaignOut, campaigns.get_campaign(session, campaign_id=campaign_id))
 
 
-@router.post("", status_code=201, summary="Create a draft campaign with its audience filter")
-def create(body: CampaignIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=CampaignOut,
+             summary="Create a draft campaign with its audience filter")
+def create(body: CampaignIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> CampaignOut:
     campaign = campaigns.create_campaign(session, actor=caller.actor, now=now, **body.model_dump())
-    return {"id": campaign.id, "status": campaign.status, "audience": campaign.audience}
+    return from_row(CampaignOut, campaign)
 
 
 @router.patch("/{campaign_id}", response_model=CampaignOut,
@@ -116,18 +144,19 @@ def preview(campaign_id: CampaignId, session: SessionDep, caller: MarketingCalle
     return PreviewOut(**campaigns.preview(session, campaign_id=campaign_id, now=now))
 
 
-@router.post("/{campaign_id}/approve",
+@router.post("/{campaign_id}/approve", response_model=CampaignOut,
              summary="Approve a draft: a second named person (staff), never its author or a key")
-def approve(campaign_id: CampaignId, session: SessionDep, caller: ApproverCaller, now: NowDep) -> dict[str, Any]:
-    campaign = campaigns.approve(session, campaign_id=campaign_id, actor=caller.actor, now=now)
-    return {"id": campaign.id, "status": campaign.status, "approved_by": campaign.approved_by}
+def approve(campaign_id: CampaignId, session: SessionDep, caller: ApproverCaller, now: NowDep) -> CampaignOut:
+    return from_row(CampaignOut, campaigns.approve(session, campaign_id=campaign_id, actor=caller.actor, now=now))
 
 
-@router.post("/{campaign_id}/launch", summary="Fix the audience and its control group; sending follows")
-def launch(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
-    return {"id": campaign_id, **campaigns.launch(session, campaign_id=campaign_id, now=now)}
+@router.post("/{campaign_id}/launch", response_model=LaunchOut,
+             summary="Fix the audience and its control group; sending follows")
+def launch(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> LaunchOut:
+    return LaunchOut(id=campaign_id, **campaigns.launch(session, campaign_id=campaign_id, now=now))
 
 
-@router.get("/{campaign_id}/report", summary="Sent, deferred, suppressed by reason, uplift with a 95% CI")
-def report(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller) -> dict[str, Any]:
-    return campaigns.report(session, campaign_id=campaign_id)
+@router.get("/{campaign_id}/report", response_model=CampaignReportOut,
+            summary="Sent, deferred, suppressed by reason, uplift with a 95% CI")
+def report(campaign_id: CampaignId, session: SessionDep, caller: MarketingCaller) -> CampaignReportOut:
+    return CampaignReportOut.model_validate(campaigns.report(session, campaign_id=campaign_id))

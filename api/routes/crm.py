@@ -69,13 +69,21 @@ def add_note(member_id: MemberId, body: NoteIn, session: SessionDep, caller: Age
     return NoteOut.model_validate(note, from_attributes=True)
 
 
-@router.post("/v1/members/{member_id}/interests", status_code=201,
+class InterestOut(BaseModel):
+    id: int
+    member_id: int
+    product: str
+    source: str
+    at: datetime
+
+
+@router.post("/v1/members/{member_id}/interests", status_code=201, response_model=InterestOut,
              summary="Record that the member asked about a product (a warm-lead clue)")
 def add_interest(member_id: MemberId, body: InterestIn, session: SessionDep, caller: TouchCaller,
-                 now: NowDep) -> dict[str, Any]:
+                 now: NowDep) -> InterestOut:
     event = crm.record_interest(session, member_id=member_id, product=body.product, source=body.source,
                                 at=ensure_aware(body.at) if body.at else now)
-    return {"id": event.id, "member_id": member_id, "product": event.product, "source": event.source, "at": event.at}
+    return InterestOut.model_validate(event, from_attributes=True)
 
 
 class CallListIn(StrictModel):
@@ -164,17 +172,21 @@ def list_leads(call_list_id: ListId, session: SessionDep, caller: CrmCaller,
     return Page[LeadOut].of(page, lambda lead: from_row(LeadOut, lead))
 
 
-@router.post("/v1/crm/call-lists", status_code=201, summary="Define an outbound call list (marketers, supervisors)")
-def create_call_list(body: CallListIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
-    call_list = crm.create_call_list(session, now=now, **body.model_dump())
-    return {"id": call_list.id, "name": call_list.name, "product": call_list.product,
-            "strategy": call_list.strategy, "weights": call_list.weights}
+@router.post("/v1/crm/call-lists", status_code=201, response_model=CallListOut,
+             summary="Define an outbound call list (marketers, supervisors)")
+def create_call_list(body: CallListIn, session: SessionDep, caller: MarketingCaller, now: NowDep) -> CallListOut:
+    return from_row(CallListOut, crm.create_call_list(session, now=now, **body.model_dump()))
 
 
-@router.post("/v1/crm/call-lists/{call_list_id}/extract",
+class ExtractionOut(BaseModel):
+    leads_by_band: dict[str, int] = Field(description="Leads in the list after this extraction, by priority band")
+    excluded: dict[str, int] = Field(description="Audience members left out, by reason (each member counted once)")
+
+
+@router.post("/v1/crm/call-lists/{call_list_id}/extract", response_model=ExtractionOut,
              summary="Extract prioritised leads, with exclusions by reason")
-def extract(call_list_id: ListId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> dict[str, Any]:
-    return crm.extract_leads(session, call_list_id=call_list_id, now=now)
+def extract(call_list_id: ListId, session: SessionDep, caller: MarketingCaller, now: NowDep) -> ExtractionOut:
+    return ExtractionOut(**crm.extract_leads(session, call_list_id=call_list_id, now=now))
 
 
 class LeadPullOut(BaseModel):
@@ -198,22 +210,52 @@ def pull_lead(call_list_id: ListId, session: SessionDep, caller: AgentCaller, no
                        next_callable_at=pulled.next_callable_at)
 
 
-@router.get("/v1/crm/call-lists/{call_list_id}/report", summary="Dialled, reached, accepted, conversion by band")
-def report(call_list_id: ListId, session: SessionDep, caller: CrmCaller) -> dict[str, Any]:
-    return crm.call_list_report(session, call_list_id=call_list_id)
+class BandReportOut(BaseModel):
+    band: int
+    leads: int
+    dialled: int
+    reached: int
+    accepted: int
+    conversion: float | None = Field(description="Accepted per dialled; null before the first call")
 
 
-@router.post("/v1/crm/members/{member_id}/call-outcomes", status_code=201,
+class CallListReportOut(BaseModel):
+    call_list_id: int
+    name: str
+    product: str
+    leads: int
+    dialled: int
+    reached: int
+    accepted: int
+    excluded: dict[str, int]
+    by_band: list[BandReportOut]
+
+
+@router.get("/v1/crm/call-lists/{call_list_id}/report", response_model=CallListReportOut,
+            summary="Dialled, reached, accepted, conversion by band")
+def report(call_list_id: ListId, session: SessionDep, caller: CrmCaller) -> CallListReportOut:
+    return CallListReportOut.model_validate(crm.call_list_report(session, call_list_id=call_list_id))
+
+
+class CallOutcomeOut(BaseModel):
+    id: int
+    member_id: int
+    outcome: str
+    agent_id: str
+    callback_at: datetime | None
+    at: datetime
+
+
+@router.post("/v1/crm/members/{member_id}/call-outcomes", status_code=201, response_model=CallOutcomeOut,
              summary="Record a call's outcome; do_not_call opts out at once, callback books a gated phone touch")
 def call_outcome(member_id: MemberId, body: OutcomeIn, session: SessionDep, caller: AgentCaller,
-                 now: NowDep) -> dict[str, Any]:
+                 now: NowDep) -> CallOutcomeOut:
     assert caller.role is not None
     record = crm.record_call_outcome(session, member_id=member_id, agent_id=_agent(caller), outcome=body.outcome,
                                      any_lead=may_work_any_lead(caller.role),
                                      note=body.note, lead_id=body.lead_id, now=now,
                                      callback_at=ensure_aware(body.callback_at) if body.callback_at else None)
-    return {"id": record.id, "member_id": member_id, "outcome": record.outcome, "agent_id": record.agent_id,
-            "callback_at": record.callback_at, "at": record.at}
+    return CallOutcomeOut.model_validate(record, from_attributes=True)
 
 
 @router.get("/v1/complaints", response_model=Page[ComplaintOut], tags=["contacts"],

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import MarketingCaller, NowDep, SessionDep
-from api.schemas.common import DEFAULT_PAGE_LIMIT, ERROR_RESPONSES, CursorQuery, LimitQuery, Page, StrictModel
+from api.schemas.common import (
+    DEFAULT_PAGE_LIMIT,
+    ERROR_RESPONSES,
+    ConvertedOut,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    StrictModel,
+    UpliftOut,
+)
 from domain.journeys import service as journeys
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"], responses=ERROR_RESPONSES)
@@ -72,18 +81,6 @@ class JourneyVersionOut(BaseModel):
 class JourneyBackfillOut(BaseModel):
     id: int
     enrolled: int = Field(description="Members enrolled now for the trigger's earlier occurrences")
-
-
-class ConvertedOut(BaseModel):
-    treatment: int
-    control: int
-
-
-class UpliftOut(BaseModel):
-    treatment_rate: float | None
-    control_rate: float | None
-    uplift: float | None = Field(description="Treatment rate minus control rate; null without both groups")
-    ci95: list[float | None] = Field(description="95% confidence interval of the uplift, [low, high]")
 
 
 class JourneyReportOut(BaseModel):

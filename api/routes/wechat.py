@@ -7,7 +7,6 @@ outbox and jobs, so the answer comes well within WeChat's 5-second limit.
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import datetime
 from typing import Annotated, Any
 from xml.parsers.expat import ExpatError
@@ -15,7 +14,7 @@ from xml.parsers.expat import ExpatError
 import requests
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -26,6 +25,7 @@ from api import member_pages
 from api.deps import NowDep, SessionDep
 from api.errors import error_response, status_for
 from api.phone_codes import send_phone_code
+from api.routes.me import MemberSessionOut, session_out
 from api.schemas.common import ERROR_RESPONSES, StrictModel
 from domain.errors import Conflict, DomainError, Forbidden
 from domain.member_sessions import service as member_sessions
@@ -183,7 +183,9 @@ def oauth_start(session: SessionDep, now: NowDep) -> Response:
     return response
 
 
-@router.get("/oauth/callback", summary="WeChat redirects here with a code: the openid is proved for the state")
+@router.get("/oauth/callback", response_class=RedirectResponse, status_code=303,
+            summary="WeChat redirects here with a code: the openid is proved for the state, and the browser goes on "
+                    "to the binding page")
 def oauth_callback(request: Request, session: SessionDep, now: NowDep,
                    code: Annotated[str, Query(min_length=1, max_length=128)],
                    state: Annotated[str, Query(min_length=8, max_length=64)]) -> Any:
@@ -206,7 +208,21 @@ def oauth_callback(request: Request, session: SessionDep, now: NowDep,
     return RedirectResponse("/wechat/oauth/page", status_code=303)
 
 
-@router.post("/oauth/code", summary="Send an SMS code to the phone the person typed (after the OAuth callback)")
+class CodeSentOut(BaseModel):
+    state: str
+    sent_to: str | None = Field(description="The phone the code went to, masked")
+    expires_in_seconds: int
+
+
+class BoundOut(BaseModel):
+    member_id: int
+    member_code: str
+    status: str
+    session: MemberSessionOut
+
+
+@router.post("/oauth/code", response_model=CodeSentOut,
+             summary="Send an SMS code to the phone the person typed (after the OAuth callback)")
 def oauth_code(request: Request, body: CodeIn, session: SessionDep, now: NowDep) -> Any:
     _same_browser(request, body.state)
     phone, failure = _send_code(session, state=body.state, phone=body.phone, now=now)
@@ -214,8 +230,8 @@ def oauth_code(request: Request, body: CodeIn, session: SessionDep, now: NowDep)
     if failure is not None:
         return error_response(503, "sms_unavailable", "the SMS code could not be sent; try again",
                               {"reason": failure})
-    return {"state": body.state, "sent_to": mask_phone(phone),
-            "expires_in_seconds": settings.wechat_bind_code_minutes * 60}
+    return CodeSentOut(state=body.state, sent_to=mask_phone(phone),
+                       expires_in_seconds=settings.wechat_bind_code_minutes * 60)
 
 
 def _send_code(session: Session, *, state: str, phone: str, now: datetime) -> tuple[str, str | None]:
@@ -243,22 +259,18 @@ def _bind(session: Session, *, state: str, phone: str, code: str,
     return member, member_sessions.start_member_session(session, member_id=member.id, proof=Proof.WECHAT, now=now)
 
 
-@router.post("/oauth/bind", summary="Confirm the phone with its SMS code: the WeChat identity joins that member, "
-                                    "who is signed in (a member session)")
-def oauth_bind(request: Request, body: BindIn, session: SessionDep, now: NowDep) -> dict[str, Any]:
+@router.post("/oauth/bind", response_model=BoundOut,
+             summary="Confirm the phone with its SMS code: the WeChat identity joins that member, "
+                     "who is signed in (a member session)")
+def oauth_bind(request: Request, body: BindIn, session: SessionDep, now: NowDep) -> BoundOut:
     _same_browser(request, body.state)
     member, issued = _bind(session, state=body.state, phone=body.phone, code=body.code, now=now)
-    return {"member_id": member.id, "member_code": member.member_code, "status": member.status,
-            "session": _session_json(issued)}
+    assert member.id is not None
+    return BoundOut(member_id=member.id, member_code=member.member_code, status=member.status,
+                    session=session_out(issued))
 
 
 # --- the same binding as a small mobile page (server-rendered, no CDN) -----------------------------
-
-def _session_json(issued: member_sessions.IssuedMemberSession) -> dict[str, Any]:
-    return {"member_id": issued.member_id, "access_token": issued.access_token, "token_type": "bearer",
-            "expires_at": issued.expires_at.isoformat(), "refresh_token": issued.refresh_token,
-            "refresh_expires_at": issued.refresh_expires_at.isoformat()}
-
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     return member_pages.templates.TemplateResponse(request, name, context, status_code=status_code,
@@ -311,7 +323,7 @@ def binding_page_post(request: Request, session: SessionDep, now: NowDep,
     except DomainError as exc:
         return _form_page(request, state=state, phone=phone, sent_to=mask_phone(phone) if action == "bind" else None,
                           error=exc.message, status_code=status_for(exc))
-    session_json = json.dumps(_session_json(issued))
+    session_json = session_out(issued).model_dump_json()
     for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):  # inert inside <script>
         session_json = session_json.replace(raw, safe)
     response = _page(request, "bound.html", {"member_code": member.member_code, "phone": mask_phone(member.phone),

@@ -79,3 +79,16 @@ class Page(BaseModel, Generic[T]):
 CursorQuery = Annotated[str | None, Query(max_length=400, description="`next_cursor` of the previous page")]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
 DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT
+
+
+# A journey's and a campaign's reports answer conversion and uplift in the same shape.
+class ConvertedOut(BaseModel):
+    treatment: int
+    control: int
+
+
+class UpliftOut(BaseModel):
+    treatment_rate: float | None
+    control_rate: float | None
+    uplift: float | None = Field(description="Treatment rate minus control rate; null without both groups")
+    ci95: list[float | None] = Field(description="95% confidence interval of the uplift, [low, high]")
