@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import AppKeyCaller, MemberCaller, NowDep, SessionDep, public
 from api.errors import domain_error_response, error_response
@@ -155,7 +155,7 @@ class ContactPreferences(BaseModel):
 
 class ContactPreferencesIn(StrictModel):
     preferred_channel: ContactChannel | None = None
-    consents: dict[ContactChannel, bool] = Field(default_factory=dict)
+    consents: dict[ContactChannel, StrictBool] = Field(default_factory=dict)
 
 
 class MyRedemptionIn(StrictModel):

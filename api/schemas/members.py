@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas.common import Instant, StrictModel
 from api.schemas.organisations import TreatmentOut
@@ -29,7 +29,7 @@ class MemberCreate(StrictModel):
     preferred_channel: ContactChannel | None = None
     assigned_rep: str | None = Text64
     tags: list[str] = Field(default_factory=list, max_length=50)
-    consents: dict[ContactChannel, bool] = Field(default_factory=dict)
+    consents: dict[ContactChannel, StrictBool] = Field(default_factory=dict)
     external_ids: dict[str, str] = Field(default_factory=dict, max_length=20,
                                          description="system name → this member's id in that system")
 
