@@ -12,7 +12,14 @@ from sqlmodel import Session, col, select
 from domain.errors import Conflict, NotFound, PolicyRefused
 from domain.events.service import record_event
 from domain.rebates.models import Coupon, RebateProgram
-from domain.rebates.rules import REBATE_FEN_SQL, REBATE_RATE_SQL, brackets_fen, coupon_state, last_completed_quarter
+from domain.rebates.rules import (
+    COUPON_STATE_SQL,
+    REBATE_FEN_SQL,
+    REBATE_RATE_SQL,
+    brackets_fen,
+    coupon_state,
+    last_completed_quarter,
+)
 from domain.settings import get_settings
 
 # One statement per program and member range: spend of the period net of refunds, the bracket reached,
@@ -115,14 +122,15 @@ def _refuse(coupon: Coupon, *, now: datetime) -> None:
 
 
 # One statement claims the coupon: of two connections redeeming it at once, the second waits on the row and then
-# finds it no longer available, so exactly one wins.
-REDEEM_SQL = sa.text("""
+# finds it no longer available, so exactly one wins. Which coupons may be claimed is the state rule's, not its twin.
+_STATE = COUPON_STATE_SQL.format(c="coupons", now=":now")
+REDEEM_SQL = sa.text(f"""
 UPDATE coupons SET redeemed_at = :now, redemption_ref = :ref
-WHERE code = :code AND member_id = :member AND redeemed_at IS NULL AND voided_at IS NULL AND expires_at > :now
+WHERE code = :code AND member_id = :member AND {_STATE} = 'available'
 RETURNING id""")
-VOID_SQL = sa.text("""
+VOID_SQL = sa.text(f"""
 UPDATE coupons SET voided_at = :now, void_ref = :ref, void_reason = :reason, voided_by = :actor
-WHERE code = :code AND member_id = :member AND redeemed_at IS NULL AND voided_at IS NULL
+WHERE code = :code AND member_id = :member AND {_STATE} IN ('available', 'expired')
 RETURNING id""")
 
 
