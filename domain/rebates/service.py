@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -134,19 +136,29 @@ WHERE code = :code AND member_id = :member AND {_STATE} IN ('available', 'expire
 RETURNING id""")
 
 
+def _claim(session: Session, statement: sa.TextClause, params: dict[str, Any], *,
+           ref_of: Callable[[Coupon], str | None], member_id: int, code: str, now: datetime) -> tuple[Coupon, bool]:
+    """Run a claiming UPDATE (redeem or void) and answer the coupon and whether this was a replay of the same
+    key (``params["ref"]``); a coupon the statement could not claim for another key is refused by its state."""
+    claimed = session.execute(statement, {**params, "now": now, "code": code, "member": member_id}).first()
+    coupon = _coupon(session, member_id=member_id, code=code)
+    if claimed is None:
+        if ref_of(coupon) == params["ref"]:
+            return coupon, True
+        _refuse(coupon, now=now)
+    return coupon, False
+
+
 def redeem_coupon(session: Session, *, member_id: int, code: str, redemption_id: str,
                   now: datetime) -> tuple[Coupon, bool]:
     """Use the member's coupon, once. Idempotent by ``redemption_id`` (the redeeming system's own key): the same
     key again answers the first redemption (``replayed``); any other key on a used coupon is a 409
     (``coupon_redeemed`` / ``coupon_voided``), an expired one a 422 (``coupon_expired``). Records
     ``coupon.redeemed`` for the outbox."""
-    claimed = session.execute(REDEEM_SQL, {"now": now, "ref": redemption_id, "code": code,
-                                           "member": member_id}).first()
-    coupon = _coupon(session, member_id=member_id, code=code)
-    if claimed is None:
-        if coupon.redemption_ref == redemption_id:
-            return coupon, True
-        _refuse(coupon, now=now)
+    coupon, replayed = _claim(session, REDEEM_SQL, {"ref": redemption_id}, ref_of=lambda c: c.redemption_ref,
+                              member_id=member_id, code=code, now=now)
+    if replayed:
+        return coupon, True
     record_event(session, kind="coupon.redeemed", member_id=member_id, now=now,
                  payload={"code": code, "value_fen": coupon.value_fen, "redemption_id": redemption_id})
     return coupon, False
@@ -156,13 +168,10 @@ def void_coupon(session: Session, *, member_id: int, code: str, void_id: str, re
                 now: datetime) -> tuple[Coupon, bool]:
     """Withdraw an unused coupon (issued by mistake, a fraud case), with a reason and who did it. Idempotent by
     ``void_id``; a redeemed coupon cannot be voided (409 ``coupon_redeemed``)."""
-    claimed = session.execute(VOID_SQL, {"now": now, "ref": void_id, "reason": reason, "actor": actor, "code": code,
-                                         "member": member_id}).first()
-    coupon = _coupon(session, member_id=member_id, code=code)
-    if claimed is None:
-        if coupon.void_ref == void_id:
-            return coupon, True
-        _refuse(coupon, now=now)
+    coupon, replayed = _claim(session, VOID_SQL, {"ref": void_id, "reason": reason, "actor": actor},
+                              ref_of=lambda c: c.void_ref, member_id=member_id, code=code, now=now)
+    if replayed:
+        return coupon, True
     record_event(session, kind="coupon.voided", member_id=member_id, now=now,
                  payload={"code": code, "value_fen": coupon.value_fen, "reason": reason})
     return coupon, False
