@@ -201,13 +201,27 @@ def agent_lookup(request: Request, session: SessionDep, caller: AgentPage, now: 
 def agent_next_lead(request: Request, session: SessionDep, caller: AgentPage, now: NowDep,
                     call_list_id: Annotated[int, Form(ge=1, le=2**31 - 1)]) -> Response:
     try:
-        lead = crm.next_lead(session, call_list_id=call_list_id, agent_id=str(caller.agent_id), now=now)
+        pull = crm.pull_next_lead(session, call_list_id=call_list_id, agent_id=str(caller.agent_id), now=now)
     except DomainError as exc:
         return _agent_page(request, session, caller, now, member=None, reason="call", flash=exc.message)
-    if lead is None:
-        return _agent_page(request, session, caller, now, member=None, reason="call",
-                           flash="No lead left to call on this list right now.")
-    return RedirectResponse(f"/console/agent?member_id={lead.member_id}&lead_id={lead.id}", status_code=303)
+    if pull.lead is None:
+        return _agent_page(request, session, caller, now, member=None, reason="call", flash=no_lead_text(pull))
+    return RedirectResponse(f"/console/agent?member_id={pull.lead.member_id}&lead_id={pull.lead.id}",
+                            status_code=303)
+
+
+def no_lead_text(pull: crm.LeadPull) -> str:
+    """Why an agent got no lead: an empty list reads differently from one whose leads the gate holds back now
+    (quiet hours at night, caps), which tells the agent when to come back."""
+    if not pull.skipped:
+        return "No lead left to call on this list right now."
+    reasons = ", ".join(f"{reason_text(code)}: {count}" for code, count in
+                        sorted(pull.skipped_by_reason.items(), key=lambda item: (-item[1], item[0])))
+    text = f"No lead may be called right now: {pull.skipped} held back by the contact rules ({reasons})."
+    if pull.next_callable_at is not None:
+        text += (f" The first becomes callable at {local_time(pull.next_callable_at)}"
+                 f" ({get_settings().default_timezone} time).")
+    return text
 
 
 @router.post("/agent/members/{member_id}/outcome")

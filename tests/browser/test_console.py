@@ -105,6 +105,32 @@ def test_an_agent_looks_a_member_up_by_phone_records_an_outcome_and_works_the_ne
     assert (lead.state, lead.outcome, lead.agent_id) == ("worked", "accepted", "li.na")
 
 
+def test_an_agent_told_no_lead_sees_why_and_when_to_come_back(live_server, browser_page, committed_engine):
+    # Noon in Shanghai is 23:00 the night before in New York: every lead of this list is in its quiet hours.
+    page = browser_page
+    with unit_of_work(committed_engine) as session:
+        for name in ("Amy Chen", "Bo Li", "Cai Wen"):
+            make_member(session, now=CLOCK - timedelta(days=300), name=name, timezone="America/New_York",
+                        city="New York", consents=CONSENTS)
+        call_list = crm.create_call_list(session, name="New York evening", product="family-plan",
+                                         purpose="marketing", audience={"cities": ["New York"]}, weights={},
+                                         interest_days=30, recall_hours=48, agent_capacity=20, now=CLOCK)
+        crm.extract_leads(session, call_list_id=call_list.id, now=CLOCK)
+        pooled = session.scalar(sa.select(sa.func.count()).select_from(Lead).where(Lead.call_list_id == call_list.id))
+        session.commit()
+    staff(committed_engine, "li.na", "agent", pii=True)
+    log_in(page, live_server, "li.na", "/console/agent")
+    page.select_option("#call_list_id", label="New York evening · family-plan")
+    page.click("text=Next lead")
+    flash = page.locator(".flash")
+    expect(flash).to_contain_text(f"No lead may be called right now: {pooled} held back")
+    expect(flash).to_contain_text(f"quiet hours in the member's time: {pooled}")
+    expect(flash).to_contain_text("The first becomes callable at")
+    with Session(committed_engine) as session:  # nothing was handed out: the leads wait in the pool
+        states = session.scalars(sa.select(Lead.state).where(Lead.call_list_id == call_list.id)).all()
+    assert pooled == 3 and set(states) == {"pooled"}
+
+
 def test_an_agent_without_the_pii_right_never_sees_a_full_phone(live_server, browser_page, committed_engine):
     page = browser_page
     wang, others, list_id = seed_call_center(committed_engine)
