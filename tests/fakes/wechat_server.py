@@ -27,6 +27,8 @@ class FakeWeChat:
         self.menu: dict[str, Any] | None = None
         self.oauth_codes: dict[str, tuple[str, str]] = {}
         """code → (openid, unionid); each code works once."""
+        self.authorising: list[str] = []
+        """Codes the authorisation screen hands out, one per follower who agrees (``/connect/oauth2/authorize``)."""
         self.users: dict[str, dict[str, Any]] = {}
         """openid → what ``user/info`` answers (``unionid``, ``subscribe_scene``, ``qr_scene_str`` …)."""
         self.subscription_grants: dict[tuple[str, str], int] = {}
@@ -137,7 +139,17 @@ def fake_wechat() -> Iterator[tuple[str, FakeWeChat]]:
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
-            self._answer(fake.handle(url.path, parse_qs(url.query), {}))
+            query = parse_qs(url.query)
+            if url.path == "/connect/oauth2/authorize":
+                # WeChat's authorisation screen once the follower agrees: back to the redirect_uri with a code.
+                with fake.lock:
+                    code = fake.authorising.pop(0)
+                self.send_response(302)
+                self.send_header("Location", f"{query['redirect_uri'][0]}?code={code}&state={query['state'][0]}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self._answer(fake.handle(url.path, query, {}))
 
         def log_message(self, *args: Any) -> None:
             pass
