@@ -59,4 +59,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` that bound slow and idle connections."""
     return {"http": HeaderDeadlineProtocol, "timeout_keep_alive": settings.keep_alive_seconds,
-            "limit_concurrency": settings.limit_concurrency or None, "access_log": settings.access_log}
+            "limit_concurrency": settings.limit_concurrency or None, "access_log": settings.access_log,
+            # Only named proxies may say who the client is (uvicorn's ProxyHeadersMiddleware; settings.trusted_proxies).
+            "proxy_headers": bool(settings.trusted_proxies.strip()),
+            "forwarded_allow_ips": settings.trusted_proxies.strip() or None}

@@ -54,7 +54,7 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
         prepare_multiprocess_metrics()
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                    workers=workers, log_level=settings.log_level, proxy_headers=True,
+                    workers=workers, log_level=settings.log_level,
                     log_config=logging_config(), **uvicorn_options(settings))
     finally:
         if scheduler is not None:

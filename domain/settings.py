@@ -263,6 +263,11 @@ class Settings(BaseSettings):
     """Open connections plus running requests per worker; above it uvicorn answers 503 at once (0: no cap)."""
     cors_origins: list[str] = []
     """Browser origins allowed to call the API (``["https://m.example.com"]``); none by default."""
+    trusted_proxies: str = "127.0.0.1"
+    """Addresses (or networks, comma-separated; ``*`` for any) of the reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed: a request through one counts as coming from the address the proxy names,
+    so the per-address rate limit and the SMS codes' per-client limit apply to each person, not to the proxy. Any
+    other peer's forwarded headers are ignored (a client could name any address). Empty: believe none."""
     rate_limit_per_ip: float = 50.0
     rate_limit_per_ip_burst: int = 100
     """Requests per second (and burst) from one client address, over all workers; 0 turns the limit off."""
