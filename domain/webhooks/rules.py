@@ -11,6 +11,7 @@ from typing import Any
 
 PUBLIC_EVENTS: dict[str, str] = {
     "tier.changed": "tier.changed",
+    "treatment.changed": "treatment.changed",
     "points.earned": "points.earned",
     "complaint.opened": "complaint.recorded",
     "coupon.issued": "coupon.issued",

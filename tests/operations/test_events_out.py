@@ -132,3 +132,30 @@ def test_an_erasure_is_published_so_subscribers_erase_their_copies(committed_eng
         sent = json.loads(body)
         assert (sent["type"], sent["member_id"], sent["data"]) == ("member.erased", member.id, {"actor": "tests"})
         assert valid(headers, body, sub.secret)
+
+
+def test_a_served_tier_granted_through_a_group_customer_is_published(committed_engine):
+    """A spouse linked to a key account's leader is served at the account's level at once: a till showing the
+    served tier hears ``treatment.changed`` (and the leader's own lift), each once."""
+    from domain.organisations import service as orgs
+    from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
+
+    with event_receiver() as (url, receiver):
+        sub = subscribe(committed_engine, url, ["treatment.changed"], T)
+        with unit_of_work(committed_engine) as session:
+            org = orgs.create_organisation(session, name="Acme Steel", revenue_class=RevenueClass.KEY, now=T)
+            leader = make_member(session, name="Wang Wei", now=T)
+            spouse = make_member(session, name="Zhang Min", now=T)
+            orgs.link_member(session, organisation_id=org.id, member_id=leader.id, role=OrganisationRole.LEADER,
+                             actor="tests", now=T)
+            orgs.link_family(session, member_id=leader.id, relative_id=spouse.id, relation=FamilyRelation.SPOUSE,
+                             consent_source="signed form 17", consented_at=T, actor="tests", now=T)
+            session.commit()
+        run(committed_engine, "deliver-webhooks", T + timedelta(minutes=5))
+        run(committed_engine, "deliver-webhooks", T + timedelta(minutes=10))
+        bodies = [json.loads(body) for _, body in receiver.received]
+        assert sorted((b["member_id"], b["type"], b["data"]["from"], b["data"]["to"]) for b in bodies) == \
+            sorted([(leader.id, "treatment.changed", "D", "A"), (spouse.id, "treatment.changed", "D", "A")])
+        spouse_event, = [b for b in bodies if b["member_id"] == spouse.id]
+        assert (spouse_event["data"]["via_member_id"], spouse_event["data"]["relation"]) == (leader.id, "spouse")
+        assert all(valid(h, body, sub.secret) for h, body in receiver.received)
