@@ -11,14 +11,14 @@ from jobs.registry import JobSpec, register
 
 def send_campaigns(ctx: JobContext) -> dict[str, Any]:
     """Request a gated touch for every not-yet-sent member of launched campaigns."""
-    total = 0
+    total = in_sql = 0
     while True:
         with ctx.unit_of_work() as session:
             done = campaigns.send_batch(session, now=ctx.as_of, limit=int(ctx.options.get("batch", 2000)))
             session.commit()
-        total += done
-        if not done:
-            return {"requested": total}
+        total, in_sql = total + done.requested, in_sql + done.decided_in_sql
+        if not done.requested:
+            return {"requested": total, "decided_in_sql": in_sql}
 
 
 register(JobSpec(name="send-campaigns", func=send_campaigns, description=send_campaigns.__doc__ or "",

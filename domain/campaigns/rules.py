@@ -77,3 +77,17 @@ def check_audience(audience: dict[str, Any], model: type[A]) -> A:
     except ValidationError as exc:
         raise InvalidInput("an audience filter has a value of the wrong type", code="invalid_audience",
                            details={"errors": problems_of(exc)}) from exc
+
+
+NAMELESS = "member"
+"""How a campaign's text addresses a member who gave no name."""
+
+
+def campaign_variables(*, name: str | None, tier: str) -> dict[str, str]:
+    """What a campaign's text is filled with for one member: their name (``NAMELESS`` if none) and tier."""
+    return {"name": name or NAMELESS, "tier": tier}
+
+
+def campaign_variables_sql(member: str = "m") -> dict[str, str]:
+    """``campaign_variables`` as SQL over the members row ``member``: variable → its text, never NULL."""
+    return {"name": f"coalesce(nullif({member}.name, ''), '{NAMELESS}')", "tier": f"{member}.tier"}

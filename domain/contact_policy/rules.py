@@ -99,6 +99,15 @@ def in_quiet_hours(moment: datetime, timezone: str, start: time, end: time) -> b
     return local >= start or local < end
 
 
+def quiet_hours_sql(*, moment: str, timezone: str, start: time, end: time) -> tuple[str, dict[str, time]]:
+    """``in_quiet_hours`` as a SQL predicate: ``moment`` (a timestamptz) and ``timezone`` (an IANA zone name) are
+    the caller's SQL. PostgreSQL's ``AT TIME ZONE`` reads the same tz database as ``zoneinfo``, so the member's
+    local wall time, and thus a DST day, is the same in both forms."""
+    local = f"CAST(({moment}) AT TIME ZONE {timezone} AS time)"
+    joined = "AND" if start <= end else "OR"  # a quiet period over midnight is "late OR early"
+    return f"({local} >= :quiet_start {joined} {local} < :quiet_end)", {"quiet_start": start, "quiet_end": end}
+
+
 def next_allowed_time(moment: datetime, timezone: str, start: time, end: time) -> datetime:
     """``moment`` if outside quiet hours, else the end of this quiet period in the member's local time.
 
@@ -249,6 +258,47 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
     if not why and not_before and slot == not_before:
         why.append("requested_time")
     return Decision(Verdict.DEFERRED, tuple(why) or ("deferred",), slot)
+
+
+def approved_now_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
+                     account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
+    """``decide``'s "approved, send now" as a SQL predicate over the members row ``member``, with its parameters:
+    true exactly where ``decide`` (no ``not_before``) approves a touch on ``channel`` for ``purpose`` at ``now``.
+    Where it is false the gate may still approve (a replay, a member asked for twice), defer or reject: the
+    caller sends those through ``decide``. ``account_do_not_contact`` is the organisations' predicate (format
+    ``member_id``). Each piece is its rule's own SQL form; an approval now means: not closed, reachable, an
+    address, not opted out (marketing: consented), and unless service: no account do-not-contact; for marketing
+    no complaint cool-down and past the onboarding window; outside quiet hours and within every cap at ``now``
+    (the earliest slot of ``decide`` is ``now`` exactly then)."""
+    m = member
+    params: dict[str, Any] = {"gate_channel": channel, "gate_now": now}
+    column = ADDRESS_FIELDS[channel]
+    parts = [f"{m}.status <> 'closed'",
+             # The facts carry the unreachable row's reason and ``decide`` tests its truth: an empty reason
+             # does not block, here as there.
+             f"NOT EXISTS (SELECT 1 FROM member_channel_reachability gr WHERE gr.member_id = {m}.id "
+             f"AND gr.channel = CAST(:gate_channel AS text) AND gr.reachable IS FALSE AND gr.reason <> '')",
+             f"coalesce({m}.{column}, '') <> ''" if column else "true",
+             # Marketing needs the consent granted; every other purpose only needs it not opted out.
+             ("EXISTS" if purpose == Purpose.MARKETING else "NOT EXISTS")
+             + f" (SELECT 1 FROM member_consents gc WHERE gc.member_id = {m}.id AND gc.channel = CAST(:gate_channel "
+             f"AS text) AND gc.status = '{'granted' if purpose == Purpose.MARKETING else 'opted_out'}')"]
+    if purpose == Purpose.SERVICE:
+        return "(" + " AND ".join(parts) + ")", params
+    parts.append(f"NOT {account_do_not_contact.format(member_id=f'{m}.id')}")
+    if purpose == Purpose.MARKETING:
+        parts.append(f"NOT {COMPLAINT_COOLDOWN_SQL.format(member_id=f'{m}.id')}")
+        params.update(complaint_cooldown_params(now=now, policy=policy))
+        parts.append(f"{m}.joined_at <= CAST(:gate_onboarded_before AS timestamptz)")
+        params["gate_onboarded_before"] = now - policy.onboarding  # absolute time, as in decide
+    quiet, quiet_params = quiet_hours_sql(moment="CAST(:gate_now AS timestamptz)", timezone=f"{m}.timezone",
+                                          start=policy.quiet_start, end=policy.quiet_end)
+    parts.append(f"NOT {quiet}")
+    params.update(quiet_params)
+    caps, caps_params = caps_full_sql(policy, channel=channel, purpose=purpose, member_id=f"{m}.id", tier=f"{m}.tier")
+    parts.append(f"{caps} IS NULL")
+    params.update({**caps_params, "cap_at": now})
+    return "(" + " AND ".join(parts) + ")", params
 
 
 def policy_from_settings(settings: Settings) -> Policy:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from domain import telemetry
 from domain.contact_policy.models import Complaint
 from domain.contact_policy.rules import (
     ADDRESS_FIELDS,
@@ -17,6 +18,7 @@ from domain.contact_policy.rules import (
     Facts,
     Purpose,
     Verdict,
+    approved_now_sql,
     channel_choice_sql,
     choose_channel,
     decide,
@@ -218,6 +220,57 @@ def request_templated_touch(session: Session, *, member_id: int, channel: str, p
                          variables={**variables, "body": render(found.body, variables)})
 
 
+def lock_contacts(session: Session, *, member_ids: Collection[int]) -> None:
+    """Serialise the gate's decisions for these members until the transaction ends (a transaction-scoped advisory
+    lock each, taken in member order so that two batches over the same members cannot deadlock). A caller that
+    decides in several calls locks the union first; a lock it already holds is taken again without waiting."""
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('contact:' || s.id, 0)) "
+                            "FROM (SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) s"),
+                    {"ids": sorted(set(member_ids))})
+
+
+APPROVE_NOW_SQL = """
+INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables, decision, reasons,
+                     status, send_at, next_allowed_at, requested_at, attempts)
+SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gate_source AS text), a.idempotency_key,
+       CAST(:gate_template AS text), {variables}, 'approved', ARRAY[CAST(:gate_purpose AS text)], 'queued',
+       CAST(:gate_now AS timestamptz), NULL, CAST(:gate_now AS timestamptz), 0
+FROM unnest(CAST(:gate_ids AS bigint[]), CAST(:gate_keys AS text[])) AS a(member_id, idempotency_key)
+JOIN members m ON m.id = a.member_id
+WHERE {approved}
+  AND NOT EXISTS (SELECT 1 FROM touches done WHERE done.source = CAST(:gate_source AS text)
+                  AND done.idempotency_key = a.idempotency_key)
+ON CONFLICT (source, idempotency_key) DO NOTHING
+RETURNING idempotency_key, id
+"""
+
+
+def request_touches_approved_now(session: Session, *, asks: Sequence[tuple[int, str]], channel: str, purpose: str,
+                                 source: str, template: str, variables: tuple[str, Mapping[str, Any]],
+                                 now: datetime) -> dict[str, int]:
+    """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
+    key), those whose touch the gate approves now (``approved_now_sql``, the rules' own SQL form) are stored as
+    that approval; returns idempotency key → touch id. Everyone else — a replay, a deferral, a rejection — is
+    not written: the caller asks ``request_touches`` for them. A member may be asked for once per call (two asks
+    would both see the caps before either). ``variables``: the touch's variables as SQL over the members row
+    ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
+    ch, pu = _parse(channel, purpose)
+    ids = [member_id for member_id, _ in asks]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a member may be asked for once per call")
+    if not asks:
+        return {}
+    lock_contacts(session, member_ids=ids)  # before the statement, so its snapshot sees the last holder's touches
+    approved, params = approved_now_sql(policy_from_settings(get_settings()), channel=ch.value, purpose=pu, now=now,
+                                        account_do_not_contact=organisations.DO_NOT_CONTACT_SQL)
+    expression, variable_params = variables
+    stored = dict(session.execute(sa.text(APPROVE_NOW_SQL.format(variables=expression, approved=approved)), {
+        **variable_params, **params, "gate_purpose": pu.value, "gate_source": source, "gate_template": template,
+        "gate_ids": ids, "gate_keys": [key for _, key in asks]}).tuples().all())
+    telemetry.count_gate_decisions((Verdict.APPROVED.value, pu.value, ch.value, (pu.value,)) for _ in stored)
+    return {str(key): int(touch_id) for key, touch_id in stored.items()}
+
+
 def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: datetime) -> list[tuple[Touch, bool]]:
     """The gate for a batch (a campaign's next few thousand members): each request is decided by the same
     pure rules as a single one, but every read and write is one statement for the whole batch.
@@ -228,8 +281,7 @@ def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: 
     per request, in order."""
     parsed = [_parse(r.channel, r.purpose) for r in requests]
     ids = sorted({r.member_id for r in requests})
-    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('contact:' || s.id, 0)) "
-                            "FROM (SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) s"), {"ids": ids})
+    lock_contacts(session, member_ids=ids)
     found = {(t.source, t.idempotency_key): t for t in session.scalars(sa.select(Touch).from_statement(sa.text(
         "SELECT t.* FROM touches t JOIN unnest(CAST(:sources AS text[]), CAST(:keys AS text[])) AS r(source, key) "
         "ON t.source = r.source AND t.idempotency_key = r.key")).params(

@@ -134,6 +134,34 @@ def render_template(text: str, variables: dict[str, Any]) -> str:
     return string.Formatter().vformat(text, (), _Missing(variables))
 
 
+def render_template_sql(text: str, variables: Mapping[str, str], *, prefix: str = "tpl"
+                        ) -> tuple[str, dict[str, str]] | None:
+    """``render_template`` as a SQL text expression: ``variables`` maps each variable to the caller's SQL for its
+    text (never NULL); the literal pieces travel as parameters named ``<prefix>_<n>``. The text is split by the
+    same parser as ``render_template``, so the two agree on escaped braces and on unknown variables (left
+    visible). None when the text has no SQL form (a format spec or conversion such as ``{name!r}``, or a field
+    that is not a plain name): render those in Python."""
+    pieces: list[str] = []
+    params: dict[str, str] = {}
+
+    def literal(value: str) -> None:
+        if value:
+            params[f"{prefix}_{len(params)}"] = value
+            pieces.append(f"CAST(:{prefix}_{len(params) - 1} AS text)")
+
+    for text_before, field, spec, conversion in string.Formatter().parse(text):
+        literal(text_before)
+        if field is None:
+            continue
+        if spec or conversion or not field.isidentifier():
+            return None
+        if field in variables:
+            pieces.append(f"({variables[field]})")
+        else:
+            literal("{" + field + "}")
+    return ("(" + " || ".join(pieces) + ")" if pieces else "''"), params
+
+
 # --- journey validation ------------------------------------------------------------------------------
 # A journey is checked whole when it is created or edited, so that nothing is found wrong at run time
 # (the first release accepted channel "fax", and then every run of every journey failed).

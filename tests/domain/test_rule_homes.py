@@ -256,3 +256,117 @@ def test_rebate_brackets_sql_and_python_agree_and_come_from_settings(session):
         "FROM unnest(CAST(:spends AS bigint[])) WITH ORDINALITY AS s(spend, n) ORDER BY s.n"),
         {"spends": spends, "brackets": json.dumps(brackets)}).all()
     assert [tuple(r) for r in rows] == [rebate_for(s, brackets) for s in spends]
+
+
+def test_quiet_hours_sql_and_python_agree_across_zones_and_dst_days(session):
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from domain.contact_policy.rules import in_quiet_hours, quiet_hours_sql
+
+    zones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Asia/Kolkata", "UTC"]
+    # Every 15 minutes over London's and New York's spring-forward and fall-back days, plus the exact edges.
+    days = [datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 3, 29, tzinfo=UTC), datetime(2026, 10, 25, tzinfo=UTC)]
+    moments = [day + timedelta(minutes=15 * i) for day in days for i in range(-8, 4 * 24 + 8)]
+    moments += [datetime(2026, 3, 10, 9, 0, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC),
+                datetime(2026, 3, 10, 21, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+                - timedelta(microseconds=1)]
+    for start, end in ((time(21, 0), time(9, 0)), (time(1, 30), time(6, 0))):  # over midnight, and within a day
+        predicate, params = quiet_hours_sql(moment="c.at", timezone="z.tz", start=start, end=end)
+        rows = session.execute(sa.text(
+            f"SELECT c.at, z.tz, {predicate} FROM unnest(CAST(:ats AS timestamptz[])) AS c(at) "
+            "CROSS JOIN unnest(CAST(:zones AS text[])) AS z(tz)"), {**params, "ats": moments, "zones": zones}).all()
+        assert len(rows) == len(moments) * len(zones)
+        for at, tz, quiet in rows:
+            assert quiet == in_quiet_hours(at, tz, start, end), (at, tz, start, end)
+        assert any(q for *_, q in rows) and not all(q for *_, q in rows)
+
+
+def test_approved_now_sql_and_decide_agree_on_generated_members(session):
+    from domain.contact_policy.models import Complaint
+    from domain.contact_policy.rules import Purpose, Verdict, approved_now_sql, decide, policy_from_settings
+    from domain.organisations import service as orgs
+    from domain.organisations.models import OrganisationRole, RevenueClass
+
+    rng = random.Random(17)
+    policy = policy_from_settings(get_settings())
+    quiet_co = orgs.create_organisation(session, name="Quiet Co", revenue_class=RevenueClass.KEY, now=NOW)
+    orgs.update_organisation(session, organisation_id=quiet_co.id, changes={"do_not_contact": True,
+                                                                          "do_not_contact_reason": "legal"}, now=NOW)
+    # Three moments: quiet in London and New York only; quiet in Shanghai only; 09:00 in London to the microsecond.
+    nows = [NOW, NOW + timedelta(hours=10), datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
+    ids = []
+    for i in range(90):
+        joined = NOW - timedelta(days=rng.choice([400, 400, 31, 30, 29, 3]))
+        consents = {ContactChannel(c): rng.random() < 0.8 for c in (*MESSAGE_CHANNELS, "phone") if rng.random() < 0.7}
+        member = make_member(session, now=joined, joined_at=joined, consents=consents,
+                             timezone=rng.choice(["Asia/Shanghai", "Europe/London", "America/New_York"]),
+                             email=f"g{i}@example.com" if rng.random() < 0.7 else None,
+                             wechat_openid=f"o-g-{i}" if rng.random() < 0.7 else None)
+        ids.append(member.id)
+        session.execute(sa.text("UPDATE members SET status = :s, tier = :t, phone = CASE WHEN :nophone THEN NULL "
+                                "ELSE phone END WHERE id = :m"),
+                        {"s": rng.choice(["active"] * 8 + ["dormant", "closed"]), "t": rng.choice("ABCD"),
+                         "nophone": rng.random() < 0.1, "m": member.id})
+        if rng.random() < 0.2:  # marked unreachable; an empty reason does not block (the facts test its truth)
+            set_channel_reachability(session, member_id=member.id, channel=ContactChannel(rng.choice(MESSAGE_CHANNELS)),
+                                     reachable=False, reason=rng.choice(["bounced", ""]), now=NOW)
+        if rng.random() < 0.2:
+            session.add(Complaint(member_id=member.id, category="x", actor="t",
+                                  opened_at=NOW - timedelta(days=rng.choice([1, 89, 90, 91, 200]))))
+        if rng.random() < 0.1:
+            orgs.link_member(session, organisation_id=quiet_co.id, member_id=member.id,
+                             role=OrganisationRole.EMPLOYEE, actor="t", now=NOW - timedelta(days=1))
+        for j in range(rng.choice([0, 0, 1, 3, 4, 6])):  # recent and planned touches, some filling a cap
+            session.execute(sa.text("""
+                INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables,
+                                     decision, reasons, status, send_at, requested_at, attempts)
+                VALUES (:m, :ch, :pu, 'gen', :key, 't', '{}', 'approved', '{}', :st, :at, :at, 0)"""),
+                {"m": member.id, "ch": rng.choice(MESSAGE_CHANNELS),
+                 "pu": rng.choice(["marketing", "marketing", "care"]),
+                 "st": rng.choice(["queued", "sent", "sent", "failed"]), "key": f"{i}:{j}",
+                 "at": NOW + timedelta(days=rng.uniform(-8, 3))})
+    session.flush()
+    session.expire_all()
+    members = gate.get_members(session, member_ids=ids)
+    verdicts: set[str] = set()
+    for now in nows:
+        for channel in (*MESSAGE_CHANNELS, "phone"):
+            for purpose in Purpose:
+                predicate, params = approved_now_sql(policy, channel=channel, purpose=purpose, now=now,
+                                                     account_do_not_contact=orgs.DO_NOT_CONTACT_SQL)
+                sql = dict(session.execute(sa.text(f"SELECT m.id, {predicate} FROM members m WHERE m.id = ANY(:ids)"),
+                                           {**params, "ids": ids}).all())
+                facts = gate._load_facts(session, [(m, ContactChannel(channel), purpose) for m in members], now)
+                for member, fact in zip(members, facts, strict=True):
+                    decision = decide(facts=fact, channel=channel, purpose=purpose, policy=policy, now=now)
+                    verdicts.add(decision.verdict)
+                    python = decision.verdict == Verdict.APPROVED and decision.send_at == now
+                    assert sql[member.id] == python, (now, channel, purpose, member.id, decision, fact)
+                assert any(sql.values()) and not all(sql.values()), (now, channel, purpose)
+    assert verdicts == {"approved", "deferred", "rejected"}
+
+
+def test_campaign_text_rendered_in_sql_and_python_agree(session):
+    from domain.campaigns.rules import campaign_variables, campaign_variables_sql
+    from domain.journeys.rules import render_template, render_template_sql
+
+    texts = ["{name}, a {tier}-tier offer", "Hi {name}! {{not a variable}} {tier}{tier}", "{points} for {name}",
+             "no variables at all", "", "{name}", "单身 {name}，{tier} 级会员专享 {{优惠}}", "100% off for {tier}'s"]
+    names = [None, "", "Li Lei", "{tier}", "O'Brien", "王小明", "  ", "a\\b"]
+    made = []
+    for i, name in enumerate(names):
+        member = make_member(session, now=NOW, name=name)
+        session.execute(sa.text("UPDATE members SET tier = :t, name = :n WHERE id = :m"),
+                        {"t": "ABCD"[i % 4], "n": name, "m": member.id})
+        made.append((member.id, name, "ABCD"[i % 4]))
+    for k, text in enumerate(texts):
+        rendered = render_template_sql(text, campaign_variables_sql("m"), prefix=f"t{k}")
+        assert rendered is not None, text
+        expression, params = rendered
+        sql = dict(session.execute(sa.text(f"SELECT m.id, {expression} FROM members m WHERE m.id = ANY(:ids)"),
+                                   {**params, "ids": [i for i, _, _ in made]}).all())
+        for member_id, name, tier in made:
+            assert sql[member_id] == render_template(text, campaign_variables(name=name, tier=tier)), (text, name)
+    # A format spec or conversion has no SQL form: such a text goes through the Python gate.
+    assert render_template_sql("{name!r} {tier:>3}", campaign_variables_sql("m")) is None
