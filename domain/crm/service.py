@@ -127,7 +127,6 @@ LOOKUP_SQL = LOOKUP_SQL.replace("{in_spend_window}", SPEND_WINDOW_SQL.format(ord
     "{lifecycle}", lifecycle.LIFECYCLE_SQL.format(member_id="m.id"))
 _LOOKUP_BY = {column: LOOKUP_SQL.replace("{key_column}", column)
               for column in (*members.KEY_COLUMNS.values(), "id")}
-_MEMBER_COLUMNS = tuple(Member.model_fields)
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def lookup_outcome(row: Mapping[Any, Any] | None, *, unmasked: bool, now: dateti
     """The picture from ``LOOKUP_SQL``'s row, or NotFound when nobody holds the key."""
     if row is None:
         raise NotFound("no member with that key", code="member_not_found", details=details)
-    member = Member(**{c: row[c] for c in _MEMBER_COLUMNS})
+    member = members.member_from_row(row)
     return compose_picture(member, row, unmasked=unmasked, now=now)
 
 

@@ -144,3 +144,46 @@ def test_the_console_policy_header_is_on_pages_only(app_client):
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in app_client.get("/healthz").headers
+
+
+def test_the_lookup_answer_is_the_one_the_orm_and_jsonable_encoder_gave_on_generated_members(session, now):
+    """The lookup builds its member as the ORM loads one and encodes in one pass (api/encoding.py): on generated
+    members (with and without email, tags, orders, notes, complaints, consents) the picture equals the one
+    composed from ``Member(**row)``, and the bytes equal ``JSONResponse(jsonable_encoder(picture))``'s."""
+    import random
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+
+    from api.encoding import json_bytes
+    from domain.contact_policy.service import record_complaint
+    from domain.crm import service as crm
+    from domain.members.models import ContactChannel, Member
+    from domain.members.service import member_from_row
+    from tests.factories import make_order
+
+    rng = random.Random(17)
+    for n in range(12):
+        member = make_member(session, email=f"m{n}@example.com" if rng.random() < 0.5 else None,
+                             tags=rng.sample(["vip", "b2b", "新客"], rng.randint(0, 2)),
+                             consents={ContactChannel.PHONE: rng.random() < 0.5,
+                                       ContactChannel.EMAIL: rng.random() < 0.5},
+                             birthday=None if n % 3 else now.date().replace(year=1990),
+                             now=now - timedelta(days=rng.randint(1, 800)))
+        for k in range(rng.randint(0, 4)):
+            make_order(session, member_id=member.id, amount_fen=rng.randint(100, 300_000),
+                       occurred_at=now - timedelta(days=rng.randint(1, 400), minutes=k))
+        if rng.random() < 0.5:
+            crm.add_note(session, member_id=member.id, agent_id="agent-7", fields={"kids": n}, text=f"note “{n}”",
+                         now=now)
+        if rng.random() < 0.3:
+            record_complaint(session, member_id=member.id, category="delivery", note="late", actor="agent-7",
+                             now=now)
+        sql, params = crm.lookup_statement(column="id", key=member.id, access=None, now=now)
+        row = session.connection().exec_driver_sql(sql, params).mappings().one()
+        orm = Member(**{c: row[c] for c in Member.model_fields})
+        for unmasked in (False, True):
+            picture = crm.compose_picture(member_from_row(row), row, unmasked=unmasked, now=now)
+            assert picture == crm.compose_picture(orm, row, unmasked=unmasked, now=now)
+            assert json_bytes(picture) == JSONResponse(jsonable_encoder(picture)).body
+            CrmPicture.model_validate_json(json_bytes(picture))
