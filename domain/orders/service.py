@@ -40,15 +40,15 @@ class NewOrder:
     credential sends (the CLI, seeds, tests of the domain)."""
 
 
-# One round trip: the whole order is ``loyalty_record_order`` (migration 1700), parameterised here from the
-# rule modules and the settings. The same text serves the sync session and the async hot route.
+# One round trip: the whole order is ``loyalty_record_order`` (migrations 1700, 1503, 1703), parameterised here
+# from the rule modules and the settings. The same text serves the sync session and the async hot route.
 RECORD_ORDER_SQL = """
 SELECT r.outcome, (r.order_row).* FROM loyalty_record_order(
     %(sent_by)s, %(order_id)s, %(member_id)s::integer, %(amount_fen)s::bigint, %(channel)s,
     %(occurred_at)s::timestamptz,
     %(items)s::jsonb, %(payload_hash)s, %(now)s::timestamptz, %(tiers)s::text[], %(multipliers)s::numeric[],
     %(thresholds)s::bigint[], %(window_start)s::timestamptz, %(available_at)s::timestamptz,
-    %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s, %(spend_sql)s) r
+    %(expires_at)s::timestamptz, %(occurred_at_text)s, %(available_at_text)s) r
 """
 
 
@@ -87,7 +87,6 @@ def order_parameters(new: NewOrder, *, now: datetime, imported: bool = False) ->
             "payload_hash": order_digest(new), "now": now, "tiers": tier_names,
             "multipliers": [Decimal(settings.tier_multipliers.get(t, "1.0")) for t in tier_names],
             "thresholds": thresholds, "window_start": window["spend_since"],
-            "spend_sql": tiers.QUALIFYING_SPEND_EXECUTE,
             "available_at": available_at, "expires_at": expires_at,
             "occurred_at_text": new.occurred_at.isoformat(), "available_at_text": available_at.isoformat()}
 

@@ -36,10 +36,12 @@ def window_params(now: datetime) -> dict[str, datetime]:
     return spend_params(now, get_settings().tier_window_months)
 
 
-QUALIFYING_SPEND_EXECUTE = "SELECT " + QUALIFYING_SPEND_SQL.format(member_id="$1").replace(
-    ":spend_since", "$2").replace(":spend_until", "$3")
-"""The qualifying-spend rule's SQL for a PL/pgSQL ``EXECUTE … USING member_id, spend_since, spend_until``
-(the order statement runs it after the member's lock, so it counts the orders committed meanwhile)."""
+QUALIFYING_SPEND_IN_ORDER_FUNCTION = "SELECT " + QUALIFYING_SPEND_SQL.format(member_id="p_member_id").replace(
+    ":spend_since", "p_window_start").replace(":spend_until", "p_now")
+"""The qualifying-spend rule's SQL as ``loyalty_record_order`` (migration 1703) runs it after the member's lock,
+so it counts the orders committed meanwhile. The function holds this text (a static statement is planned once
+per connection; an ``EXECUTE`` of it was planned on every order): tests/domain/test_rule_homes.py fails when
+the two differ, and a change of the rule then needs a migration that replaces the function."""
 
 
 def rolling_spend(session: Session, *, member_id: int, now: datetime) -> int:

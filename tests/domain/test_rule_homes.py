@@ -205,6 +205,18 @@ def test_qualifying_spend_sql_and_python_agree_at_the_window_edges(session):
         assert sql[member_id] == qualifying_spend(rows, now=NOW, months=months), member_id
 
 
+def test_the_order_function_counts_spend_with_the_rules_own_sql(session):
+    # The order function holds the rule's statement (migration 1703) instead of EXECUTEing it per order: a
+    # change of QUALIFYING_SPEND_SQL must come with a migration replacing the function, or this fails.
+    from domain.tiers.service import QUALIFYING_SPEND_IN_ORDER_FUNCTION
+
+    source = session.execute(sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'loyalty_record_order'")
+                             ).scalars().all()
+    assert len(source) == 1
+    assert " ".join(QUALIFYING_SPEND_IN_ORDER_FUNCTION.split()) + " INTO v_spend;" in " ".join(source[0].split())
+    assert "EXECUTE" not in source[0]
+
+
 def test_dormancy_sql_and_python_agree(session):
     from domain.members.rules import BECOMES_DORMANT_SQL, becomes_dormant, dormancy_params
 
