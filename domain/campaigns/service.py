@@ -252,17 +252,17 @@ class SentBatch(NamedTuple):
     requested: int
     """Audience members taken through the gate (0: nothing left to send)."""
     decided_in_sql: int
-    """Of them, the common case approved by the gate's one set-based statement."""
+    """Of them, the common case decided by the gate's one set-based statement."""
 
 
 def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case_in_sql: bool = True) -> SentBatch:
     """Send the next unsent members of launched campaigns through the gate (SKIP LOCKED: runners share).
 
-    The common case — a member the gate approves now (consented, no complaint, past onboarding, outside quiet
-    hours, within every cap) — is decided and stored by one ``INSERT … SELECT`` per campaign and channel in the
-    batch, with the text rendered in SQL (``gate.request_touches_approved_now``); everyone else (deferrals,
-    rejections, replays, a member in two campaigns of the batch) goes through ``gate.request_touches`` as one
-    call. Both are the gate's rules; ``common_case_in_sql=False`` sends every member through the Python gate
+    The common case — a member the gate rejects for their state, consent, complaint or onboarding, or approves
+    now (outside quiet hours, within every cap) — is decided and stored by one ``INSERT … SELECT`` per campaign
+    and channel in the batch, with the text rendered in SQL (``gate.request_touches_decided_in_sql``); everyone
+    else (deferrals, replays, a member in two campaigns of the batch) goes through ``gate.request_touches`` as
+    one call. Both are the gate's rules; ``common_case_in_sql=False`` sends every member through the Python gate
     (the reference the equivalence test compares with)."""
     rows = session.execute(sa.text("""
         SELECT cm.id, cm.campaign_id, cm.member_id FROM campaign_members cm JOIN campaigns c ON c.id = cm.campaign_id
@@ -301,16 +301,16 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case
                 continue
             filled = {**campaign_variables_sql("m"), "body": body[0]}
             expression = "jsonb_build_object(" + ", ".join(f"'{k}', {v}" for k, v in filled.items()) + ")"
-            touched = gate.request_touches_approved_now(
+            touched = gate.request_touches_decided_in_sql(
                 session, asks=[(r.member_id, str(r.member_id)) for r in group], channel=channel,
                 purpose=campaign.purpose, source=f"campaign:{campaign.id}", template=campaign.template,
                 variables=(expression, body[1]), now=now)
             for row in group:
-                touch_id = touched.get(str(row.member_id))
-                if touch_id is not None:
+                stored = touched.get(str(row.member_id))
+                if stored is not None:
                     decided.add(row.id)
-                    outcomes.append({"id": row.id, "decision": "approved", "reasons": [campaign.purpose],
-                                     "touch_id": touch_id})
+                    outcomes.append({"id": row.id, "decision": stored.decision, "reasons": stored.reasons,
+                                     "touch_id": stored.touch_id})
     rest = [r for r in rows if r.id in channels and r.id not in decided]
     people = {m.id: m for m in members.get_members(session, member_ids=[r.member_id for r in rest])} if rest else {}
     requests = []

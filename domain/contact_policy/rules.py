@@ -260,45 +260,66 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
     return Decision(Verdict.DEFERRED, tuple(why) or ("deferred",), slot)
 
 
-def approved_now_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
-                     account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
-    """``decide``'s "approved, send now" as a SQL predicate over the members row ``member``, with its parameters:
-    true exactly where ``decide`` (no ``not_before``) approves a touch on ``channel`` for ``purpose`` at ``now``.
-    Where it is false the gate may still approve (a replay, a member asked for twice), defer or reject: the
-    caller sends those through ``decide``. ``account_do_not_contact`` is the organisations' predicate (format
-    ``member_id``). Each piece is its rule's own SQL form; an approval now means: not closed, reachable, an
-    address, not opted out (marketing: consented), and unless service: no account do-not-contact; for marketing
-    no complaint cool-down and past the onboarding window; outside quiet hours and within every cap at ``now``
-    (the earliest slot of ``decide`` is ``now`` exactly then)."""
+def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
+                 account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
+    """``decide`` (no ``not_before``) in SQL wherever its answer needs no slot search: a subquery over the members
+    row ``member`` for ``CROSS JOIN LATERAL``, giving ``verdict``, ``reasons`` and ``next_allowed_at`` as
+    ``decide`` would for a touch on ``channel`` for ``purpose`` at ``now`` — a rejection by the member's state,
+    reachability, address, consent, account do-not-contact, complaint cool-down or onboarding window, or an
+    approval now (outside quiet hours and within every cap at ``now``: ``decide``'s earliest slot is ``now``
+    exactly then). ``verdict`` is NULL where ``decide`` must search for a slot (quiet hours, a full cap): the
+    caller asks ``decide`` for those. Each piece is its rule's own SQL form; ``account_do_not_contact`` is the
+    organisations' predicate (format ``member_id``). Parameters are returned (prefix ``gate_``, plus the caps')."""
     m = member
-    params: dict[str, Any] = {"gate_channel": channel, "gate_now": now}
+    marketing, service = purpose == Purpose.MARKETING, purpose == Purpose.SERVICE
+    params: dict[str, Any] = {"gate_channel": channel, "gate_purpose": purpose.value, "gate_now": now}
     column = ADDRESS_FIELDS[channel]
-    parts = [f"{m}.status <> 'closed'",
-             # The facts carry the unreachable row's reason and ``decide`` tests its truth: an empty reason
-             # does not block, here as there.
-             f"NOT EXISTS (SELECT 1 FROM member_channel_reachability gr WHERE gr.member_id = {m}.id "
-             f"AND gr.channel = CAST(:gate_channel AS text) AND gr.reachable IS FALSE AND gr.reason <> '')",
-             f"coalesce({m}.{column}, '') <> ''" if column else "true",
-             # Marketing needs the consent granted; every other purpose only needs it not opted out.
-             ("EXISTS" if purpose == Purpose.MARKETING else "NOT EXISTS")
-             + f" (SELECT 1 FROM member_consents gc WHERE gc.member_id = {m}.id AND gc.channel = CAST(:gate_channel "
-             f"AS text) AND gc.status = '{'granted' if purpose == Purpose.MARKETING else 'opted_out'}')"]
-    if purpose == Purpose.SERVICE:
-        return "(" + " AND ".join(parts) + ")", params
-    parts.append(f"NOT {account_do_not_contact.format(member_id=f'{m}.id')}")
-    if purpose == Purpose.MARKETING:
-        parts.append(f"NOT {COMPLAINT_COOLDOWN_SQL.format(member_id=f'{m}.id')}")
+    consent = (f"(SELECT gc.status FROM member_consents gc WHERE gc.member_id = {m}.id "
+               f"AND gc.channel = CAST(:gate_channel AS text))")
+    # The facts carry an unreachable row's reason and ``decide`` tests its truth: an empty reason does not block.
+    unreachable = (f"EXISTS (SELECT 1 FROM member_channel_reachability gr WHERE gr.member_id = {m}.id "
+                   f"AND gr.channel = CAST(:gate_channel AS text) AND gr.reachable IS FALSE AND gr.reason <> '')")
+    no_address = f"coalesce({m}.{column}, '') = ''" if column else "false"
+    facts = [f"{m}.status = 'closed' AS closed",
+             f"array_remove(ARRAY[CASE WHEN {unreachable} THEN 'channel_unreachable' END, CASE WHEN {no_address} "
+             f"THEN 'no_address' END, CASE WHEN f0.consent = 'opted_out' THEN 'consent_opted_out' END], NULL) AS hard",
+             "false AS dnc" if service else f"{account_do_not_contact.format(member_id=f'{m}.id')} AS dnc"]
+    if marketing:
+        last_complaint = f"(SELECT max(cc.opened_at) FROM complaints cc WHERE cc.member_id = {m}.id)"
         params.update(complaint_cooldown_params(now=now, policy=policy))
-        parts.append(f"{m}.joined_at <= CAST(:gate_onboarded_before AS timestamptz)")
-        params["gate_onboarded_before"] = now - policy.onboarding  # absolute time, as in decide
-    quiet, quiet_params = quiet_hours_sql(moment="CAST(:gate_now AS timestamptz)", timezone=f"{m}.timezone",
-                                          start=policy.quiet_start, end=policy.quiet_end)
-    parts.append(f"NOT {quiet}")
-    params.update(quiet_params)
-    caps, caps_params = caps_full_sql(policy, channel=channel, purpose=purpose, member_id=f"{m}.id", tier=f"{m}.tier")
-    parts.append(f"{caps} IS NULL")
-    params.update({**caps_params, "cap_at": now})
-    return "(" + " AND ".join(parts) + ")", params
+        params.update({"gate_cooldown": policy.complaint_cooldown, "gate_onboarding": policy.onboarding,
+                       "gate_onboarded_before": now - policy.onboarding})
+        # ``in_complaint_cooldown``: the latest complaint younger than the cool-down (COMPLAINT_COOLDOWN_SQL's
+        # condition on the latest one, whose time the rejection's next_allowed_at needs).
+        facts += [f"array_remove(ARRAY[CASE WHEN f0.consent IS DISTINCT FROM 'granted' THEN 'consent_missing' END, "
+                  f"CASE WHEN f0.last_complaint > :complaint_since THEN 'complaint_cooldown' END, "
+                  f"CASE WHEN {m}.joined_at > CAST(:gate_onboarded_before AS timestamptz) THEN 'onboarding_window' "
+                  f"END], NULL) AS soft",
+                  f"GREATEST(CASE WHEN f0.last_complaint > :complaint_since THEN f0.last_complaint + :gate_cooldown "
+                  f"END, CASE WHEN {m}.joined_at > CAST(:gate_onboarded_before AS timestamptz) "
+                  f"THEN {m}.joined_at + :gate_onboarding END) AS soft_until"]
+    else:
+        last_complaint = "CAST(NULL AS timestamptz)"
+        facts += ["CAST('{}' AS text[]) AS soft", "CAST(NULL AS timestamptz) AS soft_until"]
+    if service:
+        facts.append("true AS now_ok")
+    else:
+        quiet, quiet_params = quiet_hours_sql(moment="CAST(:gate_now AS timestamptz)", timezone=f"{m}.timezone",
+                                              start=policy.quiet_start, end=policy.quiet_end)
+        caps, caps_params = caps_full_sql(policy, channel=channel, purpose=purpose, member_id=f"{m}.id",
+                                          tier=f"{m}.tier")
+        params.update({**quiet_params, **caps_params, "cap_at": now})
+        facts.append(f"NOT {quiet} AND {caps} IS NULL AS now_ok")
+    refused = "f.closed OR f.hard <> '{}' OR f.dnc OR f.soft <> '{}'"
+    return (f"SELECT CASE WHEN {refused} THEN 'rejected' WHEN f.now_ok THEN 'approved' END AS verdict, "
+            "CAST(CASE WHEN f.closed THEN ARRAY['member_closed'] WHEN f.hard <> '{}' THEN f.hard "
+            "WHEN f.dnc THEN ARRAY['account_do_not_contact'] WHEN f.soft <> '{}' THEN f.soft "
+            "ELSE ARRAY[CAST(:gate_purpose AS text)] END AS text[]) AS reasons, "
+            "CASE WHEN NOT (f.closed OR f.hard <> '{}' OR f.dnc) THEN f.soft_until END AS next_allowed_at "
+            # OFFSET 0 keeps each fact a column computed once: a flattened subquery would repeat its subplans
+            # in every CASE branch that names it.
+            f"FROM (SELECT {', '.join(facts)} FROM (SELECT {consent} AS consent, {last_complaint} AS last_complaint "
+            "OFFSET 0) f0 OFFSET 0) f"), params
 
 
 def policy_from_settings(settings: Settings) -> Policy:

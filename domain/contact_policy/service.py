@@ -18,10 +18,10 @@ from domain.contact_policy.rules import (
     Facts,
     Purpose,
     Verdict,
-    approved_now_sql,
     channel_choice_sql,
     choose_channel,
     decide,
+    decision_sql,
     has_address,
     in_complaint_cooldown,
     policy_from_settings,
@@ -229,31 +229,41 @@ def lock_contacts(session: Session, *, member_ids: Collection[int]) -> None:
                     {"ids": sorted(set(member_ids))})
 
 
-APPROVE_NOW_SQL = """
+DECIDED_IN_SQL = """
 INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables, decision, reasons,
                      status, send_at, next_allowed_at, requested_at, attempts)
 SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gate_source AS text), a.idempotency_key,
-       CAST(:gate_template AS text), {variables}, 'approved', ARRAY[CAST(:gate_purpose AS text)], 'queued',
-       CAST(:gate_now AS timestamptz), NULL, CAST(:gate_now AS timestamptz), 0
+       CAST(:gate_template AS text), {variables}, d.verdict, d.reasons,
+       CASE d.verdict WHEN 'approved' THEN 'queued' ELSE 'rejected' END,
+       CASE d.verdict WHEN 'approved' THEN CAST(:gate_now AS timestamptz) END, d.next_allowed_at,
+       CAST(:gate_now AS timestamptz), 0
 FROM unnest(CAST(:gate_ids AS bigint[]), CAST(:gate_keys AS text[])) AS a(member_id, idempotency_key)
 JOIN members m ON m.id = a.member_id
-WHERE {approved}
+CROSS JOIN LATERAL ({decision}) d
+WHERE d.verdict IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM touches done WHERE done.source = CAST(:gate_source AS text)
                   AND done.idempotency_key = a.idempotency_key)
 ON CONFLICT (source, idempotency_key) DO NOTHING
-RETURNING idempotency_key, id
+RETURNING idempotency_key, id, decision, reasons
 """
 
 
-def request_touches_approved_now(session: Session, *, asks: Sequence[tuple[int, str]], channel: str, purpose: str,
-                                 source: str, template: str, variables: tuple[str, Mapping[str, Any]],
-                                 now: datetime) -> dict[str, int]:
+@dataclass(frozen=True)
+class DecidedInSql:
+    touch_id: int
+    decision: str
+    reasons: list[str]
+
+
+def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int, str]], channel: str, purpose: str,
+                                   source: str, template: str, variables: tuple[str, Mapping[str, Any]],
+                                   now: datetime) -> dict[str, DecidedInSql]:
     """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
-    key), those whose touch the gate approves now (``approved_now_sql``, the rules' own SQL form) are stored as
-    that approval; returns idempotency key → touch id. Everyone else — a replay, a deferral, a rejection — is
-    not written: the caller asks ``request_touches`` for them. A member may be asked for once per call (two asks
-    would both see the caps before either). ``variables``: the touch's variables as SQL over the members row
-    ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
+    key), those whose decision needs no slot search (``decision_sql``, the rules' own SQL form: a rejection, or
+    an approval now) are stored with it; returns idempotency key → what was stored. Everyone else — a replay,
+    a deferral (quiet hours, a full cap) — is not written: the caller asks ``request_touches`` for them. A member
+    may be asked for once per call (two asks would both see the caps before either). ``variables``: the touch's
+    variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
     ch, pu = _parse(channel, purpose)
     ids = [member_id for member_id, _ in asks]
     if len(set(ids)) != len(ids):
@@ -261,14 +271,15 @@ def request_touches_approved_now(session: Session, *, asks: Sequence[tuple[int, 
     if not asks:
         return {}
     lock_contacts(session, member_ids=ids)  # before the statement, so its snapshot sees the last holder's touches
-    approved, params = approved_now_sql(policy_from_settings(get_settings()), channel=ch.value, purpose=pu, now=now,
-                                        account_do_not_contact=organisations.DO_NOT_CONTACT_SQL)
+    decision, params = decision_sql(policy_from_settings(get_settings()), channel=ch.value, purpose=pu, now=now,
+                                    account_do_not_contact=organisations.DO_NOT_CONTACT_SQL)
     expression, variable_params = variables
-    stored = dict(session.execute(sa.text(APPROVE_NOW_SQL.format(variables=expression, approved=approved)), {
-        **variable_params, **params, "gate_purpose": pu.value, "gate_source": source, "gate_template": template,
-        "gate_ids": ids, "gate_keys": [key for _, key in asks]}).tuples().all())
-    telemetry.count_gate_decisions((Verdict.APPROVED.value, pu.value, ch.value, (pu.value,)) for _ in stored)
-    return {str(key): int(touch_id) for key, touch_id in stored.items()}
+    stored = session.execute(sa.text(DECIDED_IN_SQL.format(variables=expression, decision=decision)), {
+        **variable_params, **params, "gate_source": source, "gate_template": template, "gate_ids": ids,
+        "gate_keys": [key for _, key in asks]}).tuples().all()
+    telemetry.count_gate_decisions((verdict, pu.value, ch.value, reasons) for _, _, verdict, reasons in stored)
+    return {str(key): DecidedInSql(int(touch_id), str(verdict), list(reasons))
+            for key, touch_id, verdict, reasons in stored}
 
 
 def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: datetime) -> list[tuple[Touch, bool]]:
