@@ -157,18 +157,28 @@ def full_caps(planned: Mapping[str, Sequence[datetime]], at: datetime, caps: Seq
     return [c.name for c in caps if not cap_allows(planned.get(c.name, ()), at, c.limit, c.window)]
 
 
-def caps_full_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str
-                  ) -> tuple[str, dict[str, Any]]:
-    """``full_caps`` as SQL: an expression naming the first cap (``cap:<name>``) one more touch at
-    ``:cap_at`` would break, or NULL; with its parameters (bind ``cap_at`` yourself). ``member_id`` and
-    ``tier`` are the caller's SQL for the member's id and tier.
+@dataclass(frozen=True)
+class _CapSql:
+    name: str
+    """The parameter holding ``cap:<name>``."""
+    window: str
+    """The parameter holding the window."""
+    limit: str
+    """The limit for the member's tier (SQL)."""
+    counted: str
+    """``touches {t} WHERE …``: the member's touches counted against the cap (format ``t``, a table alias)."""
+    member_id: str
+    kinds: str
+    """The condition on a touch ``{t}`` (status, channel, purpose) that makes it count."""
 
-    ``cap_allows`` in sets: a touch at ``at`` breaks a cap iff, for some x that is ``at`` or a counted
-    touch in (at − window, at), the counted touches in [x, x + window) reach the limit."""
+
+def _caps_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str
+              ) -> tuple[list[_CapSql], dict[str, Any]]:
+    """The caps a touch counts against, in policy order, as SQL pieces, and their parameters."""
     if purpose == Purpose.SERVICE:
-        return "CAST(NULL AS text)", {}
+        return [], {}
     params: dict[str, Any] = {"cap_statuses": [s.value for s in COUNTED]}
-    whens = []
+    caps = []
     for i, cap in enumerate(c for c in policy.caps if channel in c.channels and purpose in c.purposes):
         overrides = [(t, limits[cap.name]) for t, limits in policy.tier_overrides.items() if cap.name in limits]
         limit = (f"CASE {tier} " + " ".join(f"WHEN :cap{i}_t{j} THEN {int(n)}" for j, (_, n) in enumerate(overrides))
@@ -176,15 +186,53 @@ def caps_full_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: 
         params.update({f"cap{i}_t{j}": t for j, (t, _) in enumerate(overrides)})
         params.update({f"cap{i}_channels": sorted(cap.channels), f"cap{i}_purposes": sorted(cap.purposes),
                        f"cap{i}_window": cap.window, f"cap{i}_name": f"cap:{cap.name}"})
-        counted = (f"touches {{t}} WHERE {{t}}.member_id = {member_id} AND {{t}}.status = ANY(:cap_statuses) "
-                   f"AND {{t}}.channel = ANY(:cap{i}_channels) AND {{t}}.purpose = ANY(:cap{i}_purposes)")
-        whens.append(
-            f"WHEN {limit} <= 0 OR EXISTS (SELECT 1 FROM (SELECT CAST(:cap_at AS timestamptz) AS x UNION ALL "
-            f"SELECT ct.send_at FROM {counted.format(t='ct')} AND ct.send_at > :cap_at - :cap{i}_window "
-            f"AND ct.send_at < :cap_at) starts WHERE (SELECT count(*) FROM {counted.format(t='cu')} "
-            f"AND cu.send_at >= starts.x AND cu.send_at < starts.x + :cap{i}_window) >= {limit}) "
-            f"THEN CAST(:cap{i}_name AS text)")
+        kinds = (f"{{t}}.status = ANY(:cap_statuses) AND {{t}}.channel = ANY(:cap{i}_channels) "
+                 f"AND {{t}}.purpose = ANY(:cap{i}_purposes)")
+        caps.append(_CapSql(name=f":cap{i}_name", window=f"CAST(:cap{i}_window AS interval)", limit=limit,
+                            counted=f"touches {{t}} WHERE {{t}}.member_id = {member_id} AND {kinds}",
+                            member_id=member_id, kinds=kinds))
+    return caps, params
+
+
+def _cap_full_at(cap: _CapSql, at: str) -> str:
+    """``not cap_allows`` at ``at`` in sets: a touch at ``at`` breaks a cap iff, for some x that is ``at`` or a
+    counted touch in (at − window, at), the counted touches in [x, x + window) reach the limit."""
+    return (f"({cap.limit} <= 0 OR EXISTS (SELECT 1 FROM (SELECT {at} AS x UNION ALL "
+            f"SELECT ct.send_at FROM {cap.counted.format(t='ct')} AND ct.send_at > {at} - {cap.window} "
+            f"AND ct.send_at < {at}) starts WHERE (SELECT count(*) FROM {cap.counted.format(t='cu')} "
+            f"AND cu.send_at >= starts.x AND cu.send_at < starts.x + {cap.window}) >= {cap.limit}))")
+
+
+def caps_full_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str,
+                  at: str = "CAST(:cap_at AS timestamptz)") -> tuple[str, dict[str, Any]]:
+    """``full_caps`` as SQL: an expression naming the first cap (``cap:<name>``) one more touch at ``at``
+    (default: the parameter ``:cap_at``, bind it yourself) would break, or NULL; with its parameters.
+    ``member_id`` and ``tier`` are the caller's SQL for the member's id and tier."""
+    caps, params = _caps_sql(policy, channel=channel, purpose=purpose, member_id=member_id, tier=tier)
+    whens = [f"WHEN {_cap_full_at(cap, at)} THEN CAST({cap.name} AS text)" for cap in caps]
     return ("(CASE " + " ".join(whens) + " END)") if whens else "CAST(NULL AS text)", params
+
+
+def caps_full_names_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str,
+                        at: str) -> tuple[str, dict[str, Any]]:
+    """``full_caps`` as SQL: every cap (``cap:<name>``, policy order) one more touch at ``at`` would break, as a
+    text array (empty: none)."""
+    caps, params = _caps_sql(policy, channel=channel, purpose=purpose, member_id=member_id, tier=tier)
+    names = [f"CASE WHEN {_cap_full_at(cap, at)} THEN CAST({cap.name} AS text) END" for cap in caps]
+    return (f"array_remove(ARRAY[{', '.join(names)}], NULL)" if names else "CAST('{}' AS text[])"), params
+
+
+def cap_candidates_sql(policy: Policy, *, channel: str, purpose: Purpose, member_id: str, tier: str,
+                       start: str) -> tuple[str, dict[str, Any]]:
+    """``_earliest_slot``'s candidates as SQL rows ``x``: ``start`` and, for each cap, the moment each counted
+    touch leaves its window, if after ``start``."""
+    caps, params = _caps_sql(policy, channel=channel, purpose=purpose, member_id=member_id, tier=tier)
+    return " UNION ".join([f"SELECT {start} AS x"] + [
+        # The member's recent touches first (OFFSET 0: by their (member_id, send_at) index; left to itself the
+        # planner also scanned the channel index, 75,000 entries a member), then which of them count.
+        f"SELECT cc.send_at + {cap.window} FROM (SELECT * FROM touches c0 WHERE c0.member_id = {cap.member_id} "
+        f"AND c0.send_at > {start} - {cap.window} OFFSET 0) cc WHERE {cap.kinds.format(t='cc')}"
+        for cap in caps]), params
 
 
 def _earliest_slot(start: datetime, caps: Sequence[Cap], planned: Mapping[str, Sequence[datetime]],
@@ -262,14 +310,17 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
 
 def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
                  account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
-    """``decide`` (no ``not_before``) in SQL wherever its answer needs no slot search: a subquery over the members
-    row ``member`` for ``CROSS JOIN LATERAL``, giving ``verdict``, ``reasons`` and ``next_allowed_at`` as
-    ``decide`` would for a touch on ``channel`` for ``purpose`` at ``now`` — a rejection by the member's state,
-    reachability, address, consent, account do-not-contact, complaint cool-down or onboarding window, or an
-    approval now (outside quiet hours and within every cap at ``now``: ``decide``'s earliest slot is ``now``
-    exactly then). ``verdict`` is NULL where ``decide`` must search for a slot (quiet hours, a full cap): the
-    caller asks ``decide`` for those. Each piece is its rule's own SQL form; ``account_do_not_contact`` is the
-    organisations' predicate (format ``member_id``). Parameters are returned (prefix ``gate_``, plus the caps')."""
+    """``decide`` (no ``not_before``) in SQL wherever its answer needs no quiet-hours arithmetic: a subquery over
+    the members row ``member`` for ``CROSS JOIN LATERAL``, giving ``verdict``, ``reasons``, ``send_at`` and
+    ``next_allowed_at`` as ``decide`` would for a touch on ``channel`` for ``purpose`` at ``now`` — a rejection
+    by the member's state, reachability, address, consent, account do-not-contact, complaint cool-down or
+    onboarding window; an approval now (outside quiet hours, within every cap); or a deferral to the first
+    moment a full cap lets the touch through, when that moment is outside quiet hours and within the deferral
+    horizon. ``verdict`` is NULL where ``decide``'s slot search meets quiet hours or the horizon first: the caller
+    asks ``decide`` for those. Each piece is its rule's own SQL form (caps: ``caps_full_sql`` and
+    ``cap_candidates_sql``; quiet hours: ``quiet_hours_sql``; complaint: the latest complaint against the
+    cool-down); ``account_do_not_contact`` is the organisations' predicate (format ``member_id``). Parameters are
+    returned (prefix ``gate_``, plus the caps' and quiet hours')."""
     m = member
     marketing, service = purpose == Purpose.MARKETING, purpose == Purpose.SERVICE
     params: dict[str, Any] = {"gate_channel": channel, "gate_purpose": purpose.value, "gate_now": now}
@@ -301,25 +352,43 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
     else:
         last_complaint = "CAST(NULL AS timestamptz)"
         facts += ["CAST('{}' AS text[]) AS soft", "CAST(NULL AS timestamptz) AS soft_until"]
+    now_sql = "CAST(:gate_now AS timestamptz)"
     if service:
-        facts.append("true AS now_ok")
+        slot, slot_ok, full_now = now_sql, "true", "CAST('{}' AS text[])"
     else:
-        quiet, quiet_params = quiet_hours_sql(moment="CAST(:gate_now AS timestamptz)", timezone=f"{m}.timezone",
-                                              start=policy.quiet_start, end=policy.quiet_end)
-        caps, caps_params = caps_full_sql(policy, channel=channel, purpose=purpose, member_id=f"{m}.id",
-                                          tier=f"{m}.tier")
-        params.update({**quiet_params, **caps_params, "cap_at": now})
-        facts.append(f"NOT {quiet} AND {caps} IS NULL AS now_ok")
+        def quiet(moment: str) -> str:
+            return quiet_hours_sql(moment=moment, timezone=f"{m}.timezone", start=policy.quiet_start,
+                                   end=policy.quiet_end)[0]
+
+        pieces = {"channel": channel, "purpose": purpose, "member_id": f"{m}.id", "tier": f"{m}.tier"}
+        full_at_x, caps_params = caps_full_sql(policy, at="cand.x", **pieces)  # type: ignore[arg-type]
+        full_now, _ = caps_full_names_sql(policy, at=now_sql, **pieces)  # type: ignore[arg-type]
+        candidates, _ = cap_candidates_sql(policy, start=now_sql, **pieces)  # type: ignore[arg-type]
+        _, quiet_params = quiet_hours_sql(moment=now_sql, timezone=f"{m}.timezone", start=policy.quiet_start,
+                                          end=policy.quiet_end)
+        params.update({**caps_params, **quiet_params, "gate_horizon": now + policy.max_deferral})
+        # ``_earliest_slot`` walks the candidates in order and takes the first outside every full cap; a candidate
+        # in quiet hours would move to the quiet period's end, which only ``decide`` computes: the search stops
+        # there and leaves the member to it (NULL), as it does past the deferral horizon.
+        slot = (f"(SELECT cand.x FROM ({candidates}) cand WHERE {quiet('cand.x')} OR {full_at_x} IS NULL "
+                "ORDER BY cand.x LIMIT 1)")
+        slot_ok = f"f0.slot <= CAST(:gate_horizon AS timestamptz) AND NOT {quiet('f0.slot')}"
+    facts += ["f0.slot AS slot", f"coalesce({slot_ok}, false) AS slot_ok"]
     refused = "f.closed OR f.hard <> '{}' OR f.dnc OR f.soft <> '{}'"
-    return (f"SELECT CASE WHEN {refused} THEN 'rejected' WHEN f.now_ok THEN 'approved' END AS verdict, "
+    return (f"SELECT CASE WHEN {refused} THEN 'rejected' WHEN f.slot_ok AND f.slot = {now_sql} THEN 'approved' "
+            "WHEN f.slot_ok THEN 'deferred' END AS verdict, "
             "CAST(CASE WHEN f.closed THEN ARRAY['member_closed'] WHEN f.hard <> '{}' THEN f.hard "
             "WHEN f.dnc THEN ARRAY['account_do_not_contact'] WHEN f.soft <> '{}' THEN f.soft "
-            "ELSE ARRAY[CAST(:gate_purpose AS text)] END AS text[]) AS reasons, "
+            # The caps full now name a deferral; computed here, in the one branch that needs them.
+            f"WHEN f.slot = {now_sql} THEN ARRAY[CAST(:gate_purpose AS text)] ELSE {full_now} "
+            "END AS text[]) "
+            "AS reasons, "
+            f"CASE WHEN NOT ({refused}) THEN f.slot END AS send_at, "
             "CASE WHEN NOT (f.closed OR f.hard <> '{}' OR f.dnc) THEN f.soft_until END AS next_allowed_at "
             # OFFSET 0 keeps each fact a column computed once: a flattened subquery would repeat its subplans
             # in every CASE branch that names it.
-            f"FROM (SELECT {', '.join(facts)} FROM (SELECT {consent} AS consent, {last_complaint} AS last_complaint "
-            "OFFSET 0) f0 OFFSET 0) f"), params
+            f"FROM (SELECT {', '.join(facts)} FROM (SELECT {consent} AS consent, {last_complaint} AS last_complaint, "
+            f"{slot} AS slot OFFSET 0) f0 OFFSET 0) f"), params
 
 
 def policy_from_settings(settings: Settings) -> Policy:

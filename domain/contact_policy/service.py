@@ -234,8 +234,7 @@ INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, templ
                      status, send_at, next_allowed_at, requested_at, attempts)
 SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gate_source AS text), a.idempotency_key,
        CAST(:gate_template AS text), {variables}, d.verdict, d.reasons,
-       CASE d.verdict WHEN 'approved' THEN 'queued' ELSE 'rejected' END,
-       CASE d.verdict WHEN 'approved' THEN CAST(:gate_now AS timestamptz) END, d.next_allowed_at,
+       CASE d.verdict WHEN 'rejected' THEN 'rejected' ELSE 'queued' END, d.send_at, d.next_allowed_at,
        CAST(:gate_now AS timestamptz), 0
 FROM unnest(CAST(:gate_ids AS bigint[]), CAST(:gate_keys AS text[])) AS a(member_id, idempotency_key)
 JOIN members m ON m.id = a.member_id
@@ -259,9 +258,10 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
                                    source: str, template: str, variables: tuple[str, Mapping[str, Any]],
                                    now: datetime) -> dict[str, DecidedInSql]:
     """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
-    key), those whose decision needs no slot search (``decision_sql``, the rules' own SQL form: a rejection, or
-    an approval now) are stored with it; returns idempotency key → what was stored. Everyone else — a replay,
-    a deferral (quiet hours, a full cap) — is not written: the caller asks ``request_touches`` for them. A member
+    key), those whose decision ``decision_sql`` (the rules' own SQL form) gives — a rejection for the member's state,
+    consent, complaint or onboarding, an approval now, a deferral to the first slot a full cap leaves — are stored
+    with it; returns idempotency key → what was stored. Everyone else — a replay, a slot in or after quiet
+    hours, one past the deferral horizon — is not written: the caller asks ``request_touches`` for them. A member
     may be asked for once per call (two asks would both see the caps before either). ``variables``: the touch's
     variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
     ch, pu = _parse(channel, purpose)

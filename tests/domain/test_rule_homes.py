@@ -329,45 +329,48 @@ def test_decision_sql_and_decide_agree_on_generated_members(session):
         if rng.random() < 0.1:
             orgs.link_member(session, organisation_id=quiet_co.id, member_id=member.id,
                              role=OrganisationRole.EMPLOYEE, actor="t", now=NOW - timedelta(days=1))
-        for j in range(rng.choice([0, 0, 1, 3, 4, 6])):  # recent and planned touches, some filling a cap
+        busy = i % 10 == 5  # four marketing messages in the last six days: the weekly cap is full until one leaves
+        for j in range(4 if busy else rng.choice([0, 0, 1, 3, 4, 6])):  # recent and planned touches
             session.execute(sa.text("""
                 INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables,
                                      decision, reasons, status, send_at, requested_at, attempts)
                 VALUES (:m, :ch, :pu, 'gen', :key, 't', '{}', 'approved', '{}', :st, :at, :at, 0)"""),
                 {"m": member.id, "ch": rng.choice(MESSAGE_CHANNELS),
-                 "pu": rng.choice(["marketing", "marketing", "care"]),
-                 "st": rng.choice(["queued", "sent", "sent", "failed"]), "key": f"{i}:{j}",
-                 "at": NOW + timedelta(days=rng.uniform(-8, 3))})
+                 "pu": "marketing" if busy else rng.choice(["marketing", "marketing", "care"]),
+                 "st": "sent" if busy else rng.choice(["queued", "sent", "sent", "failed"]), "key": f"{i}:{j}",
+                 "at": NOW + timedelta(days=rng.uniform(-6, 0) if busy else rng.uniform(-8, 3))})
     session.flush()
     session.expire_all()
     members = gate.get_members(session, member_ids=ids)
     verdicts: set[str] = set()
+    sql_verdicts: set[str | None] = set()
     for now in nows:
         for channel in (*MESSAGE_CHANNELS, "phone"):
             for purpose in Purpose:
                 decision, params = decision_sql(policy, channel=channel, purpose=purpose, now=now,
                                                 account_do_not_contact=orgs.DO_NOT_CONTACT_SQL)
                 sql = {r[0]: tuple(r[1:]) for r in session.execute(sa.text(
-                    f"SELECT m.id, d.verdict, d.reasons, d.next_allowed_at FROM members m "
+                    f"SELECT m.id, d.verdict, d.reasons, d.send_at, d.next_allowed_at FROM members m "
                     f"CROSS JOIN LATERAL ({decision}) d WHERE m.id = ANY(:ids)"), {**params, "ids": ids})}
                 facts = gate._load_facts(session, [(m, ContactChannel(channel), purpose) for m in members], now)
                 for member, fact in zip(members, facts, strict=True):
                     python = decide(facts=fact, channel=channel, purpose=purpose, policy=policy, now=now)
                     verdicts.add(python.verdict)
-                    verdict, reasons, next_allowed_at = sql[member.id]
-                    if verdict is None:  # decide searches a slot: quiet hours or a full cap, never a plain answer
+                    verdict, reasons, send_at, next_allowed_at = sql[member.id]
+                    if verdict is None:  # the slot is in or after quiet hours, or past the horizon: decide finds it
                         assert python.verdict == "deferred" or all(r.startswith("cap") for r in python.reasons), (
                             now, channel, purpose, member.id, python)
                     else:
-                        send_at = now if verdict == "approved" else None
                         assert (verdict, tuple(reasons), send_at, next_allowed_at) == (
                             python.verdict, python.reasons, python.send_at, python.next_allowed_at), (
                             now, channel, purpose, member.id, fact)
-                answers = {v for v, _, _ in sql.values()}
+                answers = {v for v, *_ in sql.values()}
+                sql_verdicts.update(answers)
                 # Service is never deferred, so SQL answers it whole; the others leave some members to decide.
                 assert {"approved", "rejected"} <= answers, (now, channel, purpose)
                 assert (None in answers) == (purpose != Purpose.SERVICE), (now, channel, purpose)
     assert verdicts == {"approved", "deferred", "rejected"}
+    assert sql_verdicts == {"approved", "deferred", "rejected", None}  # deferrals to a cap's next slot included
 
 
 def test_campaign_text_rendered_in_sql_and_python_agree(session):
