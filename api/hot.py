@@ -37,9 +37,9 @@ from api.deps import CRM as CRM_ACCESS
 from api.deps import MEMBER_DATA, SALES, Caller, NowDep, admit, key_caller, presented_credential, token_caller
 from api.edge import DatabaseBusy
 from api.encoding import json_response
-from api.schemas.common import ERROR_RESPONSES, MemberId, from_row
+from api.schemas.common import ERROR_RESPONSES, MemberId, OrderRef, from_row
 from api.schemas.crm import CrmPicture
-from api.schemas.points import BalanceOut, OrderIn, OrderOut
+from api.schemas.points import BalanceOut, OrderIn, OrderOut, RedemptionIn, RedemptionOut, RefundIn, RefundOut
 from domain.access.models import ApiKey
 from domain.access.rules import RouteAccess, is_api_key, prefix_of
 from domain.access.service import check_key
@@ -294,6 +294,41 @@ async def record_order(body: OrderIn, response: Response, hot: SalesRequest) -> 
     if replayed:
         response.status_code = 200
     return from_row(OrderOut, order, replayed=replayed)
+
+
+@router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201, tags=["points"],
+             summary="Refund part or all of an order this caller recorded (idempotent by refund_id, per caller)")
+async def refund_order(order_id: OrderRef, body: RefundIn, response: Response, hot: SalesRequest) -> RefundOut:
+    params = orders.refund_parameters(order_id=order_id, refund_id=body.refund_id, amount_fen=body.amount_fen,
+                                      occurred_at=body.occurred_at or hot.now, now=hot.now,
+                                      sent_by=hot.caller.namespace)
+    try:
+        row = await hot.db.row(orders.RECORD_REFUND_SQL, params)
+    except sa.exc.IntegrityError as exc:
+        raise orders.refund_clash(body.refund_id) from exc
+    assert row is not None  # the function answers one row, whatever the outcome
+    refund, replayed = orders.refund_outcome(row, order_id=order_id, refund_id=body.refund_id,
+                                             amount_fen=body.amount_fen)
+    if replayed:
+        response.status_code = 200
+    return from_row(RefundOut, refund, order_id=order_id, replayed=replayed)
+
+
+@router.post("/v1/members/{member_id}/redemptions", response_model=RedemptionOut, status_code=201, tags=["points"],
+             summary="Spend points (idempotent by redemption_id, per caller; 422 insufficient_points when short)")
+async def redeem(member_id: MemberId, body: RedemptionIn, response: Response, hot: MemberDataRequest) -> RedemptionOut:
+    params = points.redemption_parameters(member_id=member_id, redemption_id=body.redemption_id, points=body.points,
+                                          reason=body.reason, now=hot.now, sent_by=hot.caller.namespace)
+    try:
+        row = await hot.db.row(points.REDEEM_SQL, params)
+    except sa.exc.IntegrityError as exc:
+        raise points.redemption_clash(body.redemption_id) from exc
+    assert row is not None
+    redemption, replayed = points.redemption_outcome(row, member_id=member_id, redemption_id=body.redemption_id,
+                                                     points=body.points)
+    if replayed:
+        response.status_code = 200
+    return from_row(RedemptionOut, redemption, replayed=replayed)
 
 
 @router.get("/v1/members/{member_id}/points", response_model=BalanceOut, tags=["points"], summary="Points balance")

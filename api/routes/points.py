@@ -19,10 +19,6 @@ from api.schemas.points import (
     LedgerPage,
     OrderIn,
     OrderOut,
-    RedemptionIn,
-    RedemptionOut,
-    RefundIn,
-    RefundOut,
     TierOut,
 )
 from domain.members.service import get_member
@@ -34,10 +30,9 @@ from domain.tiers import service as tiers
 
 router = APIRouter(tags=["points"], responses=ERROR_RESPONSES)
 
-OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
 
-
-# POST /v1/orders and GET /v1/members/{member_id}/points are hot routes: api/hot.py.
+# POST /v1/orders, its refunds, POST /v1/members/{member_id}/redemptions and GET /v1/members/{member_id}/points
+# are hot routes: api/hot.py.
 
 
 @router.post("/v1/admin/orders", response_model=OrderOut, status_code=201,
@@ -52,19 +47,6 @@ def import_order(body: OrderIn, response: Response, session: SessionDep, caller:
     return from_row(OrderOut, order, replayed=replayed)
 
 
-@router.post("/v1/orders/{order_id}/refunds", response_model=RefundOut, status_code=201,
-             summary="Refund part or all of an order this caller recorded (idempotent by refund_id, per caller)")
-def refund_order(order_id: OrderRef, body: RefundIn, response: Response, session: SessionDep, caller: SalesCaller,
-                 now: NowDep) -> RefundOut:
-    refund, replayed = orders.record_refund(session, order_id=order_id, refund_id=body.refund_id,
-                                            amount_fen=body.amount_fen,
-                                            occurred_at=body.occurred_at or now,
-                                            now=now, sent_by=caller.namespace)
-    if replayed:
-        response.status_code = 200
-    return from_row(RefundOut, refund, order_id=order_id, replayed=replayed)
-
-
 @router.get("/v1/members/{member_id}/points/ledger", response_model=LedgerPage, summary="Points history, newest first")
 def ledger(member_id: MemberId, session: SessionDep, caller: MemberDataCaller,
            limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -73,19 +55,6 @@ def ledger(member_id: MemberId, session: SessionDep, caller: MemberDataCaller,
     entries = points.ledger_page(session, member_id=member_id, limit=limit, before_id=before_id)
     return LedgerPage(entries=[from_row(LedgerEntryOut, e) for e in entries],
                       next_before_id=entries[-1].id if len(entries) == limit else None)
-
-
-@router.post("/v1/members/{member_id}/redemptions", response_model=RedemptionOut, status_code=201,
-             summary="Spend points (idempotent by redemption_id, per caller; 422 insufficient_points when short)")
-def redeem(member_id: MemberId, body: RedemptionIn, response: Response, session: SessionDep, caller: MemberDataCaller,
-           now: NowDep) -> RedemptionOut:
-    get_member(session, member_id=member_id)
-    redemption, replayed = points.redeem_points(session, member_id=member_id, redemption_id=body.redemption_id,
-                                                points=body.points, reason=body.reason, now=now,
-                                                sent_by=caller.namespace)
-    if replayed:
-        response.status_code = 200
-    return from_row(RedemptionOut, redemption, replayed=replayed)
 
 
 @router.post("/v1/members/{member_id}/points/adjustments", response_model=LedgerEntryOut, status_code=201,

@@ -36,6 +36,8 @@ evening became a UTC one."""
 MAX_ID = 2**31 - 1
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID, description="The member's id")]
 """A member id in a path: out-of-range ids are a 422, not a database error."""
+OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
+"""An order's id (the caller's ``order_id``) in a path."""
 
 
 def from_row(schema: type[M], row: object, **extra: Any) -> M:

@@ -134,12 +134,20 @@ SELECT r.outcome, r.refund_member_id, r.refundable_fen, (r.refund_row).* FROM lo
 
 
 def refund_parameters(*, order_id: str, refund_id: str, amount_fen: int, occurred_at: datetime,
-                      now: datetime, sent_by: str = "") -> dict[str, Any]:
+                      now: datetime, sent_by: str = "", imported: bool = False) -> dict[str, Any]:
     """The parameters of ``RECORD_REFUND_SQL`` (migrations 1701, 1503): the order and the refund are both
-    looked for in ``sent_by``'s namespace, so a caller refunds only the orders it recorded."""
+    looked for in ``sent_by``'s namespace, so a caller refunds only the orders it recorded. The refund's time is
+    checked here like an order's (``event_time``), so the sync path and the hot route both pass it."""
+    event_time(occurred_at, now=now, what="refund", imported=imported)
     return {"sent_by": sent_by, "order_id": order_id, "refund_id": refund_id, "amount_fen": amount_fen,
             "occurred_at": occurred_at,
             "payload_hash": points.payload_hash({"order_id": order_id, "amount_fen": amount_fen}), "now": now}
+
+
+def refund_clash(refund_id: str) -> Conflict:
+    """What a unique violation of ``RECORD_REFUND_SQL`` means: the caller used ``refund_id`` at this moment on
+    another order, and the statement undid itself."""
+    return Conflict(f"refund {refund_id} exists", code="refund_conflict", details={"refund_id": refund_id})
 
 
 def refund_outcome(row: Mapping[Any, Any], *, order_id: str, refund_id: str, amount_fen: int) -> tuple[Refund, bool]:
@@ -164,15 +172,13 @@ def record_refund(session: Session, *, order_id: str, refund_id: str, amount_fen
     Idempotent by ``refund_id`` within ``sent_by``; a refund larger than what is left of the order is refused.
     A refund never downgrades a tier on the spot (only the scheduled evaluation does).
     One statement (``RECORD_REFUND_SQL``). Its time is checked like an order's (``event_time``)."""
-    event_time(occurred_at, now=now, what="refund", imported=imported)
-    session.flush()
     params = refund_parameters(order_id=order_id, refund_id=refund_id, amount_fen=amount_fen,
-                               occurred_at=occurred_at, now=now, sent_by=sent_by)
+                               occurred_at=occurred_at, now=now, sent_by=sent_by, imported=imported)
+    session.flush()
     try:
         row = session.connection().exec_driver_sql(RECORD_REFUND_SQL, params).mappings().one()
-    except sa.exc.IntegrityError as exc:  # refund_id used at this moment on another order: the statement undid it
-        raise Conflict(f"refund {refund_id} exists", code="refund_conflict",
-                       details={"refund_id": refund_id}) from exc
+    except sa.exc.IntegrityError as exc:
+        raise refund_clash(refund_id) from exc
     refund, replayed = refund_outcome(row, order_id=order_id, refund_id=refund_id, amount_fen=amount_fen)
     if not replayed:
         forget_loaded(session, Order, row["order_pk"], ("refunded_fen", "points_reversed"))

@@ -85,6 +85,13 @@ def redemption_parameters(*, member_id: int, redemption_id: str, points: int, re
             "payload_hash": payload_hash({"member_id": member_id, "points": points, "reason": reason}), "now": now}
 
 
+def redemption_clash(redemption_id: str) -> Conflict:
+    """What a unique violation of ``REDEEM_SQL`` means: the caller used ``redemption_id`` at this moment for
+    another member, and the statement undid itself."""
+    return Conflict(f"redemption {redemption_id} exists", code="redemption_conflict",
+                    details={"redemption_id": redemption_id})
+
+
 def redemption_outcome(row: Mapping[Any, Any], *, member_id: int, redemption_id: str,
                        points: int) -> tuple[Redemption, bool]:
     """Turn the statement's answer into the redemption and whether it was a replay, or the refusal."""
@@ -112,9 +119,8 @@ def redeem_points(session: Session, *, member_id: int, redemption_id: str, point
     session.flush()
     try:
         row = session.connection().exec_driver_sql(REDEEM_SQL, params).mappings().one()
-    except sa.exc.IntegrityError as exc:  # the same redemption_id used for another member: the statement undid itself
-        raise Conflict(f"redemption {redemption_id} exists", code="redemption_conflict",
-                       details={"redemption_id": redemption_id}) from exc
+    except sa.exc.IntegrityError as exc:
+        raise redemption_clash(redemption_id) from exc
     redemption, replayed = redemption_outcome(row, member_id=member_id, redemption_id=redemption_id, points=points)
     if not replayed:
         forget_loaded(session, PointsAccount, member_id, ("available", "updated_at"))

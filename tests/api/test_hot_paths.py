@@ -123,6 +123,69 @@ def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(commi
     assert balance["pending"] == first.json()["points_earned"]
 
 
+def test_refunds_on_the_pool_are_idempotent_per_till_and_bounded_by_the_order(committed_engine, hot_client):
+    with Session(committed_engine, expire_on_commit=False) as session:
+        _, key = make_api_key(session, scope="pos", name="pos-4")
+        _, other = make_api_key(session, scope="pos", name="pos-5")
+        _, crm_key = make_api_key(session, scope="crm", name="crm-4")
+        member = make_member(session)
+    headers = {"Authorization": f"Bearer {key}"}
+    order = hot_client.post("/v1/orders", headers=headers, json={
+        "order_id": "hot-r1", "member_id": member.id, "amount_fen": 10_000, "channel": "store",
+        "occurred_at": (utcnow() - timedelta(hours=1)).isoformat()})
+    assert order.status_code == 201 and order.json()["points_earned"] == 100, order.text
+    body = {"refund_id": "hot-r1-a", "amount_fen": 4_000}
+    first = hot_client.post("/v1/orders/hot-r1/refunds", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json() == {"refund_id": "hot-r1-a", "order_id": "hot-r1", "amount_fen": 4_000,
+                            "points_reversed": 40, "replayed": False}
+    again = hot_client.post("/v1/orders/hot-r1/refunds", json=body, headers=headers)
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}
+    clash = hot_client.post("/v1/orders/hot-r1/refunds", json={**body, "amount_fen": 1}, headers=headers)
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "refund_conflict"
+    too_much = hot_client.post("/v1/orders/hot-r1/refunds", json={"refund_id": "hot-r1-b", "amount_fen": 6_001},
+                               headers=headers)
+    assert too_much.status_code == 422 and too_much.json()["error"]["details"]["refundable_fen"] == 6_000
+    # Another till refunds only the orders it recorded; a CRM key may not refund at all.
+    theirs = hot_client.post("/v1/orders/hot-r1/refunds", json={"refund_id": "x", "amount_fen": 1},
+                             headers={"Authorization": f"Bearer {other}"})
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "order_not_found"
+    assert hot_client.post("/v1/orders/hot-r1/refunds", json={"refund_id": "y", "amount_fen": 1},
+                           headers={"Authorization": f"Bearer {crm_key}"}).status_code == 403
+    balance = hot_client.get(f"/v1/members/{member.id}/points", headers={"Authorization": f"Bearer {crm_key}"})
+    assert balance.json()["pending"] == 60  # the refunded 40 points taken back from the order's pending lot
+
+
+def test_redemptions_on_the_pool_spend_once_and_refuse_a_short_balance(committed_engine, hot_client):
+    from domain.points.service import adjust_points
+
+    with Session(committed_engine, expire_on_commit=False) as session:
+        _, key = make_api_key(session, scope="crm", name="crm-5")
+        _, till = make_api_key(session, scope="pos", name="pos-6")
+        member = make_member(session)
+        adjust_points(session, member_id=member.id, adjustment_id="hot-grant", points=500, reason="welcome",
+                      actor="test", now=utcnow())
+        session.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    path = f"/v1/members/{member.id}/redemptions"
+    body = {"redemption_id": "hot-rd-1", "points": 200, "reason": "cup"}
+    first = hot_client.post(path, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["points"] == 200 and first.json()["replayed"] is False
+    again = hot_client.post(path, json=body, headers=headers)
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}
+    clash = hot_client.post(path, json={**body, "points": 1}, headers=headers)
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "redemption_conflict"
+    short = hot_client.post(path, json={"redemption_id": "hot-rd-2", "points": 301, "reason": "cup"}, headers=headers)
+    assert short.status_code == 422 and short.json()["error"]["details"] == {"available": 300, "requested": 301}
+    missing = hot_client.post("/v1/members/999999/redemptions", json={**body, "redemption_id": "hot-rd-3"},
+                              headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "member_not_found"
+    assert hot_client.post(path, json={**body, "redemption_id": "hot-rd-4"},
+                           headers={"Authorization": f"Bearer {till}"}).status_code == 403
+    assert hot_client.get(f"/v1/members/{member.id}/points", headers=headers).json()["available"] == 300
+
+
 def test_the_lookup_on_the_pool_logs_the_read_and_masks_for_an_agent(committed_engine, hot_client):
     with Session(committed_engine, expire_on_commit=False) as session:
         member = make_member(session, phone="13800138123")
