@@ -1,6 +1,7 @@
 """Benchmarks, each measured side by side with its reference in the same run and reported as a ratio.
 
-    ./run bench [--members N] [--months M] [--seconds S] [--only seed,lookup,balance,orders,jobs,crash]
+    ./run bench [--members N] [--months M] [--seconds S]
+                [--only seed,lookup,balance,orders,refunds,redemptions,jobs,crash]
                 [--workers N] [--server-root PATH] [--compare-with bench/results/http.json]
 
 Uses BENCH_DATABASE_URL, or its own embedded PostgreSQL under .var/bench-pgdata. Results: a table on stdout
@@ -202,8 +203,9 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     from domain.access.service import create_api_key
     from domain.clock import utcnow
 
+    key_name = f"bench-{time.time_ns()}"
     with Session(engine) as session:
-        _, key = create_api_key(session, name=f"bench-{time.time_ns()}", scope=Scope.ADMIN, now=utcnow())
+        _, key = create_api_key(session, name=key_name, scope=Scope.ADMIN, now=utcnow())
         session.commit()
     with engine.connect() as conn:
         sample = conn.execute(sa.text("SELECT id, phone FROM members TABLESAMPLE SYSTEM (5) LIMIT 20000")).all()
@@ -220,12 +222,29 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
                                        "amount_fen": rng.randint(1_000, 500_000), "channel": "app",
                                        "occurred_at": occurred})
 
+    # Refunds need orders of this key (a caller refunds only its own), redemptions members with points: both
+    # prepared here, outside the measured time. Each refund takes 1 yuan back, each redemption spends 1 point, so
+    # the orders and balances last the run and every request is a new refund or redemption, not a replay.
+    refundable = _orders_to_refund(engine, sent_by=f"api:{key_name}", member_ids=member_ids, rng=rng) \
+        if "refunds" in only else []
+    spenders = _members_with_points(engine) if "redemptions" in only else []
+
+    def refund(i: int) -> tuple[str, str, dict[str, Any]]:
+        return ("POST", f"/v1/orders/{quote(refundable[i % len(refundable)])}/refunds",
+                {"refund_id": f"bench-{run_id}-__SEQ__", "amount_fen": 100})
+
+    def redemption(i: int) -> tuple[str, str, dict[str, Any]]:
+        return ("POST", f"/v1/members/{spenders[i % len(spenders)]}/redemptions",
+                {"redemption_id": f"bench-{run_id}-__SEQ__", "points": 1, "reason": "bench"})
+
     lookups = [f"/v1/crm/members/lookup?phone={quote(p)}" for p in phones if p]
     makers: dict[str, Request] = {
         "healthz": lambda i: ("GET", "/healthz", None),
         "lookup": lambda i: ("GET", lookups[i % len(lookups)], None),
         "balance": lambda i: ("GET", f"/v1/members/{member_ids[i % len(member_ids)]}/points", None),
         "orders": order,
+        "refunds": refund,
+        "redemptions": redemption,
     }
     wanted = [n for n in makers if n == "healthz" or n in only]
     server = Server(url, workers=workers, root=root)
@@ -236,7 +255,8 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         rss = server.worker_rss_mb()
     finally:
         server.stop()
-    tps = pgbench(url, clients=16, seconds=seconds) if "orders" in only else None
+    writes = [n for n in ("orders", "refunds", "redemptions") if n in figures]
+    tps = pgbench(url, clients=16, seconds=seconds) if writes else None
 
     def numbered(name: str, n: int) -> list[tuple[str, str, dict[str, Any] | None]]:
         calls = [makers[name](i) for i in range(n)]
@@ -252,8 +272,7 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         "server_root": str(root), "workers": workers or "serving default", "api_worker_rss_mb": round(rss, 1),
         "pgbench_tps": round(tps, 1) if tps else None,
         "figures": {n: f.as_dict() for n, f in figures.items()},
-        "ratios": {**({"orders_to_pgbench": round(figures["orders"].rps / tps, 3)} if tps and "orders" in figures
-                      else {}),
+        "ratios": {**{f"{n}_to_pgbench": round(figures[n].rps / tps, 3) for n in writes if tps},
                    **{f"{n}_to_healthz": round(figures[n].rps / health, 3) for n in ("lookup", "balance")
                       if n in figures}},
         "targets": {"orders_to_pgbench": 0.35, "orders_api_cpu_ms": 2, "lookup_api_cpu_ms": 2,
@@ -264,10 +283,39 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     return data
 
 
+def _orders_to_refund(engine: sa.Engine, *, sent_by: str, member_ids: list[int], rng: random.Random,
+                      n: int = 2_000) -> list[str]:
+    """``n`` orders of ``sent_by`` (the benchmark key's namespace) of 1,000–5,000 yuan, recorded by the order
+    statement itself (``RECORD_ORDER_SQL``) so they have their points, lots and ledger entries."""
+    from domain.clock import utcnow
+    from domain.orders.service import RECORD_ORDER_SQL, NewOrder, order_parameters
+
+    now = utcnow()
+    ids = [f"bench-refundable-{time.time_ns()}-{i}" for i in range(n)]
+    with engine.begin() as conn:
+        for order_id in ids:
+            new = NewOrder(order_id=order_id, member_id=rng.choice(member_ids),
+                           amount_fen=rng.randint(100_000, 500_000), channel="app",
+                           occurred_at=now - timedelta(minutes=5), items=[], sent_by=sent_by)
+            conn.exec_driver_sql(RECORD_ORDER_SQL, order_parameters(new, now=now))
+    return ids
+
+
+def _members_with_points(engine: sa.Engine, limit: int = 5_000) -> list[int]:
+    """Members whose available balance lasts a run of one-point redemptions."""
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT member_id FROM points_accounts WHERE available >= 1000 "
+                                     "ORDER BY random() LIMIT :n"), {"n": limit}).scalars().all()
+    if len(found) < 100:
+        raise SystemExit("redemptions: fewer than 100 members with 1,000 available points; seed with --months")
+    return list(found)
+
+
 def _http_table(data: dict[str, Any], before: dict[str, Any] | None = None) -> None:
     rows: list[tuple[str, ...]] = [("figure", "req/s", "p50 ms", "p99 ms", "errors", "API CPU ms/req",
                                     "round trips/req", "ratio")]
-    ratio_of = {"orders": "orders_to_pgbench", "lookup": "lookup_to_healthz", "balance": "balance_to_healthz"}
+    ratio_of = {"orders": "orders_to_pgbench", "refunds": "refunds_to_pgbench", "redemptions": "redemptions_to_pgbench",
+                "lookup": "lookup_to_healthz", "balance": "balance_to_healthz"}
     for name, f in data["figures"].items():
         ratio = data["ratios"].get(ratio_of.get(name, ""), "")
         rt = "" if f["round_trips"] is None else f"{f['round_trips']:.2f}"
@@ -537,8 +585,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seconds", type=int, default=15, help="Duration of each load figure.")
-    parser.add_argument("--only", default="seed,lookup,balance,orders,jobs,crash",
-                        help="Comma-separated figures: seed, lookup, balance, orders, jobs, crash.")
+    parser.add_argument("--only", default="seed,lookup,balance,orders,refunds,redemptions,jobs,crash",
+                        help="Comma-separated figures: seed, lookup, balance, orders, refunds, redemptions, jobs, "
+                             "crash.")
     parser.add_argument("--workers", type=int, default=None,
                         help="API workers for the HTTP figures (default: the serving default, one per core).")
     parser.add_argument("--server-root", type=Path, default=PROJECT_ROOT,
@@ -566,7 +615,7 @@ def main() -> None:
                         ("total", "", f"{elapsed:.1f}")])
     with engine.connect() as conn:
         members = int(conn.scalar(sa.text("SELECT count(*) FROM members")) or 0)
-    if only & {"lookup", "balance", "orders"}:
+    if only & {"lookup", "balance", "orders", "refunds", "redemptions"}:
         before = json.loads(args.compare_with.read_text()) if args.compare_with else None
         data = bench_http(url, engine, members, args.seconds, only, root=args.server_root.resolve(),
                           workers=args.workers)
