@@ -370,8 +370,11 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
         # ``_earliest_slot`` walks the candidates in order and takes the first outside every full cap; a candidate
         # in quiet hours would move to the quiet period's end, which only ``decide`` computes: the search stops
         # there and leaves the member to it (NULL), as it does past the deferral horizon.
-        slot = (f"(SELECT cand.x FROM ({candidates}) cand WHERE {quiet('cand.x')} OR {full_at_x} IS NULL "
-                "ORDER BY cand.x LIMIT 1)")
+        full_at_now, _ = caps_full_sql(policy, at=now_sql, **pieces)  # type: ignore[arg-type]
+        search = (f"(SELECT cand.x FROM ({candidates}) cand WHERE {quiet('cand.x')} OR {full_at_x} IS NULL "
+                  "ORDER BY cand.x LIMIT 1)")
+        # The common case first (CASE is lazy): outside quiet hours and within every cap now, the slot is now.
+        slot = f"CASE WHEN NOT {quiet(now_sql)} AND {full_at_now} IS NULL THEN {now_sql} ELSE {search} END"
         slot_ok = f"f0.slot <= CAST(:gate_horizon AS timestamptz) AND NOT {quiet('f0.slot')}"
     facts += ["f0.slot AS slot", f"coalesce({slot_ok}, false) AS slot_ok"]
     refused = "f.closed OR f.hard <> '{}' OR f.dnc OR f.soft <> '{}'"

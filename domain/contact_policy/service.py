@@ -271,6 +271,9 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
     if not asks:
         return {}
     lock_contacts(session, member_ids=ids)  # before the statement, so its snapshot sees the last holder's touches
+    # The slot search's subplans put the estimate past jit_above_cost, and compiling took 150 ms a statement, more
+    # than the 2,000 rows it decides: off for the rest of this (short) transaction.
+    session.execute(sa.text("SET LOCAL jit = off"))
     decision, params = decision_sql(policy_from_settings(get_settings()), channel=ch.value, purpose=pu, now=now,
                                     account_do_not_contact=organisations.DO_NOT_CONTACT_SQL)
     expression, variable_params = variables
