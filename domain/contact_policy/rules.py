@@ -108,6 +108,18 @@ def quiet_hours_sql(*, moment: str, timezone: str, start: time, end: time) -> tu
     return f"({local} >= :quiet_start {joined} {local} < :quiet_end)", {"quiet_start": start, "quiet_end": end}
 
 
+def next_allowed_time_sql(*, moment: str, timezone: str, start: time, end: time) -> tuple[str, dict[str, time]]:
+    """``next_allowed_time`` as SQL (a timestamptz): ``moment`` if outside quiet hours, else the quiet period's end
+    on the right local date, read back through the member's zone on that date (``AT TIME ZONE`` takes a wall time
+    in a spring-forward gap with the offset before it, as ``zoneinfo`` does with fold 0)."""
+    quiet, params = quiet_hours_sql(moment=moment, timezone=timezone, start=start, end=end)
+    local = f"(({moment}) AT TIME ZONE {timezone})"
+    day = (f"CASE WHEN CAST({local} AS time) < :quiet_end THEN CAST({local} AS date) "
+           f"ELSE CAST({local} AS date) + 1 END")
+    return (f"CASE WHEN {quiet} THEN (({day}) + CAST(:quiet_end AS time)) AT TIME ZONE {timezone} "
+            f"ELSE ({moment}) END"), params
+
+
 def next_allowed_time(moment: datetime, timezone: str, start: time, end: time) -> datetime:
     """``moment`` if outside quiet hours, else the end of this quiet period in the member's local time.
 
@@ -361,21 +373,27 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
                                    end=policy.quiet_end)[0]
 
         pieces = {"channel": channel, "purpose": purpose, "member_id": f"{m}.id", "tier": f"{m}.tier"}
-        full_at_x, caps_params = caps_full_sql(policy, at="cand.x", **pieces)  # type: ignore[arg-type]
+        full_at_x, caps_params = caps_full_sql(policy, at="c2.slot", **pieces)  # type: ignore[arg-type]
         full_now, _ = caps_full_names_sql(policy, at=now_sql, **pieces)  # type: ignore[arg-type]
         candidates, _ = cap_candidates_sql(policy, start=now_sql, **pieces)  # type: ignore[arg-type]
         _, quiet_params = quiet_hours_sql(moment=now_sql, timezone=f"{m}.timezone", start=policy.quiet_start,
                                           end=policy.quiet_end)
         params.update({**caps_params, **quiet_params, "gate_horizon": now + policy.max_deferral})
-        # ``_earliest_slot`` walks the candidates in order and takes the first outside every full cap; a candidate
-        # in quiet hours would move to the quiet period's end, which only ``decide`` computes: the search stops
-        # there and leaves the member to it (NULL), as it does past the deferral horizon.
+        # ``_earliest_slot``: walk the candidates in order, move each out of quiet hours, and stop at the first
+        # that every cap allows, or at the first past the deferral horizon (then ``decide`` rejects, with when the
+        # caps reopen, and the slot here is past the horizon: NULL, left to ``decide``).
         full_at_now, _ = caps_full_sql(policy, at=now_sql, **pieces)  # type: ignore[arg-type]
-        search = (f"(SELECT cand.x FROM ({candidates}) cand WHERE {quiet('cand.x')} OR {full_at_x} IS NULL "
-                  "ORDER BY cand.x LIMIT 1)")
+        moved, _ = next_allowed_time_sql(moment="cand.x", timezone=f"{m}.timezone", start=policy.quiet_start,
+                                         end=policy.quiet_end)
+        search = (f"(SELECT c2.slot FROM (SELECT cand.x, {moved} AS slot FROM ({candidates}) cand OFFSET 0) c2 "
+                  f"WHERE c2.x > CAST(:gate_horizon AS timestamptz) OR c2.slot > CAST(:gate_horizon AS timestamptz) "
+                  f"OR {full_at_x} IS NULL ORDER BY c2.x LIMIT 1)")
         # The common case first (CASE is lazy): outside quiet hours and within every cap now, the slot is now.
         slot = f"CASE WHEN NOT {quiet(now_sql)} AND {full_at_now} IS NULL THEN {now_sql} ELSE {search} END"
-        slot_ok = f"f0.slot <= CAST(:gate_horizon AS timestamptz) AND NOT {quiet('f0.slot')}"
+        slot_ok = "f0.slot <= CAST(:gate_horizon AS timestamptz)"
+        # A deferral's reasons: quiet hours now (or at the slot, as ``decide`` checks), then the caps full now.
+        full_now = (f"array_remove(ARRAY[CASE WHEN {quiet(now_sql)} OR {quiet('f.slot')} THEN 'quiet_hours' END], "
+                    f"NULL) || {full_now}")
     facts += ["f0.slot AS slot", f"coalesce({slot_ok}, false) AS slot_ok"]
     refused = "f.closed OR f.hard <> '{}' OR f.dnc OR f.soft <> '{}'"
     return (f"SELECT CASE WHEN {refused} THEN 'rejected' WHEN f.slot_ok AND f.slot = {now_sql} THEN 'approved' "
@@ -383,8 +401,8 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
             "CAST(CASE WHEN f.closed THEN ARRAY['member_closed'] WHEN f.hard <> '{}' THEN f.hard "
             "WHEN f.dnc THEN ARRAY['account_do_not_contact'] WHEN f.soft <> '{}' THEN f.soft "
             # The caps full now name a deferral; computed here, in the one branch that needs them.
-            f"WHEN f.slot = {now_sql} THEN ARRAY[CAST(:gate_purpose AS text)] ELSE {full_now} "
-            "END AS text[]) "
+            f"WHEN f.slot = {now_sql} THEN ARRAY[CAST(:gate_purpose AS text)] "
+            f"ELSE coalesce(nullif({full_now}, '{{}}'), ARRAY['deferred']) END AS text[]) "
             "AS reasons, "
             f"CASE WHEN NOT ({refused}) THEN f.slot END AS send_at, "
             "CASE WHEN NOT (f.closed OR f.hard <> '{}' OR f.dnc) THEN f.soft_until END AS next_allowed_at "
