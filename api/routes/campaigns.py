@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
 from api.deps import ApproverCaller, MarketingCaller, NowDep, SessionDep
 from api.schemas.common import (
@@ -33,7 +33,7 @@ class CampaignIn(StrictModel):
                                 description="Optional: the template's purpose applies; a different one is a 422")
     template: str = Field(min_length=1, max_length=64, description="A key of the template catalogue")
     audience: dict[str, Any] = Field(default_factory=dict)
-    control_share: float = Field(default=0.1, ge=0, le=0.5)
+    control_share: StrictFloat = Field(default=0.1, ge=0, le=0.5)
 
 
 class CampaignOut(BaseModel):
@@ -61,7 +61,7 @@ class CampaignEdit(StrictModel):
     purpose: str | None = Field(default=None, pattern="^(marketing|care|service)$")
     template: str | None = Field(default=None, min_length=1, max_length=64)
     audience: dict[str, Any] | None = None
-    control_share: float | None = Field(default=None, ge=0, le=0.5)
+    control_share: StrictFloat | None = Field(default=None, ge=0, le=0.5)
 
 
 class GatePreviewOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
 from api.deps import (
     AgentCaller,
@@ -22,6 +22,7 @@ from api.schemas.common import (
     ERROR_RESPONSES,
     CursorQuery,
     Instant,
+    Integer,
     LimitQuery,
     MemberId,
     Page,
@@ -97,10 +98,10 @@ class CallListIn(StrictModel):
     strategy: CallListStrategy = Field(default=CallListStrategy.WEIGHTED,
                                        description="weighted (the weights below), or churn: the at-risk list, "
                                                    "highest churn risk first")
-    weights: dict[str, float] = Field(default_factory=dict, description="value, churn, loyalty, lookalike")
-    interest_days: int = Field(default=30, ge=1, le=365)
-    recall_hours: int = Field(default=48, ge=1, le=24 * 30)
-    agent_capacity: int = Field(default=20, ge=1, le=1000)
+    weights: dict[str, StrictFloat] = Field(default_factory=dict, description="value, churn, loyalty, lookalike")
+    interest_days: Integer = Field(default=30, ge=1, le=365)
+    recall_hours: Integer = Field(default=48, ge=1, le=24 * 30)
+    agent_capacity: Integer = Field(default=20, ge=1, le=1000)
 
 
 class LeadOut(BaseModel):
@@ -119,7 +120,7 @@ class OutcomeIn(StrictModel):
     outcome: str = Field(pattern="^(reached|no_answer|wrong_number|accepted|declined|callback|do_not_call)$")
     callback_at: Instant | None = None
     note: str = Field(default="", max_length=2000)
-    lead_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    lead_id: Integer | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 def _agent(caller: Caller) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
 from api.deps import MarketingCaller, NowDep, SessionDep
 from api.schemas.common import (
@@ -13,6 +13,8 @@ from api.schemas.common import (
     ERROR_RESPONSES,
     ConvertedOut,
     CursorQuery,
+    Instant,
+    Integer,
     LimitQuery,
     Page,
     StrictModel,
@@ -34,17 +36,17 @@ class JourneyCreateIn(StrictModel):
     name: str = Field(min_length=1, max_length=100)
     trigger: str = Field(pattern=TRIGGER_PATTERN)
     steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
-    control_share: float = Field(default=0.1, ge=0, le=0.5)
-    priority: int = Field(default=0, ge=0, le=1000)
+    control_share: StrictFloat = Field(default=0.1, ge=0, le=0.5)
+    priority: Integer = Field(default=0, ge=0, le=1000)
 
 
 class JourneyBackfillIn(StrictModel):
-    since: AwareDatetime
+    since: Instant
 
 
 class JourneyEditIn(StrictModel):
     steps: list[dict[str, Any]] = Field(min_length=1, max_length=50)
-    control_share: float = Field(ge=0, le=0.5)
+    control_share: StrictFloat = Field(ge=0, le=0.5)
 
 
 class JourneyOut(BaseModel):

@@ -15,7 +15,7 @@ from api.deps import AppKeyCaller, MemberCaller, NowDep, SessionDep, public
 from api.errors import domain_error_response, error_response
 from api.phone_codes import send_phone_code
 from api.routes.members import member_out
-from api.schemas.common import ERROR_RESPONSES, MAX_ID, StrictModel, from_row
+from api.schemas.common import ERROR_RESPONSES, MAX_ID, Day, Integer, StrictModel, from_row
 from api.schemas.contacts import ConsentIn
 from api.schemas.members import MemberOut
 from api.schemas.points import BalanceOut, CouponOut, LedgerEntryOut, LedgerPage, RedemptionOut, TierOut
@@ -52,7 +52,7 @@ def session_out(issued: member_sessions.IssuedMemberSession) -> MemberSessionOut
 
 
 class ExchangeIn(StrictModel):
-    member_id: int = Field(ge=1, le=MAX_ID)
+    member_id: Integer = Field(ge=1, le=MAX_ID)
 
 
 class RefreshIn(StrictModel):
@@ -142,7 +142,7 @@ class MeUpdate(StrictModel):
 
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=100)
-    birthday: date | None = None
+    birthday: Day | None = None
     gender: Gender | None = None
     city: str | None = Field(default=None, max_length=64)
     timezone: str | None = Field(default=None, max_length=64)
@@ -160,7 +160,7 @@ class ContactPreferencesIn(StrictModel):
 
 class MyRedemptionIn(StrictModel):
     redemption_id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._\-]+$")
-    points: int = Field(gt=0, le=10**9)
+    points: Integer = Field(gt=0, le=10**9)
     reason: str = Field(min_length=1, max_length=200)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AdminCaller, CrmCaller, MarketingCaller, MemberDataCaller, NowDep, SessionDep
-from api.schemas.common import ERROR_RESPONSES, MAX_ID, MemberId, StrictModel
+from api.schemas.common import ERROR_RESPONSES, MAX_ID, Day, Integer, MemberId, StrictModel
 from domain.lifecycle import service as lifecycle
 from domain.orders import service as orders
 from domain.scores import report as score_report
@@ -22,10 +22,10 @@ router = APIRouter(tags=["scores"], responses=ERROR_RESPONSES)
 
 
 class UsageFactIn(StrictModel):
-    member_id: int = Field(ge=1, le=MAX_ID)
+    member_id: Integer = Field(ge=1, le=MAX_ID)
     channel: str = Field(pattern="^(phone|sms|wechat|app|store|email)$")
-    day: date
-    transactions: int = Field(ge=0, le=1_000_000, description="Times the member used the channel that day")
+    day: Day
+    transactions: Integer = Field(ge=0, le=1_000_000, description="Times the member used the channel that day")
 
 
 class UsageBatchIn(StrictModel):

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field, StrictBool
 
 from api.deps import AdminCaller, NowDep, SessionDep
-from api.schemas.common import ERROR_RESPONSES, MAX_ID, StrictModel, from_row
+from api.schemas.common import ERROR_RESPONSES, MAX_ID, Instant, StrictModel, from_row
 from domain.settings import get_settings
 from domain.webhooks import service as webhooks
 from domain.webhooks.models import WebhookSubscription
@@ -47,12 +47,12 @@ class SubscriptionWithSecret(SubscriptionOut):
 
 
 class ActiveIn(StrictModel):
-    active: bool
+    active: StrictBool
 
 
 class ReplayIn(StrictModel):
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
 
 
 class ReplayOut(BaseModel):

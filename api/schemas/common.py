@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from domain.paging import Page as DomainPage
@@ -28,7 +30,32 @@ class ErrorResponse(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
-Instant = AwareDatetime
+# Request bodies take the JSON type their schema states, nothing that merely converts to it. FastAPI validates a
+# body in pydantic's lax python mode from the parsed JSON, where ``true`` is the integer 1, ``0`` is the boolean
+# false, ``"5"`` is 5 and the number 0 is 1970-01-01: a till's ``"amount_fen": true`` would be a sale of 1 fen.
+# So request models use pydantic's ``StrictBool`` and ``StrictFloat`` (a JSON integer is still a number) and the
+# three types below. ``StrictInt`` is not enough: JSON Schema counts ``5.0`` as an integer, and it refuses it.
+# A model-wide ``strict=True`` is not the way either: in python mode it refuses ISO text for dates and the string
+# values of enums, which is what JSON carries. Query and path parameters arrive as text and keep their normal
+# parsing. tests/api/test_openapi_fuzz.py checks every request body's fields against this.
+
+
+def _refusing(kinds: tuple[type, ...], error: str, message: str) -> BeforeValidator:
+    def refuse(value: Any) -> Any:
+        if isinstance(value, kinds):
+            raise PydanticCustomError(error, message)
+        return value
+    return BeforeValidator(refuse)
+
+
+Integer = Annotated[int, _refusing((bool, str), "int_type", "Input should be a valid integer")]
+"""A JSON integer (``5`` or ``5.0``), not ``true`` or ``"5"``."""
+
+Day = Annotated[date, _refusing((int, float), "date_type", "Input should be a date as text, YYYY-MM-DD")]
+"""A calendar date sent to the API: ``2026-03-01``, not a number (pydantic would read one as a Unix time)."""
+
+Instant = Annotated[AwareDatetime, _refusing((int, float), "datetime_type",
+                                             "Input should be a time as ISO 8601 text with its offset")]
 """A time sent to the API: it must carry its offset (``2026-03-01T10:00:00+08:00`` or ``…Z``). Without one it
 is refused with 422 (``docs/rules.md``, time at the edges): guessing a zone for it was how a Shanghai
 evening became a UTC one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas.common import Instant, StrictModel
 from domain.contact_policy.rules import Purpose
@@ -54,7 +54,7 @@ class TouchOut(BaseModel):
 
 
 class ConsentIn(StrictModel):
-    granted: bool
+    granted: StrictBool
 
 
 class ComplaintIn(StrictModel):

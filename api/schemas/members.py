@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field, StrictBool
 
-from api.schemas.common import Instant, StrictModel
+from api.schemas.common import Day, Instant, StrictModel
 from api.schemas.organisations import TreatmentOut
 from domain.members.models import ConsentStatus, ContactChannel, Gender, MemberStatus, SourceChannel
 
@@ -22,7 +22,7 @@ class MemberCreate(StrictModel):
     wechat_unionid: str | None = Field(default=None, min_length=1, max_length=64)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=100)
-    birthday: date | None = None
+    birthday: Day | None = None
     gender: Gender = Gender.UNKNOWN
     city: str | None = Text64
     timezone: str | None = Field(default=None, max_length=64, examples=["Asia/Shanghai"])
@@ -38,7 +38,7 @@ class MemberUpdate(StrictModel):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=100)
-    birthday: date | None = None
+    birthday: Day | None = None
     gender: Gender | None = None
     city: str | None = Text64
     timezone: str | None = Field(default=None, max_length=64)

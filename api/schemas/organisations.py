@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from api.schemas.common import MAX_ID, Instant, StrictModel
+from api.schemas.common import MAX_ID, Day, Instant, Integer, StrictModel
 from domain.organisations.models import FamilyRelation, OrganisationRole, RevenueClass
 
-StaffId = Annotated[int, Field(ge=1, le=MAX_ID, description="A staff account's id")]
+StaffId = Annotated[Integer, Field(ge=1, le=MAX_ID, description="A staff account's id")]
 Tier = Annotated[str, Field(pattern="^[ABCD]$")]
 
 
@@ -18,23 +18,23 @@ class OrganisationCreate(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     revenue_class: RevenueClass
     industry: str | None = Field(default=None, max_length=64)
-    size: int | None = Field(default=None, ge=0, le=10_000_000, description="Employees")
+    size: Integer | None = Field(default=None, ge=0, le=10_000_000, description="Employees")
     service_tier: Tier | None = Field(default=None, description="Default: by revenue class")
-    key_account: bool | None = Field(default=None, description="Default: revenue class 'key'")
-    importance: int = Field(default=0, ge=0, le=5)
-    visits_per_year: int | None = Field(default=None, ge=0, le=365)
+    key_account: StrictBool | None = Field(default=None, description="Default: revenue class 'key'")
+    importance: Integer = Field(default=0, ge=0, le=5)
+    visits_per_year: Integer | None = Field(default=None, ge=0, le=365)
 
 
 class OrganisationUpdate(StrictModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     revenue_class: RevenueClass | None = None
     industry: str | None = Field(default=None, max_length=64)
-    size: int | None = Field(default=None, ge=0, le=10_000_000)
+    size: Integer | None = Field(default=None, ge=0, le=10_000_000)
     service_tier: Tier | None = None
-    key_account: bool | None = None
-    importance: int | None = Field(default=None, ge=0, le=5)
-    visits_per_year: int | None = Field(default=None, ge=0, le=365)
-    do_not_contact: bool | None = Field(default=None, description="No marketing or care to any of its people")
+    key_account: StrictBool | None = None
+    importance: Integer | None = Field(default=None, ge=0, le=5)
+    visits_per_year: Integer | None = Field(default=None, ge=0, le=365)
+    do_not_contact: StrictBool | None = Field(default=None, description="No marketing or care to any of its people")
     do_not_contact_reason: str | None = Field(default=None, max_length=200)
 
 
@@ -58,8 +58,8 @@ class OrganisationOut(BaseModel):
 class ContractIn(StrictModel):
     reference: str = Field(min_length=1, max_length=64)
     kind: str = Field(default="contract", pattern="^(contract|framework)$")
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
 
 
 class ContractOut(BaseModel):
@@ -74,7 +74,7 @@ class ContractOut(BaseModel):
 
 class ImportantDateIn(StrictModel):
     label: str = Field(min_length=1, max_length=100)
-    on_date: date
+    on_date: Day
 
 
 class ManagerIn(StrictModel):
@@ -96,7 +96,7 @@ class OrganisationMemberOut(BaseModel):
 
 
 class FamilyLinkIn(StrictModel):
-    relative_id: int = Field(ge=1, le=MAX_ID)
+    relative_id: Integer = Field(ge=1, le=MAX_ID)
     relation: FamilyRelation = Field(description="What the relative is to the member")
     consent_source: str = Field(min_length=1, max_length=100, description="How the member agreed (form, app, call)")
     consented_at: Instant | None = None
@@ -130,7 +130,7 @@ class TreatmentOut(BaseModel):
 
 
 class PoolIn(StrictModel):
-    owner_member_id: int = Field(ge=1, le=MAX_ID, description="The member whose account holds the pool")
+    owner_member_id: Integer = Field(ge=1, le=MAX_ID, description="The member whose account holds the pool")
     name: str = Field(min_length=1, max_length=100)
 
 
@@ -140,12 +140,12 @@ class PoolMemberIn(StrictModel):
 
 class FollowUp(StrictModel):
     action: str = Field(min_length=1, max_length=200)
-    due_on: date | None = None
-    owner_staff_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    due_on: Day | None = None
+    owner_staff_id: Integer | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class VisitIn(StrictModel):
-    staff_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the logged-in staff member")
+    staff_id: Integer | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the logged-in staff member")
     visited_at: Instant
     summary: str = Field(default="", max_length=4000)
     needs: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=50)
@@ -155,7 +155,7 @@ class VisitIn(StrictModel):
 class AccountComplaintIn(StrictModel):
     category: str = Field(min_length=1, max_length=40)
     note: str = Field(default="", max_length=2000)
-    owner_staff_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the account manager")
+    owner_staff_id: Integer | None = Field(default=None, ge=1, le=MAX_ID, description="Default: the account manager")
 
 
 class ComplaintResponseIn(StrictModel):

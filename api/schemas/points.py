@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import MAX_ID, Instant, StrictModel
+from api.schemas.common import MAX_ID, Instant, Integer, StrictModel
 
 ExternalKey = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
 Fen = Field(gt=0, le=10**12, description="Integer fen (1 yuan = 100 fen)")
@@ -15,8 +15,8 @@ Fen = Field(gt=0, le=10**12, description="Integer fen (1 yuan = 100 fen)")
 
 class OrderIn(StrictModel):
     order_id: str = ExternalKey
-    member_id: int = Field(ge=1, le=MAX_ID)
-    amount_fen: int = Fen
+    member_id: Integer = Field(ge=1, le=MAX_ID)
+    amount_fen: Integer = Fen
     channel: str = Field(min_length=1, max_length=32, examples=["store"])
     occurred_at: Instant
     items: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
@@ -40,7 +40,7 @@ class OrderOut(BaseModel):
 
 class RefundIn(StrictModel):
     refund_id: str = ExternalKey
-    amount_fen: int = Fen
+    amount_fen: Integer = Fen
     occurred_at: Instant | None = None
 
 
@@ -79,7 +79,7 @@ class LedgerPage(BaseModel):
 
 class RedemptionIn(StrictModel):
     redemption_id: str = ExternalKey
-    points: int = Field(gt=0, le=10**9)
+    points: Integer = Field(gt=0, le=10**9)
     reason: str = Field(min_length=1, max_length=200)
 
 
@@ -95,7 +95,7 @@ class RedemptionOut(BaseModel):
 
 class AdjustmentIn(StrictModel):
     adjustment_id: str = ExternalKey
-    points: int = Field(ge=-(10**9), le=10**9)
+    points: Integer = Field(ge=-(10**9), le=10**9)
     reason: str = Field(min_length=3, max_length=200)
 
 
