@@ -126,8 +126,29 @@ def _who(access: RouteAccess) -> str:
     return "**Who may call:** " + ("; ".join(parts) or "nobody") + "."
 
 
+# Pydantic 2.14 writes a bound that follows a validator (``Integer = Field(ge=1)``: api/schemas/common.py refuses
+# ``true`` before the integer is read) under its Python name, ``"ge": 1``, which JSON Schema ignores; the bound is
+# still enforced. pydantic/pydantic#11576; its fixes are not released.
+_NUMERIC_KEYWORDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum",
+                     "multiple_of": "multipleOf"}
+
+
+def _json_schema_bounds(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for python, keyword in _NUMERIC_KEYWORDS.items():
+                if python in node:
+                    node[keyword] = node.pop(python)
+        for value in node.values():
+            _json_schema_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_schema_bounds(value)
+
+
 def complete(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
     """Add the security scheme, common statuses, replays, tag descriptions and examples to ``document``."""
+    _json_schema_bounds(document.get("components", {}).get("schemas", {}))
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http", "scheme": "bearer",
@@ -160,6 +181,15 @@ def complete(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
 def _complete_operation(document: dict[str, Any], operation: dict[str, Any], *, method: str, path: str,
                         access: RouteAccess | str | None) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
+    # The credential is the bearer security scheme, not a parameter of each operation: FastAPI lists the
+    # ``authorization`` header the auth dependency reads as one, and a client generated from it (or a fuzzer)
+    # would send it as data, in place of the key.
+    parameters = [p for p in operation.get("parameters", [])
+                  if not (p.get("in") == "header" and p.get("name", "").lower() == "authorization")]
+    if parameters:
+        operation["parameters"] = parameters
+    else:
+        operation.pop("parameters", None)
     wanted = ["429", "503"]
     if isinstance(access, RouteAccess):
         operation["security"] = [{BEARER: []}]
