@@ -22,7 +22,7 @@ from domain.member_sessions import service as member_sessions
 from domain.members.rules import visible_contact_details
 from domain.settings import get_settings
 from domain.staff import service as staff
-from domain.staff.models import StaffRole
+from domain.staff.models import StaffAccount, StaffRole
 
 
 def get_session(_: Annotated[None, Depends(database_permit, scope="function")]) -> Iterator[Session]:
@@ -107,6 +107,11 @@ class Caller:
 def staff_caller_from_token(session: Session, *, token: str, now: datetime) -> Caller:
     """The logged-in person behind a staff access token (from a header here, from the console's cookie there)."""
     account, session_id = staff.authenticate_staff(session, token=token, now=now)
+    return staff_caller(account, session_id=session_id)
+
+
+def staff_caller(account: StaffAccount, *, session_id: str) -> Caller:
+    """The caller behind a live staff session (``domain.staff.service.check_staff_session`` said it is live)."""
     return Caller(kind=CredentialKind.STAFF, name=account.username, role=StaffRole(account.role),
                   staff_id=account.id, pii_access=account.pii_access, session_id=session_id)
 

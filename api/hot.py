@@ -4,14 +4,16 @@ They are ``async def`` on a psycopg 3 async pool in autocommit: no threadpool ho
 BEGIN/COMMIT round trips, and the API key checked from a per-worker cache instead of its own query. What each
 request does is unchanged: the statements, their parameters and the answers' reading are the domain's own
 (``domain.orders.service``, ``domain.points.service``, ``domain.crm.service``); the credential rules are
-``api.deps``'s (``presented_credential``, ``check_key``, ``key_caller``, ``token_caller``, ``admit``); the
-route-enumeration test reads ``.access`` off ``hot_allow`` as off ``allow``. Why and what it bought:
-docs/hot-paths.md.
+``api.deps``'s (``presented_credential``, ``check_key``, ``key_caller``, ``staff_caller``, ``token_caller``,
+``admit``); the route-enumeration test reads ``.access`` off ``hot_allow`` as off ``allow``. Why and what it
+bought: docs/hot-paths.md.
 
-The key cache is only trusted while this worker LISTENs on ``loyalty_credentials``: migration 1702 NOTIFYs
-that channel on every change to ``api_keys``, and each notification empties the cache, so a revoked key is
-refused by the next request. Staff and member session tokens are checked as on every other route, on a sync
-session in a thread (the session row is what a logout revokes).
+The key and staff-session caches are only trusted while this worker LISTENs on ``loyalty_credentials``:
+migrations 1702 and 1706 NOTIFY that channel on every change to ``api_keys``, ``staff_sessions`` and
+``staff_accounts``, and each notification empties the cache of what changed, so a revoked key, a logout or a
+disabled account is refused by the next request. A staff token is still verified on every request and its
+session judged live at the request's time (``check_staff_session``); only the row read is cached. Member
+tokens (no hot route admits them) are checked as on every other route, on a sync session in a thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -34,7 +36,17 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CRM as CRM_ACCESS
-from api.deps import MEMBER_DATA, SALES, Caller, NowDep, admit, key_caller, presented_credential, token_caller
+from api.deps import (
+    MEMBER_DATA,
+    SALES,
+    Caller,
+    NowDep,
+    admit,
+    key_caller,
+    presented_credential,
+    staff_caller,
+    token_caller,
+)
 from api.edge import DatabaseBusy
 from api.encoding import json_response
 from api.schemas.common import ERROR_RESPONSES, MemberId, OrderRef, from_row
@@ -43,46 +55,62 @@ from api.schemas.points import BalanceOut, OrderIn, OrderOut, RedemptionIn, Rede
 from domain.access.models import ApiKey
 from domain.access.rules import RouteAccess, is_api_key, prefix_of
 from domain.access.service import check_key
+from domain.access.tokens import token_audience, verify_token
 from domain.crm import service as crm
 from domain.db import POOL_TIMEOUT_SECONDS, get_engine, limit_lock_waits
 from domain.members import service as members
 from domain.orders import service as orders
 from domain.points import service as points
 from domain.settings import get_settings
+from domain.staff import service as staff
+from domain.staff.models import StaffAccount, StaffSession
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 CREDENTIALS_CHANNEL = "loyalty_credentials"
-"""Migration 1702's triggers NOTIFY this channel when ``api_keys`` changes."""
+"""Migration 1702's and 1706's triggers NOTIFY this channel, naming the table, when ``api_keys``,
+``staff_sessions`` or ``staff_accounts`` changes."""
 KEY_SQL = "SELECT * FROM api_keys WHERE prefix = %(prefix)s"
 KEY_TTL_SECONDS = 60.0
-"""A safety net only: a notification, not the time, is what ends a cached key."""
+"""A safety net only: a notification, not the time, is what ends a cached key or session."""
+SESSION_TABLES = frozenset({"staff_sessions", "staff_accounts"})
+
+V = TypeVar("V")
 
 
-class KeyCache:
-    """API keys by prefix, trusted only while the worker listens for changes (``live``). ``generation`` moves
-    on every change, so a key read before a change and stored after it is not kept."""
+class CredentialCache(Generic[V]):
+    """Credentials as read from the database, trusted only while the worker listens for changes (``live``).
+    ``generation`` moves on every change, so a row read before a change and stored after it is not kept."""
 
     def __init__(self) -> None:
         self.live = False
         self.generation = 0
-        self._entries: dict[str, tuple[ApiKey, float]] = {}
+        self._entries: dict[str, tuple[V, float]] = {}
 
-    def get(self, prefix: str) -> ApiKey | None:
-        entry = self._entries.get(prefix) if self.live else None
+    def get(self, name: str) -> V | None:
+        entry = self._entries.get(name) if self.live else None
         if entry is None or entry[1] < time.monotonic():
             return None
         return entry[0]
 
-    def put(self, prefix: str, key: ApiKey, *, generation: int) -> None:
+    def put(self, name: str, value: V, *, generation: int) -> None:
         if self.live and generation == self.generation:
-            self._entries[prefix] = (key, time.monotonic() + KEY_TTL_SECONDS)
+            self._entries[name] = (value, time.monotonic() + KEY_TTL_SECONDS)
 
     def clear(self) -> None:
         self.generation += 1
         self._entries.clear()
+
+
+class KeyCache(CredentialCache[ApiKey]):
+    """API keys by prefix."""
+
+
+class SessionCache(CredentialCache[tuple[StaffAccount, StaffSession]]):
+    """Staff sessions and their accounts by session id, as ``domain.staff.service.read_staff_session`` read
+    them: whether they are live at the request's time is decided per request (``check_staff_session``)."""
 
 
 class HotDb:
@@ -90,6 +118,7 @@ class HotDb:
     test's rolled-back session (tests/conftest.py), as ``get_session``'s override does for the others."""
 
     keys: KeyCache | None = None
+    sessions: SessionCache | None = None
 
     async def row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
@@ -104,6 +133,7 @@ class PooledDb(HotDb):
 
     def __init__(self) -> None:
         self.keys = KeyCache()
+        self.sessions = SessionCache()
         self._pool: AsyncConnectionPool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
@@ -139,24 +169,31 @@ class PooledDb(HotDb):
         return self._pool
 
     async def _listen(self) -> None:
-        """Empty the key cache on every change to ``api_keys``; trust it only while listening."""
-        assert self.keys is not None
+        """Empty the key cache on every change to ``api_keys``, the session cache on every change to staff
+        sessions or accounts (both on anything else); trust them only while listening."""
+        assert self.keys is not None and self.sessions is not None
+        caches: tuple[CredentialCache[Any], ...] = (self.keys, self.sessions)
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo(), autocommit=True, connect_timeout=5,
                                                              application_name="loyalty-hot-listen")
                 async with conn:
                     await conn.execute(f"LISTEN {CREDENTIALS_CHANNEL}")
-                    self.keys.clear()
-                    self.keys.live = True
-                    async for _ in conn.notifies():
-                        self.keys.clear()
+                    for cache in caches:
+                        cache.clear()
+                        cache.live = True
+                    async for notice in conn.notifies():
+                        if notice.payload != "api_keys":
+                            self.sessions.clear()
+                        if notice.payload not in SESSION_TABLES:
+                            self.keys.clear()
             except psycopg.Error as exc:
-                log.warning("key-cache listener lost its connection (%s); keys are checked in the database",
-                            exc.__class__.__name__)
+                log.warning("credential-cache listener lost its connection (%s); credentials are checked in the "
+                            "database", exc.__class__.__name__)
             finally:
-                self.keys.live = False
-                self.keys.clear()
+                for cache in caches:
+                    cache.live = False
+                    cache.clear()
             await asyncio.sleep(1)
 
     async def row(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -247,6 +284,23 @@ async def api_key(db: HotDb, presented: str) -> ApiKey:
     return check_key(key, presented=presented)
 
 
+async def staff_session(db: HotDb, presented: str, now: datetime) -> Caller:
+    """The staff member behind a session token: the token verified on every request, the session row and its
+    account from the cache when the worker is listening (else one read), judged live at ``now`` by the same
+    rule as on every route (``domain.staff.service.check_staff_session``)."""
+    claims = verify_token(presented, audience=staff.STAFF_AUDIENCE, now=now)
+    session_id: str = claims["sid"]
+    cache = db.sessions
+    found = cache.get(session_id) if cache is not None else None
+    if found is None:
+        generation = cache.generation if cache is not None else 0
+        found = await db.sync(lambda session: staff.read_staff_session(session, session_id=session_id))
+        if found is not None and cache is not None:
+            cache.put(session_id, found, generation=generation)
+    account, checked = staff.check_staff_session(claims, found, now=now)
+    return staff_caller(account, session_id=checked)
+
+
 @dataclass(frozen=True)
 class Hot:
     """One hot request's database, admitted caller and clock, from ONE dependency: FastAPI's dependency solving
@@ -266,6 +320,8 @@ def hot_allow(access: RouteAccess) -> Callable[..., Any]:
         presented = presented_credential(authorization)
         if is_api_key(presented):
             caller = key_caller(await api_key(db, presented))
+        elif token_audience(presented) == staff.STAFF_AUDIENCE:
+            caller = await staff_session(db, presented, now)
         else:
             caller = await db.sync(lambda session: token_caller(session, presented=presented, now=now))
         request.state.caller = caller

@@ -1,7 +1,7 @@
 """Benchmarks, each measured side by side with its reference in the same run and reported as a ratio.
 
     ./run bench [--members N] [--months M] [--seconds S]
-                [--only seed,lookup,balance,orders,refunds,redemptions,jobs,crash]
+                [--only seed,lookup,lookup-staff,balance,orders,refunds,redemptions,jobs,crash]
                 [--workers N] [--server-root PATH] [--compare-with bench/results/http.json]
 
 Uses BENCH_DATABASE_URL, or its own embedded PostgreSQL under .var/bench-pgdata. Results: a table on stdout
@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def _measure(server: Server, name: str, make: Request, *, seconds: int, headers:
 
 
 def _count_round_trips(url: str, requests: dict[str, list[tuple[str, str, dict[str, Any] | None]]],
-                       headers: dict[str, str], root: Path) -> dict[str, float]:
+                       headers: dict[str, dict[str, str]], root: Path) -> dict[str, float]:
     """Each figure's round trips per request: a one-worker server whose database connections go through the
     counting proxy (bench/roundtrips.py), a warm-up, then ``len(requests)`` requests one at a time."""
     import httpx
@@ -180,14 +181,14 @@ def _count_round_trips(url: str, requests: dict[str, list[tuple[str, str, dict[s
     server = Server(proxied, workers=1, root=root)
     counts: dict[str, float] = {}
     try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as client:
+        with httpx.Client(base_url=server.base, timeout=30) as client:
             for name, calls in requests.items():
-                for method, path, body in calls[:20]:  # warm-up: pools filled, keys cached, listener up
-                    client.request(method, path, json=body)
+                for method, path, body in calls[:20]:  # warm-up: pools filled, credentials cached, listener up
+                    client.request(method, path, json=body, headers=headers[name])
                 time.sleep(0.5)
                 before = proxy.round_trips
                 for method, path, body in calls[20:]:
-                    client.request(method, path, json=body)
+                    client.request(method, path, json=body, headers=headers[name])
                 counts[name] = (proxy.round_trips - before) / len(calls[20:])
     finally:
         server.stop()
@@ -202,10 +203,16 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     from domain.access.models import Scope
     from domain.access.service import create_api_key
     from domain.clock import utcnow
+    from domain.staff import service as staff
+    from domain.staff.models import StaffRole
 
     key_name = f"bench-{time.time_ns()}"
     with Session(engine) as session:
         _, key = create_api_key(session, name=key_name, scope=Scope.ADMIN, now=utcnow())
+        # A call-centre agent logged in: the lookup as the console sends it, with a session token.
+        agent = staff.create_staff(session, username=f"bench-agent-{time.time_ns()}", display_name="Bench Agent",
+                                   role=StaffRole.AGENT, password=secrets.token_urlsafe(24), now=utcnow())
+        agent_token = staff.start_session(session, account=agent, now=utcnow()).access_token
         session.commit()
     with engine.connect() as conn:
         sample = conn.execute(sa.text("SELECT id, phone FROM members TABLESAMPLE SYSTEM (5) LIMIT 20000")).all()
@@ -213,6 +220,7 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
             sample = conn.execute(sa.text("SELECT id, phone FROM members ORDER BY random() LIMIT 20000")).all()
     member_ids, phones = [r[0] for r in sample], [r[1] for r in sample]  # ids have gaps: sample real ones
     headers = {"Authorization": f"Bearer {key}"}
+    headers_of = {"lookup-staff": {"Authorization": f"Bearer {agent_token}"}}
     run_id = time.time_ns()
     rng = random.Random(run_id)  # noqa: S311
     occurred = datetime.now(UTC).isoformat()
@@ -241,6 +249,7 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     makers: dict[str, Request] = {
         "healthz": lambda i: ("GET", "/healthz", None),
         "lookup": lambda i: ("GET", lookups[i % len(lookups)], None),
+        "lookup-staff": lambda i: ("GET", lookups[(i + len(lookups) // 2) % len(lookups)], None),
         "balance": lambda i: ("GET", f"/v1/members/{member_ids[i % len(member_ids)]}/points", None),
         "orders": order,
         "refunds": refund,
@@ -251,7 +260,8 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
     figures: dict[str, Figure] = {}
     try:
         for name in wanted:
-            figures[name] = _measure(server, name, makers[name], seconds=seconds, headers=headers)
+            figures[name] = _measure(server, name, makers[name], seconds=seconds,
+                                     headers=headers_of.get(name, headers))
         rss = server.worker_rss_mb()
     finally:
         server.stop()
@@ -263,7 +273,8 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         return [(m, p, json.loads(json.dumps(b).replace("__SEQ__", f"rt{i}")) if b else None)
                 for i, (m, p, b) in enumerate(calls)]
 
-    trips = _count_round_trips(url, {n: numbered(n, 220) for n in wanted if n != "healthz"}, headers, root)
+    trips = _count_round_trips(url, {n: numbered(n, 220) for n in wanted if n != "healthz"},
+                               {n: headers_of.get(n, headers) for n in wanted}, root)
     for name, value in trips.items():
         figures[name].round_trips = value
     health = figures["healthz"].rps
@@ -273,8 +284,8 @@ def bench_http(url: str, engine: sa.Engine, members: int, seconds: int, only: se
         "pgbench_tps": round(tps, 1) if tps else None,
         "figures": {n: f.as_dict() for n, f in figures.items()},
         "ratios": {**{f"{n}_to_pgbench": round(figures[n].rps / tps, 3) for n in writes if tps},
-                   **{f"{n}_to_healthz": round(figures[n].rps / health, 3) for n in ("lookup", "balance")
-                      if n in figures}},
+                   **{f"{n}_to_healthz": round(figures[n].rps / health, 3)
+                      for n in ("lookup", "lookup-staff", "balance") if n in figures}},
         "targets": {"orders_to_pgbench": 0.35, "orders_api_cpu_ms": 2, "lookup_api_cpu_ms": 2,
                     "balance_api_cpu_ms": 1, "orders_round_trips": 3, "read_round_trips": 1},
     }
@@ -315,7 +326,8 @@ def _http_table(data: dict[str, Any], before: dict[str, Any] | None = None) -> N
     rows: list[tuple[str, ...]] = [("figure", "req/s", "p50 ms", "p99 ms", "errors", "API CPU ms/req",
                                     "round trips/req", "ratio")]
     ratio_of = {"orders": "orders_to_pgbench", "refunds": "refunds_to_pgbench", "redemptions": "redemptions_to_pgbench",
-                "lookup": "lookup_to_healthz", "balance": "balance_to_healthz"}
+                "lookup": "lookup_to_healthz", "lookup-staff": "lookup-staff_to_healthz",
+                "balance": "balance_to_healthz"}
     for name, f in data["figures"].items():
         ratio = data["ratios"].get(ratio_of.get(name, ""), "")
         rt = "" if f["round_trips"] is None else f"{f['round_trips']:.2f}"
@@ -586,8 +598,8 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seconds", type=int, default=15, help="Duration of each load figure.")
     parser.add_argument("--only", default="seed,lookup,balance,orders,refunds,redemptions,jobs,crash",
-                        help="Comma-separated figures: seed, lookup, balance, orders, refunds, redemptions, jobs, "
-                             "crash.")
+                        help="Comma-separated figures: seed, lookup, lookup-staff (the lookup with an agent's "
+                             "session token instead of a key), balance, orders, refunds, redemptions, jobs, crash.")
     parser.add_argument("--workers", type=int, default=None,
                         help="API workers for the HTTP figures (default: the serving default, one per core).")
     parser.add_argument("--server-root", type=Path, default=PROJECT_ROOT,
@@ -615,7 +627,7 @@ def main() -> None:
                         ("total", "", f"{elapsed:.1f}")])
     with engine.connect() as conn:
         members = int(conn.scalar(sa.text("SELECT count(*) FROM members")) or 0)
-    if only & {"lookup", "balance", "orders", "refunds", "redemptions"}:
+    if only & {"lookup", "lookup-staff", "balance", "orders", "refunds", "redemptions"}:
         before = json.loads(args.compare_with.read_text()) if args.compare_with else None
         data = bench_http(url, engine, members, args.seconds, only, root=args.server_root.resolve(),
                           workers=args.workers)

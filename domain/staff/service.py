@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -160,12 +161,23 @@ def _token_for(record: StaffSession, account: StaffAccount, now: datetime) -> Is
 def authenticate_staff(session: Session, *, token: str, now: datetime) -> tuple[StaffAccount, str]:
     """The account and session id behind a staff access token that is valid, live and not revoked."""
     claims = tokens.verify_token(token, audience=STAFF_AUDIENCE, now=now)
+    return check_staff_session(claims, read_staff_session(session, session_id=claims["sid"]), now=now)
+
+
+def read_staff_session(session: Session, *, session_id: str) -> tuple[StaffAccount, StaffSession] | None:
+    """The session row a token names and its account, as read (the hot routes keep it until either changes)."""
     row = session.execute(
         sa.select(StaffAccount, StaffSession).join(StaffSession, StaffSession.staff_id == StaffAccount.id)  # type: ignore[arg-type]
-        .where(StaffSession.id == claims["sid"])).first()
-    if row is None or f"staff:{row[0].id}" != claims["sub"]:
+        .where(col(StaffSession.id) == session_id)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def check_staff_session(claims: dict[str, Any], found: tuple[StaffAccount, StaffSession] | None, *,
+                        now: datetime) -> tuple[StaffAccount, str]:
+    """The account and session id if the session a verified token names (``found``) is live at ``now``."""
+    if found is None or f"staff:{found[0].id}" != claims["sub"]:
         raise Unauthorized("unknown session", code="invalid_token")
-    account, record = row
+    account, record = found
     if record.revoked_at is not None or account.disabled_at is not None:
         raise Unauthorized("this session has ended; log in again", code="session_revoked")
     if record.expires_at <= now:
@@ -177,7 +189,7 @@ def refresh_session(session: Session, *, session_id: str, now: datetime) -> Issu
     """A fresh access token for a live session (up to the session's own end)."""
     row = session.execute(
         sa.select(StaffSession, StaffAccount).join(StaffAccount, StaffSession.staff_id == StaffAccount.id)  # type: ignore[arg-type]
-        .where(StaffSession.id == session_id)).first()  # type: ignore[arg-type]
+        .where(col(StaffSession.id) == session_id)).first()  # type: ignore[arg-type]
     if row is None:
         raise Unauthorized("unknown session", code="invalid_token")
     return _token_for(row[0], row[1], now)

@@ -7,15 +7,20 @@ import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from httpx import Response
+from sqlmodel import Session, col
 
 from api.hot import KeyCache, PooledDb
 from api.main import create_app
 from api.schemas.crm import CrmPicture
 from domain.access.rules import prefix_of
 from domain.access.service import revoke_api_key
+from domain.access.tokens import verify_token
 from domain.clock import utcnow
+from domain.staff.models import StaffAccount
+from domain.staff.service import STAFF_AUDIENCE, end_session
 from tests.factories import make_api_key, make_member, make_staff, staff_auth
 
 
@@ -99,6 +104,51 @@ def test_without_the_listener_every_request_checks_the_key_in_the_database():
     assert cache.get("abcd") is None
     cache.put("abcd", key, generation=cache.generation)
     assert cache.get("abcd") is key
+
+
+@pytest.mark.parametrize("ended_by", ["logout", "disabled account"])
+def test_a_staff_session_ended_is_refused_as_soon_as_its_notification_arrives(committed_engine, hot_client, ended_by):
+    """An agent's token costs the lookup no round trip of its own (the session row is cached per worker), and a
+    logout or a disabled account stops it at once: migration 1706 NOTIFYs, the worker empties its session cache."""
+    with Session(committed_engine, expire_on_commit=False) as session:
+        make_member(session, phone="13800138124")
+        agent = make_staff(session, role="agent", username=f"agent-{ended_by[0]}")
+        headers = staff_auth(session, agent)
+    session_id = verify_token(headers["Authorization"][7:], audience=STAFF_AUDIENCE, now=utcnow())["sid"]
+
+    def lookup() -> Response:
+        return hot_client.get("/v1/crm/members/lookup", params={"phone": "13800138124"}, headers=headers)
+
+    assert lookup().status_code == 200
+    _wait_until_listening(hot_client)
+    assert lookup().status_code == 200
+    sessions = _pooled(hot_client).sessions
+    assert sessions is not None and sessions.get(session_id) is not None  # served from the cache from now on
+    generation = sessions.generation
+    with Session(committed_engine, expire_on_commit=False) as session:
+        make_api_key(session, scope="crm", name=f"unrelated-{ended_by[0]}")  # a key change keeps the sessions
+    keys = _pooled(hot_client).keys
+    assert keys is not None
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and sessions.generation == generation:
+        time.sleep(0.01)
+    assert sessions.generation == generation and lookup().status_code == 200
+
+    with Session(committed_engine, expire_on_commit=False) as session:
+        if ended_by == "logout":
+            end_session(session, session_id=session_id, now=utcnow())
+        else:
+            session.execute(sa.update(StaffAccount).where(col(StaffAccount.id) == agent.id)
+                            .values(disabled_at=utcnow()))
+        session.commit()
+    ended_at = time.monotonic()
+    while sessions.generation == generation:
+        assert time.monotonic() - ended_at < 1.0, "no notification within a second of the session's end"
+        time.sleep(0.001)
+
+    refused = lookup()
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "session_revoked"
 
 
 def test_orders_on_the_pool_are_idempotent_and_refuse_a_conflicting_replay(committed_engine, hot_client):
