@@ -608,6 +608,11 @@ def main() -> None:
                         help="A previous bench/results/http.json: print each HTTP figure as before → after.")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    if not os.environ.get("LOYALTY_TOKEN_KEYS"):
+        # One signing key for the benchmark and every server it starts (a --server-root checkout has its own
+        # data directory, so its own local key): the agent's token of lookup-staff verifies on all of them.
+        os.environ["LOYALTY_TOKEN_KEYS"] = json.dumps({"bench": secrets.token_urlsafe(48)})
+        get_settings.cache_clear()
     url = _database_url()
     engine = create_db_engine(url, pool_size=4, application_name="loyalty-bench")
     migrations.upgrade(engine)
