@@ -6,7 +6,7 @@ a logout, a revoked session or a disabled account is refused by the next request
 commit, like the keys' trigger.
 
 Revision ID: 1706
-Revises: 1703
+Revises: 1704
 Create Date: 2026-12-02 10:00:00
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '1706'
-down_revision: str | None = '1703'
+down_revision: str | None = '1704'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
