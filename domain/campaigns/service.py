@@ -258,12 +258,12 @@ class SentBatch(NamedTuple):
 def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case_in_sql: bool = True) -> SentBatch:
     """Send the next unsent members of launched campaigns through the gate (SKIP LOCKED: runners share).
 
-    The common case — a member the gate rejects for their state, consent, complaint or onboarding, or approves
-    now (outside quiet hours, within every cap) — is decided and stored by one ``INSERT … SELECT`` per campaign
-    and channel in the batch, with the text rendered in SQL (``gate.request_touches_decided_in_sql``); everyone
-    else (deferrals, replays, a member in two campaigns of the batch) goes through ``gate.request_touches`` as
-    one call. Both are the gate's rules; ``common_case_in_sql=False`` sends every member through the Python gate
-    (the reference the equivalence test compares with)."""
+    The common case — nearly everyone: rejections, approvals now, deferrals for quiet hours or a full cap — is
+    decided and stored by one ``INSERT … SELECT`` per campaign and channel in the batch, with the text rendered
+    in SQL (``gate.request_touches_decided_in_sql``); everyone else (a cap full past the horizon, replays, a
+    member in two campaigns of the batch) goes through ``gate.request_touches`` as one call. Both are the gate's
+    rules; ``common_case_in_sql=False`` sends every member through the Python gate (the reference the equivalence
+    test compares with)."""
     rows = session.execute(sa.text("""
         SELECT cm.id, cm.campaign_id, cm.member_id FROM campaign_members cm JOIN campaigns c ON c.id = cm.campaign_id
         WHERE c.status = 'launched' AND cm.decision IS NULL AND NOT cm.control

@@ -322,17 +322,17 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
 
 def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
                  account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
-    """``decide`` (no ``not_before``) in SQL wherever its answer needs no quiet-hours arithmetic: a subquery over
-    the members row ``member`` for ``CROSS JOIN LATERAL``, giving ``verdict``, ``reasons``, ``send_at`` and
-    ``next_allowed_at`` as ``decide`` would for a touch on ``channel`` for ``purpose`` at ``now`` — a rejection
-    by the member's state, reachability, address, consent, account do-not-contact, complaint cool-down or
-    onboarding window; an approval now (outside quiet hours, within every cap); or a deferral to the first
-    moment a full cap lets the touch through, when that moment is outside quiet hours and within the deferral
-    horizon. ``verdict`` is NULL where ``decide``'s slot search meets quiet hours or the horizon first: the caller
-    asks ``decide`` for those. Each piece is its rule's own SQL form (caps: ``caps_full_sql`` and
-    ``cap_candidates_sql``; quiet hours: ``quiet_hours_sql``; complaint: the latest complaint against the
-    cool-down); ``account_do_not_contact`` is the organisations' predicate (format ``member_id``). Parameters are
-    returned (prefix ``gate_``, plus the caps' and quiet hours')."""
+    """``decide`` (no ``not_before``) in SQL: a subquery over the members row ``member`` for ``CROSS JOIN
+    LATERAL``, giving ``verdict``, ``reasons``, ``send_at`` and ``next_allowed_at`` as ``decide`` would for a touch
+    on ``channel`` for ``purpose`` at ``now`` — a rejection by the member's state, reachability, address, consent,
+    account do-not-contact, complaint cool-down or onboarding window; an approval now; or a deferral to
+    ``decide``'s earliest slot (candidates in order, each moved out of quiet hours, the first every cap allows).
+    ``verdict`` is NULL where that search passes the deferral horizon first (``decide`` rejects, naming when the
+    caps reopen): the caller asks ``decide`` for those. Each piece is its rule's own SQL form (caps:
+    ``caps_full_sql``, ``caps_full_names_sql``, ``cap_candidates_sql``; quiet hours: ``quiet_hours_sql``,
+    ``next_allowed_time_sql``; complaint: the latest complaint against the cool-down); ``account_do_not_contact``
+    is the organisations' predicate (format ``member_id``). Parameters are returned (prefix ``gate_``, plus the
+    caps' and quiet hours')."""
     m = member
     marketing, service = purpose == Purpose.MARKETING, purpose == Purpose.SERVICE
     params: dict[str, Any] = {"gate_channel": channel, "gate_purpose": purpose.value, "gate_now": now}

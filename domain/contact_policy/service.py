@@ -259,9 +259,9 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
                                    now: datetime) -> dict[str, DecidedInSql]:
     """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
     key), those whose decision ``decision_sql`` (the rules' own SQL form) gives — a rejection for the member's state,
-    consent, complaint or onboarding, an approval now, a deferral to the first slot a full cap leaves — are stored
-    with it; returns idempotency key → what was stored. Everyone else — a replay, a slot in or after quiet
-    hours, one past the deferral horizon — is not written: the caller asks ``request_touches`` for them. A member
+    consent, complaint or onboarding, an approval now, a deferral to the earliest slot past quiet hours and full
+    caps — are stored with it; returns idempotency key → what was stored. Everyone else — a replay, a cap full
+    past the deferral horizon — is not written: the caller asks ``request_touches`` for them. A member
     may be asked for once per call (two asks would both see the caps before either). ``variables``: the touch's
     variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
     ch, pu = _parse(channel, purpose)
