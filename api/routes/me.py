@@ -15,7 +15,7 @@ from api.deps import AppKeyCaller, MemberCaller, NowDep, SessionDep, public
 from api.errors import domain_error_response, error_response
 from api.phone_codes import send_phone_code
 from api.routes.members import member_out
-from api.schemas.common import ERROR_RESPONSES, MAX_ID, Day, Integer, StrictModel, from_row
+from api.schemas.common import ERROR_RESPONSES, MAX_ID, Day, Email, Integer, StrictModel, from_row
 from api.schemas.contacts import ConsentIn
 from api.schemas.members import MemberOut
 from api.schemas.points import BalanceOut, CouponOut, LedgerEntryOut, LedgerPage, RedemptionOut, TierOut
@@ -140,7 +140,7 @@ class MeUpdate(StrictModel):
     """What a member may change about themselves. The phone changes only with an SMS proof
     (``POST /v1/me/phone``); tags and the assigned rep are the company's, not the member's."""
 
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Email | None = None
     name: str | None = Field(default=None, max_length=100)
     birthday: Day | None = None
     gender: Gender | None = None

@@ -60,6 +60,11 @@ Instant = Annotated[AwareDatetime, _refusing((int, float), "datetime_type",
 is refused with 422 (``docs/rules.md``, time at the edges): guessing a zone for it was how a Shanghai
 evening became a UTC one."""
 
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$")]
+"""An e-mail address as far as the API checks one: something@something, no spaces or control characters. The
+characters are listed, not ``\s``: Python, pydantic's Rust engine and a JSON Schema reader each count different
+characters as spaces (U+0085, U+FEFF, U+001C-U+001F), so a client could not know what ``\s`` refused."""
+
 MAX_ID = 2**31 - 1
 MemberId = Annotated[int, Path(ge=1, le=MAX_ID, description="The member's id")]
 """A member id in a path: out-of-range ids are a 422, not a database error."""
@@ -73,10 +78,27 @@ def from_row(schema: type[M], row: object, **extra: Any) -> M:
     return schema.model_validate({**values, **extra})
 
 
-class StrictModel(BaseModel):
-    """Request bodies refuse unknown fields: a typo is an error, not a silently ignored value."""
+_SPACE = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What ``str_strip_whitespace`` strips (pydantic trims Unicode White_Space), listed rather than ``\s``, which
+each regex engine reads differently."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+def _minimum_after_stripping(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A string's ``minLength`` is checked after stripping: say so in the schema, as a pattern that needs that
+    many characters from the first to the last one that is not a space (``" "`` is not a name)."""
+    for prop in schema.get("properties", {}).values():
+        for alt in [prop, *prop.get("anyOf", [])]:
+            least = alt.get("minLength", 0)
+            if alt.get("type") == "string" and least and not {"pattern", "format", "enum", "const"} & alt.keys():
+                alt["pattern"] = (f"[^{_SPACE}]" if least == 1
+                                  else f"[^{_SPACE}][\\s\\S]{{{least - 2},}}[^{_SPACE}]")
+
+
+class StrictModel(BaseModel):
+    """Request bodies refuse unknown fields: a typo is an error, not a silently ignored value. Strings are
+    stripped of surrounding spaces, and their schema says a minimum length counts what is left."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_minimum_after_stripping)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

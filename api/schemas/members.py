@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field, StrictBool
 
-from api.schemas.common import Day, Instant, StrictModel
+from api.schemas.common import Day, Email, Instant, StrictModel
 from api.schemas.organisations import TreatmentOut
 from domain.members.models import ConsentStatus, ContactChannel, Gender, MemberStatus, SourceChannel
 
@@ -20,7 +20,7 @@ class MemberCreate(StrictModel):
     joined_at: Instant | None = None
     wechat_openid: str | None = Field(default=None, min_length=1, max_length=64)
     wechat_unionid: str | None = Field(default=None, min_length=1, max_length=64)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Email | None = None
     name: str | None = Field(default=None, max_length=100)
     birthday: Day | None = None
     gender: Gender = Gender.UNKNOWN
@@ -36,7 +36,7 @@ class MemberCreate(StrictModel):
 
 class MemberUpdate(StrictModel):
     phone: str | None = Field(default=None, max_length=32)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Email | None = None
     name: str | None = Field(default=None, max_length=100)
     birthday: Day | None = None
     gender: Gender | None = None

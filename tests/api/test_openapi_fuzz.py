@@ -79,6 +79,9 @@ BUSINESS_REFUSALS = {
     "unknown_member", "unknown_event", "invalid_member_code",  # ids and names that must exist or parse
     "invalid_family_link", "staff_required",  # a member linked to themselves; a team role for a non-staff id
     "invalid_month", "invalid_range",  # a month like 2026-13; a replay range whose end is before its start
+    "invalid_contract_term",  # a contract that ends before it starts
+    "callback_time_required",  # a call outcome "callback" without the time to call back
+    "unknown_filters", "invalid_audience",  # an audience filter is an open object; its vocabulary is the domain's
     "external_id_taken", "subscription_exists", "duplicate_fact",  # unique keys already held
     "refund_exceeds_order",  # more refunded than is left of the order
     "invalid_value",  # a string PostgreSQL cannot hold (a NUL character) or longer than its column
