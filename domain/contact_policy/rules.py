@@ -321,7 +321,8 @@ def decide(*, facts: Facts, channel: str, purpose: Purpose, policy: Policy, now:
 
 
 def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetime, member: str = "m",
-                 account_do_not_contact: str = "false") -> tuple[str, dict[str, Any]]:
+                 account_do_not_contact: str = "false", latest_complaint: str | None = None
+                 ) -> tuple[str, dict[str, Any]]:
     """``decide`` (no ``not_before``) in SQL: a subquery over the members row ``member`` for ``CROSS JOIN
     LATERAL``, giving ``verdict``, ``reasons``, ``send_at`` and ``next_allowed_at`` as ``decide`` would for a touch
     on ``channel`` for ``purpose`` at ``now`` — a rejection by the member's state, reachability, address, consent,
@@ -331,8 +332,9 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
     caps reopen): the caller asks ``decide`` for those. Each piece is its rule's own SQL form (caps:
     ``caps_full_sql``, ``caps_full_names_sql``, ``cap_candidates_sql``; quiet hours: ``quiet_hours_sql``,
     ``next_allowed_time_sql``; complaint: the latest complaint against the cool-down); ``account_do_not_contact``
-    is the organisations' predicate (format ``member_id``). Parameters are returned (prefix ``gate_``, plus the
-    caps' and quiet hours')."""
+    is the organisations' predicate (format ``member_id``). ``latest_complaint``: the caller's SQL for the member's
+    latest complaint time, when it read them set-based (default: a correlated ``max``). Parameters are returned
+    (prefix ``gate_``, plus the caps' and quiet hours')."""
     m = member
     marketing, service = purpose == Purpose.MARKETING, purpose == Purpose.SERVICE
     params: dict[str, Any] = {"gate_channel": channel, "gate_purpose": purpose.value, "gate_now": now}
@@ -348,7 +350,8 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
              f"THEN 'no_address' END, CASE WHEN f0.consent = 'opted_out' THEN 'consent_opted_out' END], NULL) AS hard",
              "false AS dnc" if service else f"{account_do_not_contact.format(member_id=f'{m}.id')} AS dnc"]
     if marketing:
-        last_complaint = f"(SELECT max(cc.opened_at) FROM complaints cc WHERE cc.member_id = {m}.id)"
+        last_complaint = (latest_complaint
+                          or f"(SELECT max(cc.opened_at) FROM complaints cc WHERE cc.member_id = {m}.id)")
         params.update(complaint_cooldown_params(now=now, policy=policy))
         params.update({"gate_cooldown": policy.complaint_cooldown, "gate_onboarding": policy.onboarding,
                        "gate_onboarded_before": now - policy.onboarding})

@@ -238,6 +238,9 @@ SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gat
        CAST(:gate_now AS timestamptz), 0
 FROM unnest(CAST(:gate_ids AS bigint[]), CAST(:gate_keys AS text[])) AS a(member_id, idempotency_key)
 JOIN members m ON m.id = a.member_id
+LEFT JOIN (SELECT lc.member_id, max(lc.opened_at) AS opened_at FROM complaints lc
+           WHERE lc.member_id = ANY(CAST(:gate_ids AS bigint[])) GROUP BY lc.member_id) latest
+       ON latest.member_id = m.id
 CROSS JOIN LATERAL ({decision}) d
 WHERE d.verdict IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM touches done WHERE done.source = CAST(:gate_source AS text)
@@ -274,8 +277,10 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
     # The slot search's subplans put the estimate past jit_above_cost, and compiling took 150 ms a statement, more
     # than the 2,000 rows it decides: off for the rest of this (short) transaction.
     session.execute(sa.text("SET LOCAL jit = off"))
+    # The batch's complaints read once (a correlated max() per member scanned the whole small table each time).
     decision, params = decision_sql(policy_from_settings(get_settings()), channel=ch.value, purpose=pu, now=now,
-                                    account_do_not_contact=organisations.DO_NOT_CONTACT_SQL)
+                                    account_do_not_contact=organisations.DO_NOT_CONTACT_SQL,
+                                    latest_complaint="latest.opened_at")
     expression, variable_params = variables
     stored = session.execute(sa.text(DECIDED_IN_SQL.format(variables=expression, decision=decision)), {
         **variable_params, **params, "gate_source": source, "gate_template": template, "gate_ids": ids,
