@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,10 @@ def issue_token(*, audience: str, subject: str, session_id: str, issued_at: date
     return jwt.encode(claims, keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
 
 
+@lru_cache(maxsize=4096)
 def token_audience(token: str) -> str | None:
-    """For whom a token says it is (unverified: only to pick the verifier), or None if it is no token."""
+    """For whom a token says it is (unverified: only to pick the verifier), or None if it is no token. A pure
+    function of the token, remembered: the same tokens come back on every request of a shift."""
     try:
         aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
     except jwt.PyJWTError:
@@ -72,15 +75,24 @@ def token_audience(token: str) -> str | None:
 def verify_token(token: str, *, audience: str, now: datetime) -> dict[str, Any]:
     """The claims of a token signed by one of our keys, meant for ``audience`` and not expired at ``now``."""
     keys, _ = signing_keys()
+    claims = dict(_signed_claims(token, audience, tuple(sorted(keys.items()))))
+    if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
+        raise Unauthorized("the token has expired; log in again or refresh", code="token_expired")
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _signed_claims(token: str, audience: str, keys: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The claims of ``token`` if one of ``keys`` signed it for ``audience`` (expiry aside: it depends on the
+    time). Remembered per token, audience and keys, so an agent's token is not re-verified on each request;
+    a refused token is not remembered (an exception is never cached)."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
-        key = keys.get(kid) if isinstance(kid, str) else None
+        key = dict(keys).get(kid) if isinstance(kid, str) else None
         if key is None:
             raise Unauthorized("the token was signed by an unknown key", code="invalid_token")
         claims: dict[str, Any] = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience,
                                             options={"verify_exp": False, "require": ["exp", "sub", "sid"]})
     except jwt.PyJWTError as exc:
         raise Unauthorized("invalid token", code="invalid_token") from exc
-    if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
-        raise Unauthorized("the token has expired; log in again or refresh", code="token_expired")
     return claims
