@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
@@ -200,9 +202,10 @@ class PooledDb(HotDb):
         pool = await self.pool()
         try:
             async with pool.connection() as conn:
-                cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
-                found: dict[str, Any] | None = await cursor.fetchone()  # type: ignore[assignment]
-                return found
+                query, names = positional(sql)
+                cursor = psycopg.AsyncRawCursor(conn, row_factory=dict_row)
+                await cursor.execute(query, [params[name] for name in names])
+                return await cursor.fetchone()
         except PoolTimeout:
             raise DatabaseBusy from None
         except psycopg.Error as exc:
@@ -219,6 +222,27 @@ class PooledDb(HotDb):
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._pool is not None:
             await self._pool.close()
+
+
+_NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@lru_cache(maxsize=64)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``%(name)s`` placeholders numbered ``$1…$n`` (a name used twice keeps its number, ``%%``
+    is ``%``), and the names in that order: what psycopg's own conversion gives, done once per statement.
+    psycopg re-parses a query longer than 4,096 characters on every execution (it caches only shorter ones),
+    and the lookup's is 5,700: a tenth of a millisecond per lookup."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED_PLACEHOLDER.sub(number, sql), tuple(names)
 
 
 def _in_transaction(work: Callable[[Session], T]) -> T:

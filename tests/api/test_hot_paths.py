@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlmodel import Session, col
 
-from api.hot import KeyCache, PooledDb
+from api.hot import KeyCache, PooledDb, positional
 from api.main import create_app
 from api.schemas.crm import CrmPicture
 from domain.access.rules import prefix_of
@@ -300,3 +300,9 @@ def test_the_lookup_answer_is_the_one_the_orm_and_jsonable_encoder_gave_on_gener
             assert picture == crm.compose_picture(orm, row, unmasked=unmasked, now=now)
             assert json_bytes(picture) == JSONResponse(jsonable_encoder(picture)).body
             CrmPicture.model_validate_json(json_bytes(picture))
+
+
+def test_a_hot_statement_is_numbered_once_as_psycopg_would():
+    query, names = positional("SELECT %(a)s, %(b)s, %(a)s, 'x%%' LIKE 'x%%', %(c)s")
+    assert query == "SELECT $1, $2, $1, 'x%' LIKE 'x%', $3" and names == ("a", "b", "c")
+    assert positional("SELECT %(a)s, %(b)s, %(a)s, 'x%%' LIKE 'x%%', %(c)s")[0] is query  # converted once
