@@ -73,6 +73,7 @@ BUSINESS_REFUSALS = {
     "insufficient_points",  # a redemption larger than the balance
     "adjustment_conflict", "organisation_exists",  # an idempotency key or name reused with another payload
     "unknown_weights", "invalid_step", "unknown_template", "invalid_template",  # configuration the catalogue checks
+    "template_purpose_fixed",  # a new version of a template key with another purpose (a key keeps its purpose)
     "wechat_not_configured",  # WeChat routes while no official account is configured
     "phone_taken",  # the phone already belongs to another member (409 names the holder)
     "duplicate_key",  # another member already holds this WeChat openid or unionid (409 names the constraint)
