@@ -92,11 +92,30 @@ class Server:
         for _ in range(120):
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:  # readyz: not for an older checkout
+                    self._settle()
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
         raise RuntimeError("the API did not become ready")
+
+    def _settle(self, timeout: float = 60) -> None:
+        """Wait until no process of the server is busy starting: the first worker answers ``/healthz`` while the
+        others may still be importing, and a worker that is not listening yet when the load generator opens its
+        16 keep-alive connections gets none of them for the whole run (seen: all 16 on one of two workers)."""
+        deadline = time.monotonic() + timeout
+        previous: dict[int, float] = {}
+        while time.monotonic() < deadline:
+            now: dict[int, float] = {}
+            for process in self._processes():
+                try:
+                    now[process.pid] = sum(process.cpu_times()[:2])
+                except psutil.NoSuchProcess:
+                    continue
+            if previous.keys() == now.keys() and all(now[pid] - previous[pid] < 0.05 for pid in now):
+                return
+            previous = now
+            time.sleep(0.5)
 
     def _processes(self) -> list[psutil.Process]:
         return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
