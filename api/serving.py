@@ -100,14 +100,8 @@ def serve_workers(app: str, *, host: str, port: int, workers: int, **options: An
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
     config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
-    # SO_REUSEPORT would let this server join another one of the same user already on the port (and split its
-    # traffic) instead of failing: refuse when something answers there. Binding (and closing) a socket then
-    # fails at once, as uvicorn does, when another program holds the port without SO_REUSEPORT. The parent
-    # keeps no listening socket: one it held would be given connections that nobody accepts.
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.settimeout(1)
-        if probe.connect_ex(("::1" if host == "::" else "127.0.0.1" if host == "0.0.0.0" else host, port)) == 0:  # noqa: S104
-            raise SystemExit(f"{host}:{port} is in use by another server")
+    # The parent holds no listening socket (one it held would receive connections nobody accepts); binding one
+    # here and closing it fails at once, as uvicorn does, when another program has the port.
     reuse_port_socket(host, port).close()
     logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d with %d workers, one socket each",
                                             host, port, workers)
