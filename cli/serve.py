@@ -24,7 +24,9 @@ from domain.wechat.rules import configuration_problem
 @click.option("--migrate/--no-migrate", default=True, help="Apply migrations before serving (default).")
 def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bool, migrate: bool) -> None:
     """Serve the HTTP API. Without DATABASE_URL, starts the embedded PostgreSQL first."""
-    from api.serving import serve_workers, uvicorn_options
+    import uvicorn
+
+    from api.serving import uvicorn_options
 
     settings = get_settings()
     problem = configuration_problem(app_id=settings.wechat_app_id, token=settings.wechat_token,
@@ -51,9 +53,9 @@ def serve(host: str | None, port: int | None, workers: int | None, with_jobs: bo
     if workers > 1:
         prepare_multiprocess_metrics()
     try:
-        serve_workers("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                      workers=workers, log_level=settings.log_level,
-                      log_config=logging_config(), **uvicorn_options(settings))
+        uvicorn.run("api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                    workers=workers, log_level=settings.log_level,
+                    log_config=logging_config(), **uvicorn_options(settings))
     finally:
         if scheduler is not None:
             from jobs.runner import STOP
