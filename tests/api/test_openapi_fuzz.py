@@ -8,6 +8,7 @@ generous per-request timeout so a loaded machine slows the run instead of failin
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 import zlib
@@ -28,6 +29,7 @@ from api.deps import get_session
 from api.edge import RateLimit
 from api.main import ROUTERS, create_app
 from api.openapi import declared_access
+from api.schemas.common import StrictModel
 from domain.access.rules import RouteAccess
 from domain.members.models import Member
 from domain.staff.models import StaffRole
@@ -276,3 +278,43 @@ def test_bounds_in_the_document_are_json_schema_keywords():
     assert not [n for n in found if {"ge", "le", "gt", "lt"} & n.keys()]
     staff_id = document["components"]["schemas"]["ManagerIn"]["properties"]["staff_id"]
     assert (staff_id["minimum"], staff_id["maximum"]) == (1, 2**31 - 1)
+
+
+def test_a_stripped_strings_schema_and_the_server_agree_on_its_minimum():
+    """Request strings are stripped before their ``minLength`` is checked; the pattern ``StrictModel`` adds to
+    their schema must accept exactly what the server accepts, for spaces of every kind around and inside."""
+    models: set[type[BaseModel]] = set()
+
+    def collect(annotation: Any) -> None:
+        origin = typing.get_origin(annotation)
+        if origin is not None:
+            for arg in typing.get_args(annotation):
+                collect(arg)
+        elif isinstance(annotation, type) and issubclass(annotation, StrictModel) and annotation not in models:
+            models.add(annotation)
+            for field in annotation.model_fields.values():
+                collect(field.annotation)
+
+    for route in (r for router in ROUTERS for r in router.routes):
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            collect(route.body_field.field_info.annotation)
+    compared, disagreements = 0, []
+    for model in models:
+        for name, prop in model.model_json_schema()["properties"].items():
+            for alt in [prop, *prop.get("anyOf", [])]:
+                least = alt.get("minLength", 0)
+                if alt.get("type") != "string" or not least or not alt.get("pattern", "").startswith("[^\\t-\\r"):
+                    continue
+                for value in ["\u00a0" * least, " " + "a" * (least - 1) + "\u3000", "a" * least,
+                              "\u2028" + "a" * least + " ", "a" + "\u0085" * least, "a" + " " * (least - 2) + "b"]:
+                    schema_valid = len(value) >= least and re.search(alt["pattern"], value) is not None
+                    try:
+                        model.model_validate({name: value})
+                        server_valid = True
+                    except ValidationError as exc:
+                        server_valid = not [e for e in exc.errors() if tuple(e["loc"]) == (name,)]
+                    compared += 1
+                    if schema_valid != server_valid:
+                        disagreements.append((model.__name__, name, value, schema_valid, server_valid))
+    assert not disagreements, disagreements
+    assert compared > 100  # the request bodies' names, reasons, notes … were reached
