@@ -7,6 +7,7 @@ plain 500 with an opaque code; a database that is away answers 503 so callers re
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,19 +80,54 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+
+
+def documented_methods(app: FastAPI, path: str) -> tuple[bool, list[str]] | None:
+    """The methods the OpenAPI document lists for the path a request named, and whether that path is a literal
+    one. A literal path (``/v1/organisations/allocate``) wins over a templated sibling that would also match it
+    (``/v1/organisations/{organisation_id}``), as the document reads. Starlette's own 405 names only the first
+    route that matched the path, which misses a method served by another router or a literal sibling."""
+    table = getattr(app.state, "documented_paths", None)
+    if table is None:
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in operations if m.upper() in HTTP_METHODS)
+            table.append((re.compile(f"^{pattern}$"), "{" in template, methods))
+        table.sort(key=lambda entry: entry[1])  # literal paths first
+        app.state.documented_paths = table
+    for regex, templated, methods in table:
+        if regex.match(path):
+            return not templated, methods
+    return None
+
+
+def method_not_allowed(methods: list[str]) -> JSONResponse:
+    return error_response(405, "method_not_allowed", "Method Not Allowed", None, {"Allow": ", ".join(methods)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in exc.errors()):
+            # PATCH /v1/members/lookup reaches PATCH /v1/members/{member_id} and fails on the id; the document
+            # says the literal path has no PATCH, so that is what the caller hears.
+            documented = documented_methods(request.app, request.url.path)
+            if documented and documented[0] and request.method not in documented[1]:
+                return method_not_allowed(documented[1])
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                     for e in exc.errors()]
         return error_response(422, "validation_error", "the request is not valid", {"errors": problems})
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405 and (documented := documented_methods(request.app, request.url.path)):
+            return method_not_allowed(documented[1])
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 

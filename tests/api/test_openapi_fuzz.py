@@ -56,12 +56,6 @@ EXCLUDED_CHECKS = [
     checks.ignored_auth,  # re-sends without the key: covered per route by tests/api/test_route_security.py
     checks.use_after_free, checks.ensure_resource_availability,  # stateful links: not declared by this API
     checks.object_level_authorization,  # needs two users' resources: tests/api/test_route_security.py
-    # Starlette answers a 405 with the Allow header of the first route whose path matches; where two routers
-    # serve one path (GET and POST /v1/members) it names only that route's methods.
-    checks.allow_header_conformance,
-    # A literal segment also matches a templated sibling: PATCH /v1/organisations/allocate reaches
-    # PATCH /v1/organisations/{organisation_id}, which answers 422 for a non-integer id instead of 405.
-    checks.unsupported_method,
 ]
 BUSINESS_REFUSALS = {
     "invalid_phone",  # a string the schema allows that is not a phone number of the configured region
