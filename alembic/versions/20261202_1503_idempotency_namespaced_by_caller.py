@@ -20,9 +20,7 @@ redemptions that 1502's ``/v1/me`` stored as ``me:<member id>:<id>`` move to ``s
 
 The three functions keep their bodies from 1700/1701 apart from the lines marked ``-- 1503``.
 """
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 import sqlalchemy as sa
@@ -289,14 +287,13 @@ KEYED = (("orders", "order_id", "order"), ("order_refunds", "refund_id", "refund
          ("points_redemptions", "redemption_id", "redemption"))
 
 
-def _sibling(name: str) -> ModuleType:
-    """A previous migration's module, for its function bodies (downgrade restores them)."""
-    path = next(Path(__file__).parent.glob(f"*_{name}_*.py"))
-    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _sibling(revision: str) -> ModuleType:
+    """A previous migration's module, for its function bodies (downgrade restores them): alembic has loaded
+    every revision already."""
+    script = op.get_context().script
+    earlier = script.get_revision(revision) if script is not None else None
+    assert earlier is not None
+    return earlier.module
 
 
 def upgrade() -> None:

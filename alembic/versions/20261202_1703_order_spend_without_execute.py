@@ -13,9 +13,7 @@ function's parameter names, ``domain.tiers.service.QUALIFYING_SPEND_IN_ORDER_FUN
 ``tests/domain/test_rule_homes.py`` fails when the rule and this function's body differ, so a change of the rule
 needs a migration like this one. Everything else is 1503's function unchanged, without its last parameter.
 """
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
 
@@ -144,10 +142,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    path = Path(__file__).with_name("20261202_1503_idempotency_namespaced_by_caller.py")
-    spec = importlib.util.spec_from_file_location("migration_1503", path)
-    assert spec is not None and spec.loader is not None
-    before = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(before)
+    # Alembic has loaded every revision already: 1503's function body is read from its module.
+    script = op.get_context().script
+    earlier = script.get_revision("1503") if script is not None else None
+    assert earlier is not None
+    before = earlier.module
     op.get_bind().exec_driver_sql(f"DROP FUNCTION {WITHOUT_SPEND_SQL}")
     op.get_bind().exec_driver_sql(before.RECORD_ORDER)

@@ -10,9 +10,7 @@ while holding the order's row lock, so refunds ran at 55 a second with a p50 of 
 order's member's, and ``points_lots`` is indexed by member first. Another index on (source, source_ref) would
 cost every order an index insert; this costs nothing. Otherwise 1503's function unchanged.
 """
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
 
@@ -118,9 +116,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    path = Path(__file__).with_name("20261202_1503_idempotency_namespaced_by_caller.py")
-    spec = importlib.util.spec_from_file_location("migration_1503", path)
-    assert spec is not None and spec.loader is not None
-    before = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(before)
+    # Alembic has loaded every revision already: 1503's function body is read from its module.
+    script = op.get_context().script
+    earlier = script.get_revision("1503") if script is not None else None
+    assert earlier is not None
+    before = earlier.module
     op.get_bind().exec_driver_sql(before.REFUND.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
