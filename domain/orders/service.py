@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlmodel import Session, col, select
 
-from domain.db import forget_loaded
+from domain.db import forget_loaded, from_table_row
 from domain.errors import Conflict, NotFound, PolicyRefused
 from domain.members.models import Member
 from domain.members.service import get_member
@@ -103,7 +103,7 @@ def order_outcome(row: Mapping[Any, Any], *, new: NewOrder) -> tuple[Order, bool
     if outcome == "conflict":
         raise Conflict(f"order {new.order_id} was sent before with other values", code="order_conflict",
                        details={"order_id": new.order_id, "member_id": row["member_id"]})
-    order = Order(**{k: v for k, v in row.items() if k != "outcome"})
+    order = from_table_row(Order, row)
     return order, outcome == "replayed"
 
 
@@ -162,7 +162,7 @@ def refund_outcome(row: Mapping[Any, Any], *, order_id: str, refund_id: str, amo
         left = row["refundable_fen"]
         raise PolicyRefused(f"refund of {amount_fen} fen exceeds the {left} fen left on order {order_id}",
                             code="refund_exceeds_order", details={"order_id": order_id, "refundable_fen": left})
-    refund = Refund(**{k: v for k, v in row.items() if k not in ("outcome", "refund_member_id", "refundable_fen")})
+    refund = from_table_row(Refund, row)
     return refund, outcome == "replayed"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from domain.db import among, forget_loaded
+from domain.db import among, forget_loaded, from_table_row
 from domain.errors import Conflict, InvalidInput, NotFound, PolicyRefused
 from domain.events.service import record_event
 from domain.points.models import EntryKind, LedgerEntry, LotState, PointsAccount, PointsLot, Redemption
@@ -105,7 +105,7 @@ def redemption_outcome(row: Mapping[Any, Any], *, member_id: int, redemption_id:
         available = row["balance_available"]
         raise PolicyRefused(f"balance {available} is short of {points}", code="insufficient_points",
                             details={"available": available, "requested": points})
-    redemption = Redemption(**{k: v for k, v in row.items() if k not in ("outcome", "balance_available")})
+    redemption = from_table_row(Redemption, row)
     return redemption, outcome == "replayed"
 
 

@@ -191,3 +191,46 @@ def test_an_order_a_refund_a_redemption_a_balance_and_a_lookup_are_one_statement
         crm.lookup_picture(session, phone="+8613999999999", access=crm.AccessRecord(
             api_key_name="k", agent_id=None, reason="call"), unmasked=False, now=T0)
     assert points.verify_points(session) == []
+
+
+def test_the_statements_answers_are_read_into_the_models_the_constructors_would_give(session, now):
+    """The outcome readers fill the instance's dict as the ORM's loading does (``domain.db.from_table_row``),
+    not through the models' constructors (80 µs an order): on the answers of an order, its replay, a refund and
+    a redemption, every field equals what ``Model(**row)`` gives."""
+    from domain.orders.models import Refund
+    from domain.orders.service import (
+        RECORD_ORDER_SQL,
+        RECORD_REFUND_SQL,
+        order_outcome,
+        order_parameters,
+        refund_outcome,
+        refund_parameters,
+    )
+    from domain.points.models import Redemption
+
+    def answer(sql, params):
+        return session.connection().exec_driver_sql(sql, params).mappings().one()
+
+    member = make_member(session, now=now - timedelta(days=30))
+    new = NewOrder(order_id="read-1", member_id=member.id, amount_fen=123_456, channel="store",
+                   occurred_at=now - timedelta(days=1), items=[{"sku": "x", "qty": 2}], sent_by="api:test")
+    read = []
+    for replay in (False, True):
+        row = answer(RECORD_ORDER_SQL, order_parameters(new, now=now))
+        order, replayed = order_outcome(row, new=new)
+        assert replayed is replay
+        read.append((order, Order, row))
+    row = answer(RECORD_REFUND_SQL, refund_parameters(order_id="read-1", refund_id="r-1", amount_fen=1_000,
+                                                      occurred_at=now, now=now, sent_by="api:test"))
+    read.append((refund_outcome(row, order_id="read-1", refund_id="r-1", amount_fen=1_000)[0], Refund, row))
+    points.adjust_points(session, member_id=member.id, adjustment_id="a-1", points=10, reason="test", actor="t",
+                         now=now)  # the order's points are still pending: some available ones to spend
+    row = answer(points.REDEEM_SQL, points.redemption_parameters(member_id=member.id, redemption_id="s-1", points=3,
+                                                                 reason="test", now=now, sent_by="api:test"))
+    read.append((points.redemption_outcome(row, member_id=member.id, redemption_id="s-1", points=3)[0],
+                 Redemption, row))
+    for built, model, row in read:
+        constructed = model(**{f: row[f] for f in model.model_fields})
+        assert type(built) is model
+        assert {f: getattr(built, f) for f in model.model_fields} == dict(constructed)
+        assert built.model_dump() == constructed.model_dump()
