@@ -12,12 +12,15 @@ from jobs.registry import JobSpec, register
 def send_campaigns(ctx: JobContext) -> dict[str, Any]:
     """Request a gated touch for every not-yet-sent member of launched campaigns."""
     total = in_sql = 0
+    limit = int(ctx.options.get("batch", 2000))
     while True:
         with ctx.unit_of_work() as session:
-            done = campaigns.send_batch(session, now=ctx.as_of, limit=int(ctx.options.get("batch", 2000)))
+            done = campaigns.send_batch(session, now=ctx.as_of, limit=limit)
             session.commit()
         total, in_sql = total + done.requested, in_sql + done.decided_in_sql
-        if not done.requested:
+        # A short batch found nothing more to claim: what it skipped is another runner's, locked, and sent by it
+        # (or, if that runner fails, by the next run). No empty batch to find that out.
+        if done.requested < limit:
             return {"requested": total, "decided_in_sql": in_sql}
 
 
