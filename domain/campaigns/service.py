@@ -248,6 +248,13 @@ def launch(session: Session, *, campaign_id: int, now: datetime) -> dict[str, in
     return {"audience": int(getattr(result, "rowcount", 0) or 0)}
 
 
+RECORD_SENT_SQL = """
+UPDATE campaign_members cm SET decision = s.decision, touch_id = s.id, reasons = s.reasons FROM stored s
+WHERE cm.campaign_id = :sent_campaign AND cm.member_id = s.member_id"""
+"""The audience rows of the touches the gate stored in SQL, recorded in its statement (``stored`` is the gate's:
+one touch per member and campaign, keyed by the member's id)."""
+
+
 class SentBatch(NamedTuple):
     requested: int
     """Audience members taken through the gate (0: nothing left to send)."""
@@ -301,16 +308,12 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case
                 continue
             filled = {**campaign_variables_sql("m"), "body": body[0]}
             expression = "jsonb_build_object(" + ", ".join(f"'{k}', {v}" for k, v in filled.items()) + ")"
-            touched = gate.request_touches_decided_in_sql(
+            # The audience rows are recorded in the gate's statement (``record``): its rows never come to Python.
+            stored = gate.request_touches_decided_in_sql(
                 session, asks=[(r.member_id, str(r.member_id)) for r in group], channel=channel,
                 purpose=campaign.purpose, source=f"campaign:{campaign.id}", template=campaign.template,
-                variables=(expression, body[1]), now=now)
-            for row in group:
-                stored = touched.get(str(row.member_id))
-                if stored is not None:
-                    decided.add(row.id)
-                    outcomes.append({"id": row.id, "decision": stored.decision, "reasons": stored.reasons,
-                                     "touch_id": stored.touch_id})
+                variables=(expression, body[1]), now=now, record=(RECORD_SENT_SQL, {"sent_campaign": campaign.id}))
+            decided.update(r.id for r in group if str(r.member_id) in stored)
     rest = [r for r in rows if r.id in channels and r.id not in decided]
     people = {m.id: m for m in members.get_members(session, member_ids=[r.member_id for r in rest])} if rest else {}
     requests = []
@@ -324,11 +327,13 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case
     touches = gate.request_touches(session, requests, now=now) if requests else []
     outcomes += [{"id": row.id, "decision": touch.decision, "reasons": list(touch.reasons), "touch_id": touch.id}
                  for row, (touch, _) in zip(rest, touches, strict=True)]
-    session.execute(sa.text("""
-        UPDATE campaign_members cm SET decision = r.decision, touch_id = r.touch_id,
-               reasons = ARRAY(SELECT jsonb_array_elements_text(r.reasons))
-        FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS r(id bigint, decision text, reasons jsonb, touch_id bigint)
-        WHERE cm.id = r.id"""), {"outcomes": json.dumps(outcomes)})
+    if outcomes:
+        session.execute(sa.text("""
+            UPDATE campaign_members cm SET decision = r.decision, touch_id = r.touch_id,
+                   reasons = ARRAY(SELECT jsonb_array_elements_text(r.reasons))
+            FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS r(id bigint, decision text, reasons jsonb,
+                                                                  touch_id bigint)
+            WHERE cm.id = r.id"""), {"outcomes": json.dumps(outcomes)})
     return SentBatch(len(rows), len(decided))
 
 

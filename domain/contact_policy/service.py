@@ -26,7 +26,7 @@ from domain.contact_policy.rules import (
     in_complaint_cooldown,
     policy_from_settings,
 )
-from domain.db import among
+from domain.db import among, array_literal
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events.service import record_event
 from domain.members.models import ContactChannel, Member, MemberChannelReachability, MemberConsent
@@ -226,10 +226,11 @@ def lock_contacts(session: Session, *, member_ids: Collection[int]) -> None:
     decides in several calls locks the union first; a lock it already holds is taken again without waiting."""
     session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('contact:' || s.id, 0)) "
                             "FROM (SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) s"),
-                    {"ids": sorted(set(member_ids))})
+                    {"ids": array_literal(sorted(set(member_ids)))})
 
 
 DECIDED_IN_SQL = """
+WITH stored AS (
 INSERT INTO touches (member_id, channel, purpose, source, idempotency_key, template, variables, decision, reasons,
                      status, send_at, next_allowed_at, requested_at, attempts)
 SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gate_source AS text), a.idempotency_key,
@@ -237,42 +238,43 @@ SELECT m.id, CAST(:gate_channel AS text), CAST(:gate_purpose AS text), CAST(:gat
        CASE d.verdict WHEN 'rejected' THEN 'rejected' ELSE 'queued' END, d.send_at, d.next_allowed_at,
        CAST(:gate_now AS timestamptz), 0
 FROM unnest(CAST(:gate_ids AS bigint[]), CAST(:gate_keys AS text[])) AS a(member_id, idempotency_key)
-JOIN members m ON m.id = a.member_id
+JOIN members m ON m.id = a.member_id AND m.id = ANY(CAST(:gate_ids AS bigint[]))  -- by the index, not a hash
 LEFT JOIN (SELECT lc.member_id, max(lc.opened_at) AS opened_at FROM complaints lc
            WHERE lc.member_id = ANY(CAST(:gate_ids AS bigint[])) GROUP BY lc.member_id) latest
        ON latest.member_id = m.id
 CROSS JOIN LATERAL ({decision}) d
 WHERE d.verdict IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM touches done WHERE done.source = CAST(:gate_source AS text)
-                  AND done.idempotency_key = a.idempotency_key)
 ON CONFLICT (source, idempotency_key) DO NOTHING
-RETURNING idempotency_key, id, decision, reasons
+RETURNING idempotency_key, member_id, id, decision, reasons){record}
+SELECT s.decision, s.reasons, count(*), array_agg(s.idempotency_key) FROM stored s GROUP BY s.decision, s.reasons
 """
-
-
-@dataclass(frozen=True)
-class DecidedInSql:
-    touch_id: int
-    decision: str
-    reasons: list[str]
+"""The gate's common case for a batch: decide (``decision_sql``) and store in one statement. A replay (a touch
+already stored under the key) is left alone by ``ON CONFLICT``, not returned, and so goes to the Python gate,
+which answers it as a replay; a check of its own (``NOT EXISTS``) read every touch of the source, which grows
+with every batch of a campaign. What comes back is one row per distinct (decision, reasons) with the keys
+stored under it: the counters and the caller need no more, and 2,000 rows into Python objects and back cost
+more than the statement's own work."""
 
 
 def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int, str]], channel: str, purpose: str,
                                    source: str, template: str, variables: tuple[str, Mapping[str, Any]],
-                                   now: datetime) -> dict[str, DecidedInSql]:
+                                   now: datetime, record: tuple[str, Mapping[str, Any]] | None = None) -> set[str]:
     """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
     key), those whose decision ``decision_sql`` (the rules' own SQL form) gives — a rejection for the member's state,
     consent, complaint or onboarding, an approval now, a deferral to the earliest slot past quiet hours and full
-    caps — are stored with it; returns idempotency key → what was stored. Everyone else — a replay, a cap full
+    caps — are stored with it; returns the idempotency keys stored. Everyone else — a replay, a cap full
     past the deferral horizon — is not written: the caller asks ``request_touches`` for them. A member
     may be asked for once per call (two asks would both see the caps before either). ``variables``: the touch's
-    variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters."""
+    variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters.
+    ``record``: a data-modifying statement (and its parameters) run in the same statement over what was stored,
+    the CTE ``stored`` (idempotency_key, member_id, id, decision, reasons) — the caller's own bookkeeping, such as
+    a campaign's audience rows, without the rows travelling to Python and back."""
     ch, pu = _parse(channel, purpose)
     ids = [member_id for member_id, _ in asks]
     if len(set(ids)) != len(ids):
         raise ValueError("a member may be asked for once per call")
     if not asks:
-        return {}
+        return set()
     lock_contacts(session, member_ids=ids)  # before the statement, so its snapshot sees the last holder's touches
     # The slot search's subplans put the estimate past jit_above_cost, and compiling took 150 ms a statement, more
     # than the 2,000 rows it decides: off for the rest of this (short) transaction.
@@ -282,12 +284,15 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
                                     account_do_not_contact=organisations.DO_NOT_CONTACT_SQL,
                                     latest_complaint="latest.opened_at")
     expression, variable_params = variables
-    stored = session.execute(sa.text(DECIDED_IN_SQL.format(variables=expression, decision=decision)), {
-        **variable_params, **params, "gate_source": source, "gate_template": template, "gate_ids": ids,
-        "gate_keys": [key for _, key in asks]}).tuples().all()
-    telemetry.count_gate_decisions((verdict, pu.value, ch.value, reasons) for _, _, verdict, reasons in stored)
-    return {str(key): DecidedInSql(int(touch_id), str(verdict), list(reasons))
-            for key, touch_id, verdict, reasons in stored}
+    then, record_params = record if record is not None else (None, {})
+    statement = DECIDED_IN_SQL.format(variables=expression, decision=decision,
+                                      record=f", recorded AS ({then})" if then else "")
+    stored = session.execute(sa.text(statement), {
+        **variable_params, **record_params, **params, "gate_source": source, "gate_template": template,
+        "gate_ids": array_literal(ids), "gate_keys": array_literal([key for _, key in asks])}).tuples().all()
+    telemetry.count_gate_decision_groups((verdict, pu.value, ch.value, reasons, int(n))
+                                         for verdict, reasons, n, _ in stored)
+    return {str(key) for _, _, _, keys in stored for key in keys}
 
 
 def request_touches(session: Session, requests: Sequence[TouchRequest], *, now: datetime) -> list[tuple[Touch, bool]]:
