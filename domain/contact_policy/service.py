@@ -258,7 +258,8 @@ more than the statement's own work."""
 
 def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int, str]], channel: str, purpose: str,
                                    source: str, template: str, variables: tuple[str, Mapping[str, Any]],
-                                   now: datetime, record: tuple[str, Mapping[str, Any]] | None = None) -> set[str]:
+                                   now: datetime, record: tuple[str, Mapping[str, Any]] | None = None,
+                                   already_locked: bool = False) -> set[str]:
     """The common case of ``request_touches`` in one ``INSERT … SELECT``: of the asked (member id, idempotency
     key), those whose decision ``decision_sql`` (the rules' own SQL form) gives — a rejection for the member's state,
     consent, complaint or onboarding, an approval now, a deferral to the earliest slot past quiet hours and full
@@ -268,14 +269,17 @@ def request_touches_decided_in_sql(session: Session, *, asks: Sequence[tuple[int
     variables as SQL over the members row ``m`` (e.g. ``jsonb_build_object(…)``) and their parameters.
     ``record``: a data-modifying statement (and its parameters) run in the same statement over what was stored,
     the CTE ``stored`` (idempotency_key, member_id, id, decision, reasons) — the caller's own bookkeeping, such as
-    a campaign's audience rows, without the rows travelling to Python and back."""
+    a campaign's audience rows, without the rows travelling to Python and back. ``already_locked``: the caller
+    took ``lock_contacts`` for (at least) these members earlier in this transaction, before reading anything it
+    decides on; otherwise they are locked here."""
     ch, pu = _parse(channel, purpose)
     ids = [member_id for member_id, _ in asks]
     if len(set(ids)) != len(ids):
         raise ValueError("a member may be asked for once per call")
     if not asks:
         return set()
-    lock_contacts(session, member_ids=ids)  # before the statement, so its snapshot sees the last holder's touches
+    if not already_locked:  # before the statement, so its snapshot sees the last holder's touches
+        lock_contacts(session, member_ids=ids)
     # The slot search's subplans put the estimate past jit_above_cost, and compiling took 150 ms a statement, more
     # than the 2,000 rows it decides: off for the rest of this (short) transaction.
     session.execute(sa.text("SET LOCAL jit = off"))
