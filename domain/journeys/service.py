@@ -495,7 +495,7 @@ SELECT 'journey.converted', e.member_id,
 FROM journey_enrollments e JOIN journeys j ON j.id = e.journey_id
 WHERE e.id = ANY(:ids) AND e.state = 'converted'
 ORDER BY e.id
-ON CONFLICT (dedupe_key) DO NOTHING
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
 """
 
 

@@ -32,7 +32,7 @@ WITH due AS (
                               'lot_ids', to_jsonb(lots), 'window_days', CAST(:window_days AS integer)),
            :as_of, 'points.expiring_soon:' || member_id || ':' || expires_on
     FROM due ORDER BY member_id, expires_on
-    ON CONFLICT (dedupe_key) DO NOTHING
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
     RETURNING (payload->>'points')::bigint AS points
 )
 SELECT count(*) AS events, coalesce(sum(points), 0) AS points FROM inserted
