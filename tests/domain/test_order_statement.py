@@ -234,3 +234,74 @@ def test_the_statements_answers_are_read_into_the_models_the_constructors_would_
         assert type(built) is model
         assert {f: getattr(built, f) for f in model.model_fields} == dict(constructed)
         assert built.model_dump() == constructed.model_dump()
+
+
+def _events_since(session, member_id, after_id):
+    return [(kind, payload, occurred_at, key) for kind, payload, occurred_at, key in session.execute(sa.text(
+        "SELECT kind, payload, occurred_at, dedupe_key FROM domain_events WHERE member_id = :m AND id > :after "
+        "ORDER BY id"), {"m": member_id, "after": after_id})]
+
+
+def test_an_order_writes_its_points_its_events_in_order_and_its_member(session):
+    # What an order records, row by row: the statement was rewritten for speed (migration 1708) and must keep
+    # every row and every event's content and order (consumers and webhooks read them).
+    settings = get_settings()
+    member = make_member(session)
+    session.execute(sa.text("UPDATE members SET status = 'dormant' WHERE id = :m"), {"m": member.id})
+    session.execute(sa.text("DELETE FROM points_accounts WHERE member_id = :m"), {"m": member.id})  # a first account
+    before = session.execute(sa.text("SELECT coalesce(max(id), 0) FROM domain_events")).scalar()
+    at, now = T0 - timedelta(hours=2), T0
+    order, _ = record_order(session, new=NewOrder(order_id="ROW-1", member_id=member.id, amount_fen=1_200_000,
+                                                  channel="store", occurred_at=at, items=[{"sku": "x"}]), now=now)
+    available_at, expires_at = lot_dates(occurred_at=at, return_window_days=settings.points_return_window_days,
+                                         expiry_months=settings.points_expiry_months)
+    assert (order.tier_at_order, order.points_earned) == ("D", 12_000)
+    assert _events_since(session, member.id, before) == [
+        ("points.earned", {"order_id": "ROW-1", "points": 12_000, "available_at": available_at.isoformat()}, now, None),
+        ("member.reactivated", {"from": "dormant"}, now, None),
+        ("order.recorded", {"order_id": "ROW-1", "amount_fen": 1_200_000, "points": 12_000,
+                            "occurred_at": at.isoformat()}, now, None),
+        ("tier.changed", {"from": "D", "to": "B", "cause": "order:ROW-1", "spend_fen": 1_200_000}, now, None)]
+    lot = session.execute(sa.text(
+        "SELECT id, amount, remaining, state, source_ref, available_at, expires_at, created_at FROM points_lots "
+        "WHERE member_id = :m"), {"m": member.id}).one()
+    assert tuple(lot)[1:] == (12_000, 12_000, "pending", str(order.id), available_at, expires_at, now)
+    ledger = session.execute(sa.text(
+        "SELECT kind, pending_delta, available_delta, lot_id, source, source_ref, details, created_at "
+        "FROM points_ledger WHERE member_id = :m"), {"m": member.id}).all()
+    assert [tuple(r) for r in ledger] == [("earn", 12_000, 0, lot.id, "order", str(order.id), {"order_id": "ROW-1"},
+                                           now)]
+    account = session.execute(sa.text("SELECT available, pending, debt, updated_at FROM points_accounts "
+                                      "WHERE member_id = :m"), {"m": member.id}).one()
+    assert tuple(account) == (0, 12_000, 0, now)
+    row = session.execute(sa.text("SELECT status, tier, last_purchase_at, updated_at FROM members WHERE id = :m"),
+                          {"m": member.id}).one()
+    assert tuple(row) == ("active", "B", at, now)
+    steps = session.execute(sa.text("SELECT from_tier, to_tier, cause, spend_fen, at FROM tier_events "
+                                    "WHERE member_id = :m"), {"m": member.id}).all()
+    assert [tuple(s) for s in steps] == [("D", "B", "order:ROW-1", 1_200_000, now)]
+
+    # An order too small for a point: its event only, and the account as it was; an earlier order keeps the
+    # member's last purchase.
+    before = session.execute(sa.text("SELECT max(id) FROM domain_events")).scalar()
+    later = now + timedelta(minutes=5)
+    small, _ = record_order(session, new=NewOrder(order_id="ROW-2", member_id=member.id, amount_fen=50,
+                                                  channel="store", occurred_at=at - timedelta(days=1), items=[]),
+                            now=later)
+    assert (small.tier_at_order, small.points_earned) == ("B", 0)
+    assert _events_since(session, member.id, before) == [
+        ("order.recorded", {"order_id": "ROW-2", "amount_fen": 50, "points": 0,
+                            "occurred_at": (at - timedelta(days=1)).isoformat()}, later, None)]
+    assert session.execute(sa.text("SELECT count(*) FROM points_lots WHERE member_id = :m"),
+                           {"m": member.id}).scalar() == 1
+    assert tuple(session.execute(sa.text("SELECT available, pending, debt, updated_at FROM points_accounts "
+                                         "WHERE member_id = :m"), {"m": member.id}).one()) == (0, 12_000, 0, now)
+    assert tuple(session.execute(sa.text("SELECT status, tier, last_purchase_at, updated_at FROM members "
+                                         "WHERE id = :m"), {"m": member.id}).one()) == ("active", "B", at, later)
+
+    # An existing account is added to, not replaced.
+    record_order(session, new=NewOrder(order_id="ROW-3", member_id=member.id, amount_fen=10_000, channel="store",
+                                       occurred_at=at, items=[]), now=later)
+    assert session.execute(sa.text("SELECT pending FROM points_accounts WHERE member_id = :m"),
+                           {"m": member.id}).scalar() == 12_000 + 150
+    assert points.verify_points(session) == []
