@@ -369,7 +369,7 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
         facts += ["CAST('{}' AS text[]) AS soft", "CAST(NULL AS timestamptz) AS soft_until"]
     now_sql = "CAST(:gate_now AS timestamptz)"
     if service:
-        slot, slot_ok, full_now = now_sql, "true", "CAST('{}' AS text[])"
+        first, slot, slot_ok, full_now = now_sql, now_sql, "true", "CAST('{}' AS text[])"
     else:
         def quiet(moment: str) -> str:
             return quiet_hours_sql(moment=moment, timezone=f"{m}.timezone", start=policy.quiet_start,
@@ -385,34 +385,41 @@ def decision_sql(policy: Policy, *, channel: str, purpose: Purpose, now: datetim
         # ``_earliest_slot``: walk the candidates in order, move each out of quiet hours, and stop at the first
         # that every cap allows, or at the first past the deferral horizon (then ``decide`` rejects, with when the
         # caps reopen, and the slot here is past the horizon: NULL, left to ``decide``).
-        full_at_now, _ = caps_full_sql(policy, at=now_sql, **pieces)  # type: ignore[arg-type]
         moved, _ = next_allowed_time_sql(moment="cand.x", timezone=f"{m}.timezone", start=policy.quiet_start,
                                          end=policy.quiet_end)
         search = (f"(SELECT c2.slot FROM (SELECT cand.x, {moved} AS slot FROM ({candidates}) cand OFFSET 0) c2 "
                   f"WHERE c2.x > CAST(:gate_horizon AS timestamptz) OR c2.slot > CAST(:gate_horizon AS timestamptz) "
                   f"OR {full_at_x} IS NULL ORDER BY c2.x LIMIT 1)")
-        # The common case first (CASE is lazy): outside quiet hours and within every cap now, the slot is now.
-        slot = f"CASE WHEN NOT {quiet(now_sql)} AND {full_at_now} IS NULL THEN {now_sql} ELSE {search} END"
-        slot_ok = "f0.slot <= CAST(:gate_horizon AS timestamptz)"
+        # The walk's first candidate is always now (every other one is later), moved out of quiet hours: ``first``.
+        # The common cases stop there — now, outside quiet hours, or the end of the member's quiet hours — when
+        # every cap allows it (CASE is lazy: the walk runs only for a member whose caps are full then).
+        first, _ = next_allowed_time_sql(moment=now_sql, timezone=f"{m}.timezone", start=policy.quiet_start,
+                                         end=policy.quiet_end)
+        full_at_first, _ = caps_full_sql(policy, at="fs.first", **pieces)  # type: ignore[arg-type]
+        slot = (f"CASE WHEN fs.first <= CAST(:gate_horizon AS timestamptz) AND {full_at_first} IS NULL "
+                f"THEN fs.first ELSE {search} END")
+        slot_ok = "f.slot <= CAST(:gate_horizon AS timestamptz)"
         # A deferral's reasons: quiet hours now (or at the slot, as ``decide`` checks), then the caps full now.
         full_now = (f"array_remove(ARRAY[CASE WHEN {quiet(now_sql)} OR {quiet('f.slot')} THEN 'quiet_hours' END], "
                     f"NULL) || {full_now}")
-    facts += ["f0.slot AS slot", f"coalesce({slot_ok}, false) AS slot_ok"]
-    refused = "f.closed OR f.hard <> '{}' OR f.dnc OR f.soft <> '{}'"
-    return (f"SELECT CASE WHEN {refused} THEN 'rejected' WHEN f.slot_ok AND f.slot = {now_sql} THEN 'approved' "
-            "WHEN f.slot_ok THEN 'deferred' END AS verdict, "
+    refused = "{f}.closed OR {f}.hard <> '{{}}' OR {f}.dnc OR {f}.soft <> '{{}}'"
+    return (f"SELECT CASE WHEN {refused.format(f='f')} THEN 'rejected' "
+            f"WHEN {slot_ok} AND f.slot = {now_sql} THEN 'approved' WHEN {slot_ok} THEN 'deferred' END AS verdict, "
             "CAST(CASE WHEN f.closed THEN ARRAY['member_closed'] WHEN f.hard <> '{}' THEN f.hard "
             "WHEN f.dnc THEN ARRAY['account_do_not_contact'] WHEN f.soft <> '{}' THEN f.soft "
             # The caps full now name a deferral; computed here, in the one branch that needs them.
             f"WHEN f.slot = {now_sql} THEN ARRAY[CAST(:gate_purpose AS text)] "
             f"ELSE coalesce(nullif({full_now}, '{{}}'), ARRAY['deferred']) END AS text[]) "
             "AS reasons, "
-            f"CASE WHEN NOT ({refused}) THEN f.slot END AS send_at, "
+            "f.slot AS send_at, "
             "CASE WHEN NOT (f.closed OR f.hard <> '{}' OR f.dnc) THEN f.soft_until END AS next_allowed_at "
             # OFFSET 0 keeps each fact a column computed once: a flattened subquery would repeat its subplans
-            # in every CASE branch that names it.
-            f"FROM (SELECT {', '.join(facts)} FROM (SELECT {consent} AS consent, {last_complaint} AS last_complaint, "
-            f"{slot} AS slot OFFSET 0) f0 OFFSET 0) f"), params
+            # in every CASE branch that names it. The slot is searched only for a touch no rule refuses (a
+            # quarter of a marketing audience lacks consent), from the first candidate computed once.
+            f"FROM (SELECT fs.*, CASE WHEN NOT ({refused.format(f='fs')}) THEN {slot} END AS slot "
+            f"FROM (SELECT ff.*, {first} AS first "
+            f"FROM (SELECT {', '.join(facts)} FROM (SELECT {consent} AS consent, {last_complaint} AS last_complaint "
+            f"OFFSET 0) f0 OFFSET 0) ff OFFSET 0) fs OFFSET 0) f"), params
 
 
 def policy_from_settings(settings: Settings) -> Policy:
