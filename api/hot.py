@@ -19,19 +19,26 @@ tokens (no hot route admits them) are checked as on every other route, on a sync
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
+import fastapi.routing
 import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.applications import FastAPI
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import APIRoute
+from fastapi.telemetry import get_telemetry_data
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlmodel import Session
@@ -44,6 +51,7 @@ from api.deps import (
     Caller,
     NowDep,
     admit,
+    get_now,
     key_caller,
     presented_credential,
     staff_caller,
@@ -337,7 +345,8 @@ class Hot:
 
 def hot_allow(access: RouteAccess) -> Callable[..., Any]:
     """``api.deps.allow`` for the hot routes: the same credentials and the same admission, without a sync
-    session. Carries ``.access`` like ``allow``'s dependency (the route-enumeration test reads it)."""
+    session. Carries ``.access`` like ``allow``'s dependency (the route-enumeration test reads it), and
+    ``.resolve``, the same dependency with its own dependencies solved by hand (``HotRoute``)."""
 
     async def hot(request: Request, db: HotDep, now: NowDep,
                   authorization: Annotated[str | None, Header()] = None) -> Hot:
@@ -351,15 +360,141 @@ def hot_allow(access: RouteAccess) -> Callable[..., Any]:
         request.state.caller = caller
         return Hot(db, admit(caller, access), now)
 
+    async def resolve(request: Request, overrides: Mapping[Any, Any]) -> Hot | None:
+        """``hot`` as FastAPI would call it: its database and clock through the app's overrides (a test's
+        session and clock), the ``Authorization`` header as its ``Header()`` parameter reads it. None when an
+        override is not a plain callable without parameters: FastAPI's own solving then handles the request."""
+        db = await _solved(hot_database, request, overrides)
+        now = await _solved(get_now, request, overrides)
+        if db is _UNSOLVED or now is _UNSOLVED:
+            return None
+        return await hot(request, db, now, request.headers.get("authorization"))
+
     hot.access = access  # type: ignore[attr-defined]
+    hot.resolve = resolve  # type: ignore[attr-defined]
     return hot
+
+
+_UNSOLVED: Any = object()
+
+
+async def _solved(dependency: Callable[..., Any], request: Request, overrides: Mapping[Any, Any]) -> Any:
+    call = overrides.get(dependency, dependency)
+    if call is hot_database:
+        return await hot_database(request)
+    if call is get_now:
+        return await get_now()
+    if not _plain_without_parameters(call):
+        return _UNSOLVED
+    result = call()
+    return await result if inspect.isawaitable(result) else result
+
+
+@lru_cache(maxsize=64)
+def _plain_without_parameters(call: Callable[..., Any]) -> bool:
+    return not (inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call)
+                or inspect.signature(call).parameters)
+
+
+class HotRoute(APIRoute):
+    """A hot route whose ordinary request skips FastAPI's generic request handling: FastAPI re-derives, per
+    request and per dependency, what the route's signature already fixed (cache keys, whether a parameter is a
+    sequence, the content type parsed as a MIME header, the endpoint's context for error messages), and that
+    was about a quarter of an order's API CPU (docs/hot-paths.md, issue #17).
+
+    The short way does what FastAPI does, with FastAPI's own pieces, for a request that needs nothing else: a
+    JSON body (``Content-Type: application/json``) that parses, path parameters and body that validate (the
+    route's own ``ModelField``s), the hot dependency (``hot_allow``'s ``resolve``), the endpoint, and the
+    answer validated and serialised by the route's response field, its status the route's or the one the
+    endpoint set. Anything else — a body that does not parse or validate, another content type, an override
+    with parameters, OpenTelemetry tracing this request — goes to FastAPI's handler before anything was done
+    (only the body was read, and Starlette keeps it for the second reading), so every refusal and its order
+    (401/403 before 422, 422 for bad JSON first) is FastAPI's own. Routes of another shape (query, header or
+    cookie parameters: the lookup) always take FastAPI's handler."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        standard = super().get_route_handler()
+        route = _effective(self)
+        dependant = route.dependant
+        hot_call = dependant.dependencies[0].call if len(dependant.dependencies) == 1 else None
+        resolve = getattr(hot_call, "resolve", None)
+        body_field = route.body_field
+        response_field = route.response_field
+        if (resolve is None or hot_call is None or dependant.dependencies[0].name is None
+                or dependant.query_params or dependant.header_params or dependant.cookie_params
+                or len(dependant.body_params) > 1 or route._embed_body_fields or response_field is None
+                or not isinstance(route.response_class, DefaultPlaceholder) or dependant.request_param_name
+                or dependant.background_tasks_param_name or dependant.security_scopes_param_name
+                or dependant.http_connection_param_name or not inspect.iscoroutinefunction(dependant.call)):
+            return standard
+        endpoint = dependant.call
+        assert endpoint is not None
+        hot_name = dependant.dependencies[0].name
+        path_fields = [(field.name, field.alias, field) for field in dependant.path_params]
+        response_name = dependant.response_param_name
+        provider = route.dependency_overrides_provider
+        dump = {"include": route.response_model_include, "exclude": route.response_model_exclude,
+                "by_alias": route.response_model_by_alias, "exclude_unset": route.response_model_exclude_unset,
+                "exclude_defaults": route.response_model_exclude_defaults,
+                "exclude_none": route.response_model_exclude_none}
+
+        async def handler(request: Request) -> Response:
+            overrides = getattr(provider, "dependency_overrides", None) or {}
+            if hot_call in overrides or get_telemetry_data() is not None:
+                return await standard(request)
+            values: dict[str, Any] = {}
+            if body_field is not None:
+                if request.headers.get("content-type") != "application/json":
+                    return await standard(request)
+                try:
+                    received = json.loads(await request.body())
+                except ValueError:
+                    return await standard(request)
+                body, errors = body_field.validate(received, {}, loc=("body",))
+                if errors:
+                    return await standard(request)
+                values[body_field.name] = body
+            for name, alias, field in path_fields:
+                value, errors = field.validate(request.path_params.get(alias), {}, loc=("path", alias))
+                if errors:
+                    return await standard(request)
+                values[name] = value
+            hot = await resolve(request, overrides)
+            if hot is None:
+                return await standard(request)
+            values[hot_name] = hot
+            sub_response = Response()
+            del sub_response.headers["content-length"]
+            sub_response.status_code = None  # type: ignore[assignment]
+            if response_name:
+                values[response_name] = sub_response
+            answer = await endpoint(**values)
+            if isinstance(answer, Response):
+                return answer
+            checked, errors = response_field.validate(answer, {}, loc=("response",))
+            if errors:
+                raise ResponseValidationError(errors=errors, body=answer)
+            response = Response(response_field.serialize_json(checked, **dump), media_type="application/json",
+                                status_code=sub_response.status_code or route.status_code or 200)
+            response.headers.raw.extend(sub_response.headers.raw)
+            return response
+
+        return handler
+
+
+def _effective(route: APIRoute) -> Any:
+    """The route as included in the app (FastAPI builds the handler once per inclusion, with the including
+    routers' settings), as ``APIRoute.get_route_handler`` finds it."""
+    current = getattr(fastapi.routing, "_effective_route_context_var", None)
+    context = current.get() if current is not None else None
+    return context if context is not None and context.original_route is route else route
 
 
 MemberDataRequest = Annotated[Hot, Depends(hot_allow(MEMBER_DATA))]
 SalesRequest = Annotated[Hot, Depends(hot_allow(SALES))]
 CrmRequest = Annotated[Hot, Depends(hot_allow(CRM_ACCESS))]
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=ERROR_RESPONSES, route_class=HotRoute)
 
 
 @router.post("/v1/orders", response_model=OrderOut, status_code=201, tags=["points"],

@@ -4,14 +4,16 @@ NOTIFY, and the answers of the one-statement order, balance and lookup as the sy
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from fastapi import Request
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlmodel import Session, col
 
+from api.encoding import json_bytes
 from api.hot import KeyCache, PooledDb, positional
 from api.main import create_app
 from api.schemas.crm import CrmPicture
@@ -306,3 +308,91 @@ def test_a_hot_statement_is_numbered_once_as_psycopg_would():
     query, names = positional("SELECT %(a)s, %(b)s, %(a)s, 'x%%' LIKE 'x%%', %(c)s")
     assert query == "SELECT $1, $2, $1, 'x%' LIKE 'x%', $3" and names == ("a", "b", "c")
     assert positional("SELECT %(a)s, %(b)s, %(a)s, 'x%%' LIKE 'x%%', %(c)s")[0] is query  # converted once
+
+
+def test_the_hot_routes_short_way_answers_every_request_as_fastapis_handler_does(app_client, session, now,
+                                                                                 monkeypatch):
+    """``HotRoute`` skips FastAPI's generic handling for an ordinary request. The same requests — new, replayed
+    and conflicting orders, refunds and redemptions, a balance, refusals by the statement, bodies that do not
+    parse or validate, other content types, a bad path parameter, no key and a key of the wrong scope — answer
+    byte for byte the same through the short way and through FastAPI's handler (an override with a parameter
+    sends every request there), on the same database state (a savepoint rolled back between the two)."""
+    import fastapi.routing
+
+    from api.deps import get_now
+    from domain.points.service import adjust_points
+
+    pos, crm = make_api_key(session, scope="pos", name="till-9")[1], make_api_key(session, scope="crm", name="crm-9")[1]
+    member = make_member(session, now=now - timedelta(days=40))
+    adjust_points(session, member_id=member.id, adjustment_id="seed", points=50, reason="seed", actor="t", now=now)
+    session.flush()
+    at = (now - timedelta(hours=1)).isoformat()
+    order = {"order_id": "s-1", "member_id": member.id, "amount_fen": 12_345, "channel": "store", "occurred_at": at}
+    till, desk = {"Authorization": f"Bearer {pos}"}, {"Authorization": f"Bearer {crm}"}
+    spend = f"/v1/members/{member.id}/redemptions"
+    requests = [
+        ("POST", "/v1/orders", order, till),
+        ("POST", "/v1/orders", order, till),  # replay: 200
+        ("POST", "/v1/orders", {**order, "amount_fen": 1}, till),  # conflict: 409
+        ("POST", "/v1/orders", {**order, "order_id": "s-2", "member_id": 99_999_999}, till),  # unknown member
+        ("POST", "/v1/orders", {**order, "amount_fen": -5}, till),  # 422 from the body's validation
+        ("POST", "/v1/orders", {**order, "extra": 1}, till),
+        ("POST", "/v1/orders", b'{"order_id": ', {**till, "Content-Type": "application/json"}),  # bad JSON
+        ("POST", "/v1/orders", b"", {**till, "Content-Type": "application/json"}),
+        ("POST", "/v1/orders", b"null", {**till, "Content-Type": "application/json"}),
+        ("POST", "/v1/orders", json_bytes({**order, "order_id": "s-3"}), {**till, "Content-Type": "text/plain"}),
+        ("POST", "/v1/orders", json_bytes({**order, "order_id": "s-4"}),
+         {**till, "Content-Type": "application/json; charset=utf-8"}),
+        ("POST", "/v1/orders", {**order, "order_id": "s-5"}, {}),  # no key: 401
+        ("POST", "/v1/orders", {**order, "order_id": "s-6"}, desk),  # a crm key may not record orders: 403
+        ("POST", "/v1/orders", {**order, "amount_fen": -5}, desk),  # 403 before 422, as FastAPI orders them
+        ("POST", "/v1/orders/s-1/refunds", {"refund_id": "r-1", "amount_fen": 100}, till),
+        ("POST", "/v1/orders/s-1/refunds", {"refund_id": "r-1", "amount_fen": 100}, till),
+        ("POST", "/v1/orders/s-1/refunds", {"refund_id": "r-2", "amount_fen": 10**9}, till),
+        ("POST", "/v1/orders/nope/refunds", {"refund_id": "r-3", "amount_fen": 100}, till),
+        ("POST", f"/v1/orders/{'x' * 300}/refunds", {"refund_id": "r-4", "amount_fen": 100}, till),
+        ("POST", spend, {"redemption_id": "d-1", "points": 20, "reason": "gift"}, desk),
+        ("POST", spend, {"redemption_id": "d-1", "points": 20, "reason": "gift"}, desk),
+        ("POST", spend, {"redemption_id": "d-2", "points": 10**6, "reason": "gift"}, desk),
+        ("POST", "/v1/members/0/redemptions", {"redemption_id": "d-3", "points": 1, "reason": "gift"}, desk),
+        ("POST", f"/v1/members/{member.id + 10**6}/redemptions", {"redemption_id": "d-4", "points": 1, "reason": "x"},
+         desk),
+        ("GET", f"/v1/members/{member.id}/points", None, desk),
+        ("GET", "/v1/members/abc/points", None, desk),
+    ]
+
+    def answers() -> list[tuple[int, list[tuple[str, str]], bytes]]:
+        got = []
+        with session.begin_nested() as savepoint:
+            for method, path, body, headers in requests:
+                sent = app_client.request(method, path, headers={**headers, "X-Request-ID": "same-id"},
+                                          **({"content": body} if isinstance(body, bytes) else {"json": body}))
+                kept = [(k, v) for k, v in sent.headers.items() if k != "date"]
+                got.append((sent.status_code, kept, sent.content))
+            savepoint.rollback()
+        return got
+
+    generic = 0
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(**kwargs):  # type: ignore[no-untyped-def]
+        nonlocal generic
+        generic += 1
+        return await solve(**kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    app_client.app.dependency_overrides[get_now] = lambda: now
+    short = answers()
+    # Requests whose body or path parameter does not validate, or whose body is not sent as application/json,
+    # went FastAPI's way (ten; the bad JSON is refused before it solves anything); the others the short way.
+    assert generic == 10, generic
+
+    def clock(request: Request) -> datetime:
+        return now
+
+    app_client.app.dependency_overrides[get_now] = clock  # a parameter: FastAPI's handler for every request
+    generic = 0
+    assert answers() == short
+    assert generic == len(requests) - 1  # the bad JSON is refused before FastAPI solves anything
+    assert [status for status, _, _ in short] == [201, 200, 409, 404, 422, 422, 422, 422, 422, 422, 201, 401, 403,
+                                                  403, 201, 200, 422, 404, 422, 201, 200, 422, 422, 404, 200, 422]
