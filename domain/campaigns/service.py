@@ -316,7 +316,8 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case
                 variables=(expression, body[1]), now=now, record=(RECORD_SENT_SQL, {"sent_campaign": campaign.id}),
                 already_locked=True)
             decided.update(cm_id for cm_id, member_id in group if str(member_id) in stored)
-    rest = [r for r in rows if r.id in channels and r.id not in decided]
+    # Usually everyone was decided in SQL: then there is no rest to look for row by row.
+    rest = [] if len(decided) == len(channels) else [r for r in rows if r.id in channels and r.id not in decided]
     people = {m.id: m for m in members.get_members(session, member_ids=[r.member_id for r in rest])} if rest else {}
     requests = []
     for row in rest:
