@@ -262,7 +262,21 @@ class SentBatch(NamedTuple):
     """Of them, the common case decided by the gate's one set-based statement."""
 
 
-def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case_in_sql: bool = True) -> SentBatch:
+CLAIM_SQL = """
+WITH claimed AS (
+    SELECT cm.id, cm.campaign_id, cm.member_id FROM campaign_members cm JOIN campaigns c ON c.id = cm.campaign_id
+    WHERE c.status = 'launched' AND cm.decision IS NULL AND NOT cm.control
+    ORDER BY cm.id LIMIT :n FOR UPDATE OF cm SKIP LOCKED),
+locked AS ({locks})
+SELECT claimed.id, claimed.campaign_id, claimed.member_id FROM claimed, locked ORDER BY claimed.id"""
+"""A batch's claim: the next unsent audience rows (SKIP LOCKED: runners share), and, in the same statement, the
+gate's contact locks of their members (``gate.lock_contacts_sql``: in member order, so runners whose batches share
+members through different campaigns cannot deadlock; JIT off) — taken before the gate's statement starts, so its
+snapshot sees what their last holder committed."""
+
+
+def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case_in_sql: bool = True,
+               campaigns_read: dict[int, Campaign] | None = None) -> SentBatch:
     """Send the next unsent members of launched campaigns through the gate (SKIP LOCKED: runners share).
 
     The common case — nearly everyone: rejections, approvals now, deferrals for quiet hours or a full cap — is
@@ -270,19 +284,20 @@ def send_batch(session: Session, *, now: datetime, limit: int = 500, common_case
     in SQL (``gate.request_touches_decided_in_sql``); everyone else (a cap full past the horizon, replays, a
     member in two campaigns of the batch) goes through ``gate.request_touches`` as one call. Both are the gate's
     rules; ``common_case_in_sql=False`` sends every member through the Python gate (the reference the equivalence
-    test compares with)."""
-    rows = session.execute(sa.text("""
-        SELECT cm.id, cm.campaign_id, cm.member_id FROM campaign_members cm JOIN campaigns c ON c.id = cm.campaign_id
-        WHERE c.status = 'launched' AND cm.decision IS NULL AND NOT cm.control
-        ORDER BY cm.id LIMIT :n FOR UPDATE OF cm SKIP LOCKED"""), {"n": limit}).all()
+    test compares with). ``campaigns_read``: the campaigns an earlier batch of the same run read, kept across
+    batches and added to (what a send uses of a campaign — channel, purpose, template, text — is fixed once it is
+    approved)."""
+    # Every decision of the batch is taken under the locks the claim takes. The per-row loops below unpack the rows
+    # (a Row's attribute access costs more than the work; they ran 2,000 times a batch, several times over).
+    rows = session.execute(sa.text(CLAIM_SQL.format(locks=gate.lock_contacts_sql(
+        "SELECT claimed.member_id AS id FROM claimed"))), {"n": limit}).all()
     if not rows:
         return SentBatch(0, 0)
-    # Every decision of the batch is taken under these locks, taken once in member order (no deadlock between
-    # runners whose batches share members through different campaigns). The per-row loops below unpack the rows
-    # (a Row's attribute access costs more than the work; they ran 2,000 times a batch, several times over).
-    gate.lock_contacts(session, member_ids=[member_id for _, _, member_id in rows])
-    found = {c.id: c for c in session.scalars(sa.select(Campaign).where(
-        Campaign.id.in_({campaign_id for _, campaign_id, _ in rows})))}  # type: ignore[union-attr]
+    found = campaigns_read if campaigns_read is not None else {}
+    unread = {campaign_id for _, campaign_id, _ in rows} - found.keys()
+    if unread:
+        for campaign in session.scalars(sa.select(Campaign).where(Campaign.id.in_(unread))):  # type: ignore[union-attr]
+            found[int(campaign.id or 0)] = campaign
     fixed = {campaign_id: c.channel for campaign_id, c in found.items() if c.channel != "preferred"}
     preferring = [member_id for _, campaign_id, member_id in rows if campaign_id not in fixed]
     chosen = gate.choose_channels(session, member_ids=preferring) if preferring else {}  # the one channel rule

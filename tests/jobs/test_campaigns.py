@@ -247,3 +247,25 @@ def test_two_runners_at_once_send_each_audience_member_once_and_keep_the_caps(co
             WHERE t.status IN ('queued', 'sending', 'sent') AND t.purpose = 'marketing'
             GROUP BY t.id, t.member_id HAVING count(*) > 4""")).all()
         assert counted == []
+
+
+def test_a_batch_claim_holds_its_members_contact_locks_and_turns_jit_off_before_the_gate_statement(committed_engine):
+    with unit_of_work(committed_engine) as session:
+        people = [make_member(session, now=OLD, consents=SMS) for _ in range(6)]
+        campaign = draft(session, {"statuses": ["active"]})
+        campaigns.approve(session, campaign_id=campaign.id, actor="manager", now=NOW)
+        campaigns.launch(session, campaign_id=campaign.id, now=NOW)
+        session.commit()
+    claim = campaigns.CLAIM_SQL.format(locks=gate.lock_contacts_sql("SELECT claimed.member_id AS id FROM claimed"))
+    with committed_engine.connect() as holder, committed_engine.connect() as other:
+        claimed = holder.execute(sa.text(claim), {"n": 4}).all()
+        assert len(claimed) == 4 and [r.id for r in claimed] == sorted(r.id for r in claimed)
+        assert holder.scalar(sa.text("SELECT current_setting('jit')")) == "off"
+        held = {r.member_id for r in claimed}
+        # Another transaction cannot take a claimed member's contact lock (the gate's decisions for them wait), and
+        # takes an unclaimed member's at once.
+        taken = {p.id: other.scalar(sa.text("SELECT pg_try_advisory_xact_lock(hashtextextended('contact:' || :i, 0))"),
+                                    {"i": p.id}) for p in people}
+        other.rollback()
+        assert {i for i, ok in taken.items() if not ok} == held
+        holder.rollback()
