@@ -144,8 +144,9 @@ def set_engine(engine: Engine | None) -> None:
 
 
 @contextmanager
-def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
-    """A session whose work is rolled back unless the caller calls ``session.commit()``."""
+def unit_of_work(engine: Engine | sa.Connection | None = None) -> Iterator[Session]:
+    """A session whose work is rolled back unless the caller calls ``session.commit()`` (on a connection of the
+    engine's pool, or on ``engine`` itself when it is a connection the caller keeps for several)."""
     session = Session(engine or get_engine(), expire_on_commit=False)
     try:
         yield session

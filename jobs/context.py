@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from domain.db import unit_of_work
@@ -56,7 +56,15 @@ class JobContext:
     options: dict[str, Any] = field(default_factory=dict)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """One transaction; the job commits it. Jobs use one per chunk so one failure does not sink the batch."""
-        with unit_of_work(self.engine) as session:
+    def unit_of_work(self, connection: Connection | None = None) -> Iterator[Session]:
+        """One transaction; the job commits it. Jobs use one per chunk so one failure does not sink the batch.
+        ``connection``: the run's own (``connection()``) instead of one from the pool for this chunk."""
+        with unit_of_work(connection or self.engine) as session:
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """One connection for a run's chunks, each still its own unit of work on it: a pooled unit of work per
+        chunk checks a connection out and pings it first, a round trip and the pool's bookkeeping every chunk."""
+        with self.engine.connect() as connection:
+            yield connection
