@@ -27,8 +27,8 @@ class Ladder:
         return cls({t: v * 100 for t, v in thresholds_yuan.items()})
 
     def tier_for(self, spend_fen: int) -> str:
-        """The highest tier whose threshold the spend reaches. SQL form: ``loyalty_tier_for`` (migration 1700),
-        compared with this one on generated cases in ``tests/domain/test_order_statement.py``."""
+        """The highest tier whose threshold the spend reaches. SQL form: ``loyalty_tier_for`` (migrations 1700,
+        1709), compared with this one on generated cases in ``tests/domain/test_order_statement.py``."""
         reached = [t for t in ORDER if spend_fen >= self.thresholds_fen[t]]
         return reached[-1]
 
