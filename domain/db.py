@@ -227,6 +227,13 @@ def try_advisory_lock(conn: sa.Connection, name: str) -> bool:
     return bool(conn.scalar(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": name}))
 
 
+def commit_without_flush_wait(session: Session) -> None:
+    """This transaction's commit does not wait for its WAL to reach the disk (``synchronous_commit = off``, for this
+    transaction only): for a record worth keeping only together with what a later synchronous commit writes, since
+    that commit flushes the WAL up to itself, this record included. A crash before then loses both, never one."""
+    session.execute(sa.text("SET LOCAL synchronous_commit = off"))
+
+
 def advisory_unlock(conn: sa.Connection, name: str) -> None:
     conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": name})
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from domain import telemetry
 from domain.clock import ensure_aware, utcnow
-from domain.db import advisory_unlock, try_advisory_lock, unit_of_work
+from domain.db import advisory_unlock, commit_without_flush_wait, try_advisory_lock, unit_of_work
 from domain.operations.models import JobRunStatus
 from domain.operations.service import abandon_job_run, finish_job_run, running_job_runs, start_job_run
 from jobs.context import JobContext, JobStopped, Progress
@@ -76,6 +76,11 @@ def run_job(name: str, *, engine: Engine, as_of: datetime | None = None, trigger
             assert run_id is not None
             if locked:
                 try_advisory_lock(lock_conn, _run_lock(run_id))
+            # The run's start is worth keeping only with what follows it: the job's first commit (or the finish
+            # record's), synchronous, makes it durable too, and waiting for the disk here was in the run's own time
+            # (1-5 ms, hundreds when the disk is busy). A skipped run's record reaches the disk within the WAL
+            # writer's delay; a crash before then loses a record of a run that did nothing.
+            commit_without_flush_wait(session)
             session.commit()
         if not locked:
             job_log.warning("skipped: another process is running %s", name)

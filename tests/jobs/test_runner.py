@@ -69,3 +69,31 @@ def test_two_runners_starting_one_job_at_once_run_it_once(committed_engine):
     finally:
         JOBS.pop("test-slow")
     assert statuses == [JobRunStatus.SKIPPED, JobRunStatus.SUCCEEDED]
+
+
+def test_only_the_run_start_record_skips_waiting_for_the_disk_the_job_and_its_finish_do_not(committed_engine):
+    from sqlalchemy import event
+
+    from jobs.registry import JOBS, JobSpec, register
+
+    seen: list[str] = []
+
+    def probe(ctx):
+        with ctx.unit_of_work() as session:
+            seen.append(session.scalar(sa.text("SELECT current_setting('synchronous_commit')")))
+        return {}
+
+    # The setting of every transaction that commits, read just before its COMMIT.
+    def before_commit(conn):
+        seen.append(conn.exec_driver_sql("SELECT current_setting('synchronous_commit')").scalar())
+
+    register(JobSpec(name="test-probe", func=probe, description="test"))
+    event.listen(committed_engine, "commit", before_commit)
+    try:
+        assert run_job("test-probe", engine=committed_engine, as_of=AS_OF).status == JobRunStatus.SUCCEEDED
+    finally:
+        event.remove(committed_engine, "commit", before_commit)
+        JOBS.pop("test-probe")
+    # The job lock's commit, the run's start (not waiting), the job's own transaction, the finish, the run lock's
+    # release: only the start's commit skips the wait.
+    assert seen == ["on", "off", "on", "on", "on"]
