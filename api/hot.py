@@ -408,15 +408,15 @@ class HotRoute(APIRoute):
     sequence, the content type parsed as a MIME header, the endpoint's context for error messages), and that
     was about a quarter of an order's API CPU (docs/hot-paths.md, issue #17).
 
-    The short way does what FastAPI does, with FastAPI's own pieces, for a request that needs nothing else: a
-    JSON body (``Content-Type: application/json``, with parameters or not) that parses, path parameters and body that validate (the
-    route's own ``ModelField``s), the hot dependency (``hot_allow``'s ``resolve``), the endpoint, and the
-    answer validated and serialised by the route's response field, its status the route's or the one the
-    endpoint set. Anything else — a body that does not parse or validate, another content type, an override
-    with parameters, OpenTelemetry tracing this request — goes to FastAPI's handler before anything was done
-    (only the body was read, and Starlette keeps it for the second reading), so every refusal and its order
-    (401/403 before 422, 422 for bad JSON first) is FastAPI's own. Routes of another shape (query, header or
-    cookie parameters: the lookup) always take FastAPI's handler."""
+    The short way does what FastAPI does, with FastAPI's own pieces, for a request that needs nothing else: a JSON
+    body (``Content-Type: application/json``, with parameters or not) that parses, path parameters and body that
+    validate (the route's own ``ModelField``s), the hot dependency (``hot_allow``'s ``resolve``), the endpoint,
+    and the answer validated and serialised by the route's response field, its status the route's or the one the
+    endpoint set. Anything else — a body that does not parse or validate, another content type, an override with
+    parameters, OpenTelemetry tracing this request — goes to FastAPI's handler before anything was done (only the
+    body was read, and Starlette keeps it for the second reading), so every refusal and its order (401/403 before
+    422, 422 for bad JSON first) is FastAPI's own. Routes of another shape (query, header or cookie parameters:
+    the lookup) always take FastAPI's handler."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         standard = super().get_route_handler()
