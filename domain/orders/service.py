@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlmodel import Session, col, select
 
-from domain.db import forget_loaded, from_table_row
+from domain.db import array_literal, forget_loaded, from_table_row
 from domain.errors import Conflict, NotFound, PolicyRefused
 from domain.members.models import Member
 from domain.members.service import get_member
@@ -84,9 +84,13 @@ def order_parameters(new: NewOrder, *, now: datetime, imported: bool = False) ->
                                          expiry_months=settings.points_expiry_months)
     return {"sent_by": new.sent_by, "order_id": new.order_id, "member_id": new.member_id, "amount_fen": new.amount_fen,
             "channel": new.channel, "occurred_at": new.occurred_at, "items": Jsonb(new.items),
-            "payload_hash": order_digest(new), "now": now, "tiers": tier_names,
-            "multipliers": [Decimal(settings.tier_multipliers.get(t, "1.0")) for t in tier_names],
-            "thresholds": thresholds, "window_start": window["spend_since"],
+            "payload_hash": order_digest(new), "now": now,
+            # The three arrays as array literals, which the statement casts (``::text[]``, ``::numeric[]``,
+            # ``::bigint[]``): psycopg adapts a list element by element; the statement's parameters took 16 µs to
+            # adapt with lists, 7 µs with literals (timeit). The SQL text is unchanged.
+            "tiers": array_literal(tier_names),
+            "multipliers": array_literal([str(Decimal(settings.tier_multipliers.get(t, "1.0"))) for t in tier_names]),
+            "thresholds": array_literal(thresholds), "window_start": window["spend_since"],
             "available_at": available_at, "expires_at": expires_at,
             "occurred_at_text": new.occurred_at.isoformat(), "available_at_text": available_at.isoformat()}
 
