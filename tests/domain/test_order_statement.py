@@ -305,3 +305,21 @@ def test_an_order_writes_its_points_its_events_in_order_and_its_member(session):
     assert session.execute(sa.text("SELECT pending FROM points_accounts WHERE member_id = :m"),
                            {"m": member.id}).scalar() == 12_000 + 150
     assert points.verify_points(session) == []
+
+
+def test_an_order_earns_at_a_changed_multiplier_setting_not_at_the_one_cached_before(session, now, monkeypatch):
+    """The ladder's array parameters are kept per ladder (``ladder_literals``), keyed by the settings' values:
+    an order after a multiplier changed earns at the new one."""
+    member = make_member(session, now=now - timedelta(days=30))
+    first = NewOrder(order_id="mult-1", member_id=member.id, amount_fen=10_000, channel="store",
+                     occurred_at=now - timedelta(hours=1), items=[])
+    order, _ = record_order(session, new=first, now=now)
+    settings = get_settings()
+    tier = order.tier_at_order
+    assert order.points_earned == earn_points(amount_fen=10_000, multiplier=Decimal(settings.tier_multipliers[tier]))
+    monkeypatch.setattr(settings, "tier_multipliers", {**settings.tier_multipliers, tier: "3.0"})
+    second = NewOrder(order_id="mult-2", member_id=member.id, amount_fen=10_000, channel="store",
+                      occurred_at=now - timedelta(hours=1), items=[])
+    order, _ = record_order(session, new=second, now=now)
+    assert order.tier_at_order == tier
+    assert order.points_earned == earn_points(amount_fen=10_000, multiplier=Decimal("3.0")) != 0
