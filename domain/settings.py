@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     ]
     tier_cap_overrides: dict[str, dict[str, int]] = {}
     """Per-tier limits by cap name, e.g. ``{"A": {"marketing_calls": 2}}``."""
+    campaign_send_workers: int = Field(default=0, ge=0)
+    """Connections the campaign send takes its batches through at once (SKIP LOCKED shares the audience between
+    them as between two runs); 0, the default: one per CPU core the process may use, at most 4 (the work is the
+    database's: more connections than its cores only queue there; ``campaign_send_worker_count``). Each holds
+    ``campaign_send_batch`` contact locks while its batch is open: workers × batch must stay well inside
+    PostgreSQL's lock table (``max_locks_per_transaction`` × ``max_connections``, 6,400 by default)."""
+    campaign_send_batch: int = Field(default=1000, ge=1, le=5000)
+    """Audience members a campaign-send batch takes through the gate in one transaction (one statement)."""
     channel_order: list[str] = ["wechat", "app", "email", "sms"]
     """Message channels a journey or campaign step on ``preferred`` may choose, in the order used when the
     member has no usable preferred channel and no scores: the cheaper electronic channels first. A phone
@@ -293,7 +301,15 @@ class Settings(BaseSettings):
 
     def worker_count(self) -> int:
         """``workers``, or one per CPU core this process may run on when it is 0."""
-        return self.workers or len(os.sched_getaffinity(0)) or 1
+        return self.workers or _cores()
+
+    def campaign_send_worker_count(self) -> int:
+        """``campaign_send_workers``, or one per CPU core this process may run on (at most 4) when it is 0."""
+        return self.campaign_send_workers or min(_cores(), 4)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) or 1
 
 
 @lru_cache

@@ -212,7 +212,9 @@ def test_the_common_case_in_sql_sends_exactly_what_the_python_gate_alone_would(s
                for t in touches)
 
 
-def test_two_runners_at_once_send_each_audience_member_once_and_keep_the_caps(committed_engine):
+@pytest.mark.parametrize(("runs", "workers"), [(2, 1), (2, 2), (1, 4)],
+                         ids=["two runs", "two runs of two workers", "one run of four workers"])
+def test_runners_at_once_send_each_audience_member_once_and_keep_the_caps(committed_engine, runs, workers):
     import random
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
@@ -223,16 +225,18 @@ def test_two_runners_at_once_send_each_audience_member_once_and_keep_the_caps(co
         _launch(session, channel="sms", control_share=0.0, author="marketer-1")
         _launch(session, channel="preferred", control_share=0.0, author="marketer-2")
         session.commit()
-    barrier = Barrier(2, timeout=60)
+    barrier = Barrier(runs, timeout=60)
 
     def runner(_):
         barrier.wait()
-        return run_job("send-campaigns", engine=committed_engine, as_of=EVENING, options={"batch": 25})
+        return run_job("send-campaigns", engine=committed_engine, as_of=EVENING,
+                       options={"batch": 25, "workers": workers})
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(runner, range(2)))
-    assert [o.status for o in outcomes] == ["succeeded", "succeeded"]
-    assert all(o.counts["requested"] > 0 for o in outcomes)  # both runners took part of the audience
+    with ThreadPoolExecutor(runs) as pool:
+        outcomes = list(pool.map(runner, range(runs)))
+    assert [o.status for o in outcomes] == ["succeeded"] * runs
+    assert all(o.counts["requested"] > 0 for o in outcomes)  # every runner took part of the audience
+    assert sum(o.counts["requested"] for o in outcomes) == 240  # and none took a member twice
     assert sum(o.counts["decided_in_sql"] for o in outcomes) > 0
     with Session(committed_engine) as session:
         touches, audience = _sent(session)
@@ -247,6 +251,40 @@ def test_two_runners_at_once_send_each_audience_member_once_and_keep_the_caps(co
             WHERE t.status IN ('queued', 'sending', 'sent') AND t.purpose = 'marketing'
             GROUP BY t.id, t.member_id HAVING count(*) > 4""")).all()
         assert counted == []
+
+
+def test_a_runs_workers_send_at_once_so_a_batch_waiting_on_a_contact_lock_holds_up_only_itself(committed_engine):
+    import random
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    with unit_of_work(committed_engine) as session:
+        _generated_audience(session, random.Random(7), n=100)
+        campaign = _launch(session, channel="sms", control_share=0.0, author="marketer-1")
+        session.commit()
+    unsent = sa.text("SELECT count(*) FROM campaign_members WHERE campaign_id = :c AND decision IS NULL")
+    with committed_engine.connect() as holder:
+        # The member of the first audience row is in a gate decision elsewhere: the batch that claims the row waits.
+        first = holder.scalar(sa.text("SELECT member_id FROM campaign_members WHERE campaign_id = :c ORDER BY id "
+                                      "LIMIT 1"), {"c": campaign.id})
+        holder.execute(sa.text("SELECT pg_advisory_lock(hashtextextended('contact:' || :m, 0))"), {"m": first})
+        holder.commit()
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(run_job, "send-campaigns", engine=committed_engine, as_of=EVENING,
+                              options={"batch": 10, "workers": 2})
+            deadline, left = time.monotonic() + 30, None
+            while time.monotonic() < deadline and left != 10:
+                with committed_engine.connect() as conn:
+                    left = conn.scalar(unsent, {"c": campaign.id})
+                time.sleep(0.05)
+            assert left == 10  # the other worker sent everyone but the waiting batch's ten
+            assert not run.done()
+            holder.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('contact:' || :m, 0))"), {"m": first})
+            holder.commit()
+            outcome = run.result(timeout=30)
+    assert outcome.status == "succeeded" and outcome.counts["requested"] == 100
+    with committed_engine.connect() as conn:
+        assert conn.scalar(unsent, {"c": campaign.id}) == 0
 
 
 def test_a_batch_claim_holds_its_members_contact_locks_and_turns_jit_off_before_the_gate_statement(committed_engine):
